@@ -1,0 +1,55 @@
+//! `apple-mps-pearl` (experimental): the CPU provider's gateway plus Pearl's
+//! NoisyGEMM reference miner on PyTorch MPS (OpenJarvis `apple_mps_pearl.py`).
+
+use mining_provider_sdk::types::{Capabilities, Capability, HardwareFacts, ProviderInfo};
+use mining_provider_sdk::{Provider, export_provider};
+use pearl_catalog::tools::{gateway_reason, python_packages_reason};
+
+struct AppleMpsPearl;
+
+impl Provider for AppleMpsPearl {
+    fn info() -> ProviderInfo {
+        ProviderInfo {
+            id: "apple-mps-pearl".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            description: "Experimental: Pearl's NoisyGEMM miner on Apple Silicon through PyTorch MPS".into(),
+            capabilities: vec![Capability::Processes, Capability::Sidecar, Capability::Metrics],
+        }
+    }
+
+    fn detect(facts: HardwareFacts, _engine_id: String, _model: String) -> Capabilities {
+        match check(&facts) {
+            Ok(()) => Capabilities::supported(),
+            Err(reason) => Capabilities::unsupported(reason),
+        }
+    }
+}
+
+export_provider!(AppleMpsPearl);
+
+fn check(facts: &HardwareFacts) -> Result<(), String> {
+    let os = facts.os.as_deref().unwrap_or("unknown");
+    if os != "darwin" {
+        return Err(format!("apple-mps-pearl requires macOS; this host is '{os}'"));
+    }
+    if !facts.gpus.iter().any(|gpu| gpu.vendor.eq_ignore_ascii_case("apple")) {
+        return Err("apple-mps-pearl requires an Apple GPU".into());
+    }
+    if let Some(reason) = python_packages_reason(facts.pearl.python_packages.as_deref()) {
+        return Err(reason);
+    }
+    if let Some(reason) = gateway_reason(facts.pearl.gateway_on_path) {
+        return Err(reason);
+    }
+    let torch = &facts.pearl;
+    if torch.torch_installed != Some(true) {
+        return Err("PyTorch is not installed".into());
+    }
+    if torch.torch_mps_built != Some(true) {
+        return Err("PyTorch was not built with MPS support".into());
+    }
+    if torch.torch_mps_available != Some(true) {
+        return Err("PyTorch MPS is not available on this host".into());
+    }
+    Ok(())
+}

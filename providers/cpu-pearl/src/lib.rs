@@ -1,0 +1,41 @@
+//! `cpu-pearl`: decoupled CPU mining through Pearl's gateway and pure-Rust
+//! miner (OpenJarvis `cpu_pearl.py`). Engine- and model-independent.
+
+use mining_provider_sdk::types::{Capabilities, Capability, HardwareFacts, ProviderInfo};
+use mining_provider_sdk::{Provider, export_provider};
+use pearl_catalog::tools::{gateway_reason, python_packages_reason};
+
+struct CpuPearl;
+
+impl Provider for CpuPearl {
+    fn info() -> ProviderInfo {
+        ProviderInfo {
+            id: "cpu-pearl".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            description: "Pearl gateway plus the pure-Rust CPU miner loop (Linux, macOS)".into(),
+            capabilities: vec![Capability::Processes, Capability::Sidecar, Capability::Metrics],
+        }
+    }
+
+    fn detect(facts: HardwareFacts, _engine_id: String, _model: String) -> Capabilities {
+        match check(&facts) {
+            Ok(()) => Capabilities::supported(),
+            Err(reason) => Capabilities::unsupported(reason),
+        }
+    }
+}
+
+export_provider!(CpuPearl);
+
+fn check(facts: &HardwareFacts) -> Result<(), String> {
+    let os = facts.os.as_deref().unwrap_or("unknown");
+    if os != "linux" && os != "darwin" {
+        return Err(format!(
+            "v1 cpu-pearl supports darwin/linux only; this host is '{os}'"
+        ));
+    }
+    if let Some(reason) = python_packages_reason(facts.pearl.python_packages.as_deref()) {
+        return Err(reason);
+    }
+    gateway_reason(facts.pearl.gateway_on_path).map_or(Ok(()), Err)
+}
