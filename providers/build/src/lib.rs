@@ -213,10 +213,6 @@ fn componentize(target_dir: &Path, guest: &Guest) -> Result<Component> {
     Ok(Component {
         package: guest.package.clone(),
         path,
-        sha256: hex(&Sha256::digest(&bytes)),
+        sha256: format!("{:x}", Sha256::digest(&bytes)),
     })
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -1,0 +1,301 @@
+//! OpenJarvis's `config.toml`, `[mining]` and `[mining.extra]` (reference §6).
+//!
+//! Only the mining tables are interpreted; the rest of the file belongs to
+//! OpenJarvis. A malformed file is an error naming the line and column.
+
+use std::path::{Path, PathBuf};
+use toml::{Table, Value};
+
+/// The reference's default pearld RPC endpoint (mainnet).
+pub const DEFAULT_PEARLD_RPC_URL: &str = "http://localhost:44107";
+pub const DEFAULT_PEARLD_RPC_USER: &str = "rpcuser";
+pub const DEFAULT_PASSWORD_ENV: &str = "PEARLD_RPC_PASSWORD";
+
+/// Where mined work is submitted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SubmitTarget {
+    Solo { pearld_rpc_url: String },
+    Pool { url: String, worker_id: Option<String> },
+}
+
+/// The parsed `[mining]` table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MiningConfig {
+    pub provider: String,
+    pub wallet_address: String,
+    pub submit_target: SubmitTarget,
+    pub fee_bps: i64,
+    pub fee_payout_address: Option<String>,
+    /// `[mining.extra]`: free-form provider options.
+    pub extra: Table,
+}
+
+/// The config file: absent, or present with or without `[mining]`.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Config {
+    pub mining: Option<MiningConfig>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}:{column}: {message}")]
+    Syntax {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error("{path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+impl Config {
+    /// Loads `path`; a missing file is an empty config.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        match std::fs::read_to_string(path) {
+            Ok(text) => Config::parse(&text, path),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(Config::default()),
+            Err(source) => Err(ConfigError::Read {
+                path: path.to_owned(),
+                source,
+            }),
+        }
+    }
+
+    /// Parses config text; `path` is only used in messages.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let table: Table = text.parse().map_err(|err: toml::de::Error| {
+            let (line, column) = err
+                .span()
+                .map_or((1, 1), |span| line_column(text, span.start));
+            ConfigError::Syntax {
+                path: path.to_owned(),
+                line,
+                column,
+                message: err.message().trim_end().to_owned(),
+            }
+        })?;
+        let invalid = |message: String| ConfigError::Invalid {
+            path: path.to_owned(),
+            message,
+        };
+        let mining = match table.get("mining") {
+            None => None,
+            Some(Value::Table(mining)) => Some(parse_mining(mining).map_err(invalid)?),
+            Some(other) => {
+                return Err(invalid(format!(
+                    "[mining] must be a table, found a {}",
+                    other.type_str()
+                )));
+            }
+        };
+        Ok(Config { mining })
+    }
+}
+
+fn parse_mining(mining: &Table) -> Result<MiningConfig, String> {
+    let extra = match mining.get("extra") {
+        None => Table::new(),
+        Some(Value::Table(extra)) => extra.clone(),
+        Some(other) => {
+            return Err(format!(
+                "[mining.extra] must be a table, found a {}",
+                other.type_str()
+            ));
+        }
+    };
+    let provider = required_string(mining, "provider")?;
+    let wallet_address = required_string(mining, "wallet_address")?;
+    let submit_target = match optional_string(mining, "submit_target")?.as_deref() {
+        None | Some("solo") => SubmitTarget::Solo {
+            pearld_rpc_url: extra_string(&extra, "pearld_rpc_url")?
+                .unwrap_or_else(|| DEFAULT_PEARLD_RPC_URL.to_owned()),
+        },
+        Some(target) if target.starts_with("pool:") => SubmitTarget::Pool {
+            url: target["pool:".len()..].to_owned(),
+            worker_id: None,
+        },
+        Some(other) => {
+            return Err(format!(
+                "[mining].submit_target must be 'solo' or 'pool:<url>', got {other:?}"
+            ));
+        }
+    };
+    let fee_bps = match mining.get("fee_bps") {
+        None => 0,
+        Some(Value::Integer(bps)) => *bps,
+        Some(other) => {
+            return Err(format!(
+                "[mining].fee_bps must be an integer, found a {}",
+                other.type_str()
+            ));
+        }
+    };
+    let fee_payout_address = optional_string(mining, "fee_payout_address")?.filter(|s| !s.is_empty());
+    Ok(MiningConfig {
+        provider,
+        wallet_address,
+        submit_target,
+        fee_bps,
+        fee_payout_address,
+        extra,
+    })
+}
+
+fn required_string(table: &Table, key: &str) -> Result<String, String> {
+    optional_string(table, key)?.ok_or_else(|| {
+        format!("[mining].{key} is missing: add it, or run `jarvis mine init`")
+    })
+}
+
+fn optional_string(table: &Table, key: &str) -> Result<Option<String>, String> {
+    match table.get(key) {
+        None => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(other) => Err(format!(
+            "[mining].{key} must be a string, found a {}",
+            other.type_str()
+        )),
+    }
+}
+
+/// A string key of `[mining.extra]`; other scalar types are accepted as text.
+pub fn extra_string(extra: &Table, key: &str) -> Result<Option<String>, String> {
+    match extra.get(key) {
+        None => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(Value::Integer(i)) => Ok(Some(i.to_string())),
+        Some(other) => Err(format!(
+            "[mining.extra].{key} must be a string, found a {}",
+            other.type_str()
+        )),
+    }
+}
+
+impl MiningConfig {
+    fn extra_or(&self, key: &str, default: &str) -> String {
+        extra_string(&self.extra, key)
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| default.to_owned())
+    }
+
+    /// `[mining.extra].model`, else the default Pearl model.
+    pub fn model(&self) -> String {
+        self.extra_or("model", pearl_catalog::DEFAULT_PEARL_MODEL)
+    }
+
+    pub fn cuda_visible_devices(&self) -> Option<String> {
+        extra_string(&self.extra, "cuda_visible_devices").ok().flatten()
+    }
+
+    pub fn pearld_rpc_url(&self) -> String {
+        self.extra_or("pearld_rpc_url", DEFAULT_PEARLD_RPC_URL)
+    }
+
+    pub fn pearld_rpc_user(&self) -> String {
+        self.extra_or("pearld_rpc_user", DEFAULT_PEARLD_RPC_USER)
+    }
+
+    /// The *name* of the variable holding the pearld password (never the value).
+    pub fn pearld_password_env(&self) -> String {
+        self.extra_or("pearld_rpc_password_env", DEFAULT_PASSWORD_ENV)
+    }
+}
+
+/// 1-based line and column (in characters) of a byte offset.
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().unwrap_or("").chars().count() + 1;
+    (line, column)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, Path::new("config.toml"))
+    }
+
+    const MINIMAL: &str = r#"
+[engine]
+default = "ollama"
+
+[mining]
+provider = "vllm-pearl"
+wallet_address = "prl1qexampleaddress"
+submit_target = "solo"
+fee_bps = 0
+fee_payout_address = ""
+
+[mining.extra]
+model = "pearl-ai/Llama-3.3-70B-Instruct-pearl"
+pearld_rpc_url = "http://localhost:44107"
+pearld_rpc_user = "rpcuser"
+pearld_rpc_password_env = "PEARLD_RPC_PASSWORD"
+"#;
+
+    #[test]
+    fn reference_minimal_fixture() {
+        let mining = parse(MINIMAL).unwrap().mining.unwrap();
+        assert_eq!(mining.provider, "vllm-pearl");
+        assert_eq!(
+            mining.submit_target,
+            SubmitTarget::Solo {
+                pearld_rpc_url: "http://localhost:44107".into()
+            }
+        );
+        assert_eq!(mining.fee_bps, 0);
+        assert_eq!(mining.fee_payout_address, None);
+        assert_eq!(mining.model(), "pearl-ai/Llama-3.3-70B-Instruct-pearl");
+    }
+
+    #[test]
+    fn pool_target() {
+        let text = MINIMAL.replace(
+            "submit_target = \"solo\"",
+            "submit_target = \"pool:https://pool.openjarvis.ai/submit\"",
+        );
+        let mining = parse(&text).unwrap().mining.unwrap();
+        assert_eq!(
+            mining.submit_target,
+            SubmitTarget::Pool {
+                url: "https://pool.openjarvis.ai/submit".into(),
+                worker_id: None
+            }
+        );
+    }
+
+    #[test]
+    fn no_mining_table() {
+        assert_eq!(parse("[engine]\ndefault = \"vllm\"\n").unwrap().mining, None);
+    }
+
+    #[test]
+    fn syntax_errors_have_line_and_column() {
+        let err = parse("[mining]\nprovider = \"vllm-pearl\nwallet_address = 1\n").unwrap_err();
+        match err {
+            ConfigError::Syntax { line, column, .. } => assert_eq!((line, column), (2, 23)),
+            other => panic!("{other}"),
+        }
+    }
+
+    #[test]
+    fn semantic_errors_say_what_to_do() {
+        let err = parse("[mining]\nwallet_address = \"prl1q\"\n").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "config.toml: [mining].provider is missing: add it, or run `jarvis mine init`"
+        );
+        let err = parse("[mining]\nprovider = \"x\"\nwallet_address = \"y\"\nsubmit_target = \"moon\"\n")
+            .unwrap_err();
+        assert!(err.to_string().contains("must be 'solo' or 'pool:<url>', got \"moon\""));
+    }
+}

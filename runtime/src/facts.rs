@@ -1,0 +1,113 @@
+//! Hardware facts as the guest sees them: the host's record converted to the
+//! WIT type, narrowed to the GPUs the configuration selects.
+
+use crate::bindings::{DockerFacts, Gpu, HardwareFacts, PearlFacts};
+
+/// `[mining.extra].cuda_visible_devices`: GPU indexes or UUIDs, comma-separated.
+/// Empty means every GPU (the reference's default).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GpuSelection(Option<String>);
+
+impl GpuSelection {
+    pub fn new(spec: Option<&str>) -> Self {
+        GpuSelection(
+            spec.map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned),
+        )
+    }
+
+    pub fn spec(&self) -> Option<&str> {
+        self.0.as_deref()
+    }
+
+    pub fn selects(&self, gpu: &host_gpu::GpuFacts) -> bool {
+        let Some(spec) = &self.0 else {
+            return true;
+        };
+        spec.split(',').map(str::trim).any(|id| {
+            id.parse::<u32>().is_ok_and(|index| index == gpu.index)
+                || gpu.uuid.as_deref().is_some_and(|uuid| uuid.eq_ignore_ascii_case(id))
+        })
+    }
+}
+
+/// Converts host facts to the WIT record a provider receives.
+pub fn to_guest(facts: &host_gpu::HardwareFacts, selection: &GpuSelection) -> HardwareFacts {
+    let docker = facts.docker.clone().unwrap_or_default();
+    let pearl = facts.pearl.clone().unwrap_or_default();
+    let disk = facts.disk.clone().unwrap_or_default();
+    HardwareFacts {
+        os: facts.os.clone(),
+        arch: facts.arch.clone(),
+        cpu_model: facts.cpu_model.clone(),
+        cpu_cores: facts.cpu_cores,
+        ram_mib: facts.ram_mib,
+        gpus: facts
+            .gpus
+            .iter()
+            .filter(|gpu| selection.selects(gpu))
+            .map(|gpu| Gpu {
+                index: gpu.index,
+                uuid: gpu.uuid.clone(),
+                name: gpu.name.clone(),
+                vendor: gpu.vendor.clone(),
+                compute_capability: gpu.compute_capability.clone(),
+                memory_total_mib: gpu.memory_total_mib,
+            })
+            .collect(),
+        visible_devices: selection.spec().map(str::to_owned),
+        gpu_note: facts.gpu_note.clone(),
+        nvidia_driver_version: facts.nvidia_driver_version.clone(),
+        cuda_version: facts.cuda_version.clone(),
+        disk_free_mib: disk.free_mib,
+        disk_path: disk.path,
+        docker: DockerFacts {
+            reachable: docker.reachable,
+            version: docker.version,
+        },
+        pearl: PearlFacts {
+            gateway_on_path: pearl.gateway_on_path,
+            python_packages: pearl.python_packages,
+            torch_installed: pearl.torch_installed,
+            torch_mps_built: pearl.torch_mps_built,
+            torch_mps_available: pearl.torch_mps_available,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use host_gpu::GpuFacts;
+
+    fn gpu(index: u32, uuid: &str) -> GpuFacts {
+        GpuFacts {
+            index,
+            uuid: Some(uuid.into()),
+            ..GpuFacts::default()
+        }
+    }
+
+    #[test]
+    fn selection_by_index_or_uuid() {
+        let facts = host_gpu::HardwareFacts {
+            gpus: vec![gpu(0, "GPU-a"), gpu(1, "GPU-b"), gpu(2, "GPU-c")],
+            ..Default::default()
+        };
+        let pick = |spec: Option<&str>| -> Vec<u32> {
+            to_guest(&facts, &GpuSelection::new(spec))
+                .gpus
+                .iter()
+                .map(|g| g.index)
+                .collect()
+        };
+        assert_eq!(pick(None), [0, 1, 2]);
+        assert_eq!(pick(Some("")), [0, 1, 2]);
+        assert_eq!(pick(Some("0, 2")), [0, 2]);
+        assert_eq!(pick(Some("gpu-b")), [1]);
+        assert!(pick(Some("7")).is_empty());
+        let guest = to_guest(&facts, &GpuSelection::new(Some("1")));
+        assert_eq!(guest.visible_devices.as_deref(), Some("1"));
+    }
+}

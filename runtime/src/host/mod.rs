@@ -1,0 +1,3 @@
+//! Host implementations of the world's imports, one file per interface.
+
+pub mod log;

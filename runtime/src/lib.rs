@@ -1,0 +1,16 @@
+//! jarvis-mine: a WebAssembly-sandboxed runtime for Pearl mining providers.
+//!
+//! Providers are WASI components implementing the `openjarvis:mining`
+//! `mining-provider` world. The host gathers hardware facts natively
+//! (`host-gpu`), passes them to each provider's pure `detect`, and runs every
+//! call in a fresh, limited instance ([`sandbox`]). The `jarvis` binary is a
+//! thin CLI over this library.
+
+pub mod bindings;
+pub mod host;
+pub mod sandbox;
+pub mod facts;
+pub mod provider;
+pub mod registry;
+pub mod config;
+pub mod paths;

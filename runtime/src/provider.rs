@@ -1,0 +1,151 @@
+//! A provider loaded into the sandbox: its self-description and its calls.
+
+use crate::bindings::{self, HardwareFacts, MiningProviderPre};
+use crate::sandbox::{CallState, ProviderError, Sandbox};
+use serde::Serialize;
+use std::path::PathBuf;
+
+/// Where a provider came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProviderSource {
+    Builtin,
+    Installed(PathBuf),
+}
+
+impl ProviderSource {
+    pub fn label(&self) -> &'static str {
+        match self {
+            ProviderSource::Builtin => "builtin",
+            ProviderSource::Installed(_) => "installed",
+        }
+    }
+}
+
+/// What `info` returned, validated.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ProviderInfo {
+    pub id: String,
+    pub version: String,
+    pub description: String,
+    pub capabilities: Vec<String>,
+}
+
+/// `detect`'s verdict.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Verdict {
+    pub supported: bool,
+    pub reason: Option<String>,
+    pub estimated_hashrate: Option<f64>,
+}
+
+pub struct LoadedProvider {
+    pub info: ProviderInfo,
+    pub source: ProviderSource,
+    pub sha256: String,
+    pre: MiningProviderPre<CallState>,
+}
+
+impl LoadedProvider {
+    /// Calls `info` once in a fresh instance and validates what it says.
+    pub fn new(
+        sandbox: &Sandbox,
+        pre: MiningProviderPre<CallState>,
+        source: ProviderSource,
+        sha256: String,
+        label: &str,
+    ) -> Result<Self, ProviderError> {
+        let raw = sandbox.call(&pre, label, |instance, store| {
+            instance.openjarvis_mining_provider().call_info(store)
+        })?;
+        let returned = raw.id.len() + raw.version.len() + raw.description.len();
+        check_output(returned, sandbox)?;
+        let info = ProviderInfo {
+            id: raw.id,
+            version: raw.version,
+            description: raw.description,
+            capabilities: raw.capabilities.iter().map(capability_name).collect(),
+        };
+        validate_id(&info.id)?;
+        Ok(LoadedProvider {
+            info,
+            source,
+            sha256,
+            pre,
+        })
+    }
+
+    pub fn id(&self) -> &str {
+        &self.info.id
+    }
+
+    /// Runs the provider's pure `detect`.
+    pub fn detect(
+        &self,
+        sandbox: &Sandbox,
+        facts: &HardwareFacts,
+        engine_id: &str,
+        model: &str,
+    ) -> Result<Verdict, ProviderError> {
+        let caps: bindings::Capabilities = sandbox.call(&self.pre, self.id(), |instance, store| {
+            instance
+                .openjarvis_mining_provider()
+                .call_detect(store, facts, engine_id, model)
+        })?;
+        check_output(caps.reason.as_ref().map_or(0, String::len), sandbox)?;
+        Ok(Verdict {
+            supported: caps.supported,
+            reason: caps.reason,
+            estimated_hashrate: caps.estimated_hashrate.filter(|rate| rate.is_finite()),
+        })
+    }
+}
+
+fn check_output(returned: usize, sandbox: &Sandbox) -> Result<(), ProviderError> {
+    let limit = sandbox.limits().output_bytes;
+    if returned > limit {
+        return Err(ProviderError::OutputTooLarge { returned, limit });
+    }
+    Ok(())
+}
+
+fn capability_name(capability: &bindings::Capability) -> String {
+    match capability {
+        bindings::Capability::Containers => "containers",
+        bindings::Capability::Sidecar => "sidecar",
+        bindings::Capability::Metrics => "metrics",
+        bindings::Capability::GpuTelemetry => "gpu-telemetry",
+        bindings::Capability::Processes => "processes",
+    }
+    .to_owned()
+}
+
+/// Ids are registry keys, config values and file names: keep them plain.
+fn validate_id(id: &str) -> Result<(), ProviderError> {
+    let plain = !id.is_empty()
+        && id.len() <= 64
+        && id.starts_with(|c: char| c.is_ascii_lowercase())
+        && id
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if plain {
+        Ok(())
+    } else {
+        Err(ProviderError::Invalid(format!(
+            "provider id {id:?} is invalid: use 1-64 lower-case letters, digits and '-', starting with a letter"
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::validate_id;
+
+    #[test]
+    fn ids_are_plain() {
+        assert!(validate_id("vllm-pearl").is_ok());
+        assert!(validate_id("x2").is_ok());
+        for bad in ["", "Vllm", "-x", "a b", "a/b", "é", &"a".repeat(65)] {
+            assert!(validate_id(bad).is_err(), "{bad}");
+        }
+    }
+}

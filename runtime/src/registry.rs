@@ -1,0 +1,211 @@
+//! The provider registry: built-in components embedded in `jarvis`, then
+//! community components from `<home>/mining/providers/*.wasm`.
+//!
+//! A broken file never affects the others; it is reported with the reason.
+//! Ids are unique: on a clash the built-in (or the first file) wins.
+
+use crate::provider::{LoadedProvider, ProviderSource};
+use crate::sandbox::Sandbox;
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+
+/// A built-in provider component, compiled from `providers/` by build.rs.
+pub struct BuiltinComponent {
+    pub id: &'static str,
+    pub bytes: &'static [u8],
+    pub sha256: &'static str,
+}
+
+include!(concat!(env!("OUT_DIR"), "/builtin_components.rs"));
+
+/// The largest provider file we read (Python components are ~20 MB).
+const MAX_COMPONENT_BYTES: u64 = 256 << 20;
+
+/// A provider that could not be loaded, and why.
+#[derive(Debug, Clone)]
+pub struct LoadFailure {
+    /// The provider id when known, else the file name.
+    pub name: String,
+    pub source: ProviderSource,
+    pub error: String,
+}
+
+pub struct Registry {
+    /// Loaded providers in registration order: built-ins first, then files by name.
+    pub providers: Vec<LoadedProvider>,
+    pub failures: Vec<LoadFailure>,
+}
+
+impl Registry {
+    /// Loads the built-ins and every `*.wasm` in `installed_dir` (if given).
+    pub fn load(sandbox: &Sandbox, installed_dir: Option<&Path>) -> Registry {
+        let mut candidates: Vec<Candidate> = BUILTIN_COMPONENTS
+            .iter()
+            .map(|builtin| Candidate {
+                name: builtin.id.to_owned(),
+                source: ProviderSource::Builtin,
+                expected_id: Some(builtin.id),
+                bytes: Ok(builtin.bytes.into()),
+                sha256: Some(builtin.sha256.to_owned()),
+            })
+            .collect();
+        let mut failures = Vec::new();
+        if let Some(dir) = installed_dir {
+            match installed_files(dir) {
+                Ok(files) => candidates.extend(files.into_iter().map(Candidate::from_file)),
+                Err(err) => failures.push(LoadFailure {
+                    name: dir.display().to_string(),
+                    source: ProviderSource::Installed(dir.to_owned()),
+                    error: format!("cannot list installed providers: {err}"),
+                }),
+            }
+        }
+        // Compile in parallel (a cold start compiles everything), register in order.
+        let loaded: Vec<Result<LoadedProvider, String>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = candidates
+                .iter()
+                .map(|candidate| scope.spawn(|| candidate.load(sandbox)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|_| Err("loader thread panicked".into())))
+                .collect()
+        });
+        let mut providers: Vec<LoadedProvider> = Vec::new();
+        for (candidate, result) in candidates.into_iter().zip(loaded) {
+            let provider = match result {
+                Ok(provider) => provider,
+                Err(error) => {
+                    failures.push(candidate.failure(error));
+                    continue;
+                }
+            };
+            if let Some(owner) = providers.iter().find(|p| p.id() == provider.id()) {
+                let owner = match &owner.source {
+                    ProviderSource::Builtin => "the built-in provider".to_owned(),
+                    ProviderSource::Installed(path) => file_name(path),
+                };
+                failures.push(LoadFailure {
+                    name: provider.id().to_owned(),
+                    source: provider.source.clone(),
+                    error: format!(
+                        "provider id '{}' is already taken by {owner}, which wins; rename this provider",
+                        provider.id()
+                    ),
+                });
+                continue;
+            }
+            providers.push(provider);
+        }
+        Registry {
+            providers,
+            failures,
+        }
+    }
+
+    pub fn get(&self, id: &str) -> Option<&LoadedProvider> {
+        self.providers.iter().find(|p| p.id() == id)
+    }
+}
+
+struct Candidate {
+    name: String,
+    source: ProviderSource,
+    expected_id: Option<&'static str>,
+    bytes: Result<Vec<u8>, String>,
+    sha256: Option<String>,
+}
+
+impl Candidate {
+    fn from_file(path: PathBuf) -> Candidate {
+        Candidate {
+            name: file_name(&path),
+            bytes: read_component_file(&path),
+            source: ProviderSource::Installed(path),
+            expected_id: None,
+            sha256: None,
+        }
+    }
+
+    fn load(&self, sandbox: &Sandbox) -> Result<LoadedProvider, String> {
+        let bytes = self.bytes.as_ref().map_err(Clone::clone)?;
+        let sha256 = self
+            .sha256
+            .clone()
+            .unwrap_or_else(|| format!("{:x}", Sha256::digest(bytes)));
+        let component = sandbox
+            .compile(bytes, &sha256)
+            .map_err(|err| describe_compile_error(bytes, &err))?;
+        let pre = sandbox.prepare(&component).map_err(|err| {
+            format!(
+                "does not implement the openjarvis:mining/mining-provider@0.1.0 world: {}",
+                first_line(&format!("{err:#}"))
+            )
+        })?;
+        let provider = LoadedProvider::new(sandbox, pre, self.source.clone(), sha256, &self.name)
+            .map_err(|err| format!("info() failed: {err}"))?;
+        if let Some(expected) = self.expected_id.filter(|id| *id != provider.id()) {
+            return Err(format!(
+                "built-in provider reports id '{}', expected '{expected}'",
+                provider.id()
+            ));
+        }
+        Ok(provider)
+    }
+
+    fn failure(self, error: String) -> LoadFailure {
+        LoadFailure {
+            name: self.name,
+            source: self.source,
+            error,
+        }
+    }
+}
+
+fn installed_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(err) => return Err(err),
+    };
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|path| path.extension().is_some_and(|ext| ext == "wasm"))
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+fn read_component_file(path: &Path) -> Result<Vec<u8>, String> {
+    let size = std::fs::metadata(path)
+        .map_err(|err| format!("cannot read: {err}"))?
+        .len();
+    if size > MAX_COMPONENT_BYTES {
+        return Err(format!(
+            "file is {size} bytes; provider components are limited to {MAX_COMPONENT_BYTES} bytes"
+        ));
+    }
+    std::fs::read(path).map_err(|err| format!("cannot read: {err}"))
+}
+
+/// Explains a compile failure by what the bytes are.
+fn describe_compile_error(bytes: &[u8], err: &anyhow::Error) -> String {
+    const CORE_MODULE: [u8; 8] = *b"\0asm\x01\0\0\0";
+    if !bytes.starts_with(b"\0asm") {
+        "not a WebAssembly file".to_owned()
+    } else if bytes.starts_with(&CORE_MODULE) {
+        "a core WebAssembly module, not a component: encode it as a component (see docs/providers.md)"
+            .to_owned()
+    } else {
+        format!("invalid component: {}", first_line(&format!("{err:#}")))
+    }
+}
+
+fn first_line(text: &str) -> &str {
+    text.lines().next().unwrap_or_default()
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned())
+}

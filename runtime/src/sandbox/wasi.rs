@@ -1,0 +1,52 @@
+//! The WASI context every call gets: no files, no environment, no sockets,
+//! frozen clocks and seeded randomness, so the same inputs give the same answer.
+
+use std::time::Duration;
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::random::Deterministic;
+use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxBuilder};
+
+/// The instant every guest sees as "now": 2026-01-01T00:00:00Z.
+const FROZEN_WALL_CLOCK: Duration = Duration::from_secs(1_767_225_600);
+
+/// Seeds for the guest's random sources (deterministic by design).
+const RANDOM_SEED: [u8; 8] = *b"jarvis-m";
+const INSECURE_RANDOM_SEED: u128 = 0x6a61_7276_6973;
+
+struct FrozenClock;
+
+impl HostWallClock for FrozenClock {
+    fn resolution(&self) -> Duration {
+        Duration::from_secs(1)
+    }
+
+    fn now(&self) -> Duration {
+        FROZEN_WALL_CLOCK
+    }
+}
+
+impl HostMonotonicClock for FrozenClock {
+    fn resolution(&self) -> u64 {
+        1
+    }
+
+    fn now(&self) -> u64 {
+        0
+    }
+}
+
+/// A context with no ambient authority whose output goes to `stdout`/`stderr`.
+pub fn pure_context(stdout: MemoryOutputPipe, stderr: MemoryOutputPipe) -> WasiCtx {
+    WasiCtxBuilder::new()
+        .stdout(stdout)
+        .stderr(stderr)
+        .wall_clock(FrozenClock)
+        .monotonic_clock(FrozenClock)
+        .secure_random(Deterministic::new(RANDOM_SEED.to_vec()))
+        .insecure_random(Deterministic::new(RANDOM_SEED.to_vec()))
+        .insecure_random_seed(INSECURE_RANDOM_SEED)
+        .allow_tcp(false)
+        .allow_udp(false)
+        .allow_ip_name_lookup(false)
+        .build()
+}
