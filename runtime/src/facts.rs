@@ -76,6 +76,17 @@ pub fn to_guest(facts: &host_gpu::HardwareFacts, selection: &GpuSelection) -> Ha
     }
 }
 
+/// The provider a host like this would use (reference §2.4, `init --provider auto`).
+pub fn default_provider(facts: &host_gpu::HardwareFacts) -> &'static str {
+    let os = facts.os.as_deref().unwrap_or_default();
+    let has = |vendor: &str| facts.gpus.iter().any(|gpu| gpu.vendor.eq_ignore_ascii_case(vendor));
+    match os {
+        "darwin" if has("apple") => "apple-mps-pearl",
+        "linux" if has("nvidia") => "vllm-pearl",
+        _ => "cpu-pearl",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

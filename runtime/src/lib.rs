@@ -14,3 +14,5 @@ pub mod provider;
 pub mod registry;
 pub mod config;
 pub mod paths;
+pub mod doctor;
+pub mod cli;

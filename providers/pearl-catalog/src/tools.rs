@@ -7,7 +7,7 @@ pub const REQUIRED_PYTHON_PACKAGES: [&str; 3] = ["pearl_mining", "pearl_gateway"
 pub const GATEWAY_EXECUTABLE: &str = "pearl-gateway";
 
 /// How to install the Python packages (OpenJarvis's hint, minus its dangling link).
-pub const INSTALL_HINT: &str = "install with `uv sync --extra mining-pearl-cpu`. If Pearl wheels are not on PyPI yet, build them from a Pearl checkout: `cd pearl/py-pearl-mining && maturin build --release`, then `uv pip install` the wheel and ../miner/{miner-utils,pearl-gateway,miner-base}.";
+pub const INSTALL_HINT: &str = "install with `uv sync --extra mining-pearl-cpu` (or build the wheels from a Pearl checkout: see docs/user-guide.md#pearl-packages).";
 
 /// The required packages absent from `installed` (`None` = not probed = none installed).
 pub fn missing_python_packages(installed: Option<&[String]>) -> Vec<&'static str> {

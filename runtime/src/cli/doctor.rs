@@ -1,0 +1,127 @@
+//! `jarvis mine doctor`: gather facts, run every provider's sandboxed
+//! `detect`, print one row per check.
+
+use super::output::{BAD, DIM, GOOD, HEADING, paint};
+use super::{CliError, CliResult, exit};
+use crate::config::Config;
+use crate::doctor::{self, Check, DoctorInput, DoctorReport, SECTIONS};
+use crate::paths::Paths;
+use crate::registry::Registry;
+use crate::sandbox::{Sandbox, SandboxLimits};
+use clap::Args;
+use host_gpu::HardwareFacts;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+#[derive(Args)]
+pub struct DoctorArgs {
+    /// Print one JSON object (`checks`, `providers`) instead of rows.
+    #[arg(long)]
+    json: bool,
+    /// Use hardware facts from this JSON file instead of probing this host
+    /// (see docs/facts.md); for what-if checks such as "would an 8×H200 box do?".
+    #[arg(long, value_name = "FILE")]
+    facts: Option<PathBuf>,
+    /// Model to check (default: [mining.extra].model, else the default Pearl model).
+    #[arg(long, value_name = "ID")]
+    model: Option<String>,
+    /// Inference engine to check providers against.
+    #[arg(long, value_name = "ID", default_value = doctor::DEFAULT_ENGINE)]
+    engine: String,
+    /// Exit 1 when the configured (or default) provider is unsupported.
+    #[arg(long)]
+    strict: bool,
+}
+
+pub fn run(args: &DoctorArgs, limits: SandboxLimits) -> CliResult {
+    let paths = Paths::from_env().map_err(|err| CliError::failure(err.to_string()))?;
+    let config = Config::load(paths.config_file()).map_err(|err| CliError::invalid_input(err.to_string()))?;
+    let facts = match &args.facts {
+        Some(file) => load_facts(file)?,
+        None => host_gpu::gather(&host_gpu::GatherOptions::default()),
+    };
+    let sandbox = Sandbox::new(limits, Some(paths.component_cache()))
+        .map_err(|err| CliError::failure(format!("cannot start the provider sandbox: {err:#}")))?;
+    let registry = Registry::load(&sandbox, Some(&paths.installed_providers()));
+    let report = doctor::run(
+        &sandbox,
+        &registry,
+        &DoctorInput {
+            paths: &paths,
+            config: &config,
+            facts: &facts,
+            model: args.model.clone(),
+            engine: Some(args.engine.clone()),
+        },
+    );
+    let mut out = anstream::stdout().lock();
+    let written = if args.json {
+        let json = serde_json::to_string_pretty(&report).expect("doctor report serializes");
+        writeln!(out, "{json}")
+    } else {
+        write_report(&mut out, &report)
+    };
+    written.map_err(|err| CliError::failure(format!("cannot write output: {err}")))?;
+    if args.strict && !report.selected_supported() {
+        return Ok(ExitCode::from(exit::FAILURE));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn load_facts(file: &Path) -> Result<HardwareFacts, CliError> {
+    let text = std::fs::read_to_string(file).map_err(|err| {
+        CliError::invalid_input(format!("cannot read facts file {}: {err}", file.display()))
+    })?;
+    HardwareFacts::from_json(&text).map_err(|err| {
+        CliError::invalid_input(format!(
+            "{}:{}:{}: invalid facts file: {err} (the schema is in docs/facts.md)",
+            file.display(),
+            err.line(),
+            err.column()
+        ))
+    })
+}
+
+/// The reference's row: two spaces, name (22), info (45), OK/FAIL.
+fn write_row(out: &mut impl Write, check: &Check) -> std::io::Result<()> {
+    let verdict = if check.ok { paint(GOOD, "OK") } else { paint(BAD, "FAIL") };
+    writeln!(out, "  {:<22} {:<45} {verdict}", check.name, check.info)
+}
+
+fn write_report(out: &mut impl Write, report: &DoctorReport) -> std::io::Result<()> {
+    writeln!(out, "{}", paint(HEADING, "Pearl Mining Doctor"))?;
+    for section in SECTIONS {
+        writeln!(out, "\n{}", paint(HEADING, section))?;
+        for check in report.checks.iter().filter(|c| c.section == section) {
+            write_row(out, check)?;
+        }
+        if section == "Provider capability" {
+            for provider in &report.providers {
+                let verdict = match (&provider.error, provider.supported) {
+                    (Some(error), _) => format!("{} - {error}", paint(BAD, "ERROR")),
+                    (None, true) => paint(GOOD, "SUPPORTED"),
+                    (None, false) => format!(
+                        "{} - {}",
+                        paint(BAD, "UNSUPPORTED"),
+                        provider.reason.as_deref().unwrap_or("unsupported")
+                    ),
+                };
+                let mut notes = Vec::new();
+                if provider.selected {
+                    notes.push(if report.configured { "configured" } else { "default" });
+                }
+                if provider.source != "builtin" {
+                    notes.push(provider.source);
+                }
+                let notes = if notes.is_empty() {
+                    String::new()
+                } else {
+                    paint(DIM, &format!(" ({})", notes.join(", ")))
+                };
+                writeln!(out, "  {:<22} {verdict}{notes}", provider.id)?;
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,169 @@
+//! The `jarvis mine` command line: argument parsing, logging, exit codes.
+//! Each subcommand is a thin file over the library.
+
+mod doctor;
+mod models;
+mod output;
+
+use crate::sandbox::SandboxLimits;
+use clap::{Args, Parser, Subcommand};
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// Exit codes, documented in docs/cli.md.
+pub mod exit {
+    /// A check failed (`doctor --strict`) or an operation could not complete.
+    pub const FAILURE: u8 = 1;
+    /// Bad input: a malformed config or facts file, or bad arguments.
+    pub const INVALID_INPUT: u8 = 2;
+}
+
+/// An error that ends the command, with its exit code.
+#[derive(Debug)]
+pub struct CliError {
+    pub code: u8,
+    pub message: String,
+}
+
+impl CliError {
+    pub fn invalid_input(message: impl Into<String>) -> Self {
+        CliError {
+            code: exit::INVALID_INPUT,
+            message: message.into(),
+        }
+    }
+
+    pub fn failure(message: impl Into<String>) -> Self {
+        CliError {
+            code: exit::FAILURE,
+            message: message.into(),
+        }
+    }
+}
+
+type CliResult = Result<ExitCode, CliError>;
+
+#[derive(Parser)]
+#[command(name = "jarvis", version, about = "OpenJarvis command line (mining subsystem)")]
+struct Cli {
+    /// More log output (-v info, -vv debug, -vvv trace); RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Configure and run Pearl mining.
+    Mine(MineArgs),
+}
+
+#[derive(Args)]
+struct MineArgs {
+    #[command(flatten)]
+    sandbox: SandboxArgs,
+    #[command(subcommand)]
+    command: MineCommand,
+}
+
+/// Limits for every call into a provider.
+#[derive(Args)]
+struct SandboxArgs {
+    /// Wall-clock limit of one provider call, e.g. 2s or 500ms.
+    #[arg(long, global = true, value_name = "DURATION", env = "JARVIS_MINE_CALL_TIMEOUT", value_parser = parse_duration, default_value = "2s")]
+    call_timeout: Duration,
+    /// Memory one provider instance may use, in MiB.
+    #[arg(long, global = true, value_name = "MIB", env = "JARVIS_MINE_MEMORY_LIMIT_MIB", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    memory_limit: u32,
+}
+
+impl SandboxArgs {
+    fn limits(&self) -> SandboxLimits {
+        SandboxLimits {
+            call_timeout: self.call_timeout,
+            memory_bytes: self.memory_limit as usize * (1 << 20),
+            ..SandboxLimits::default()
+        }
+    }
+}
+
+#[derive(Subcommand)]
+enum MineCommand {
+    /// List Pearl model support status.
+    Models(models::ModelsArgs),
+    /// Diagnose mining capability with one row per check.
+    Doctor(doctor::DoctorArgs),
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose);
+    let result = match cli.command {
+        Command::Mine(mine) => match mine.command {
+            MineCommand::Models(args) => models::run(&args),
+            MineCommand::Doctor(args) => doctor::run(&args, mine.sandbox.limits()),
+        },
+    };
+    result.unwrap_or_else(|err| {
+        output::error(&err.message);
+        ExitCode::from(err.code)
+    })
+}
+
+fn init_logging(verbose: u8) {
+    use tracing_subscriber::EnvFilter;
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(output::stderr_is_colored())
+        .init();
+}
+
+/// "2s", "1.5s", "500ms", or a bare number of seconds.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let (number, scale) = if let Some(ms) = text.strip_suffix("ms") {
+        (ms, 1e-3)
+    } else if let Some(s) = text.strip_suffix('s') {
+        (s, 1.0)
+    } else {
+        (text, 1.0)
+    };
+    let value: f64 = number
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{text}' is not a duration: use e.g. 2s or 500ms"))?;
+    let seconds = value * scale;
+    if !(0.001..=3600.0).contains(&seconds) {
+        return Err(format!("'{text}' is out of range: use 1ms to 3600s"));
+    }
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("2s"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("1.5"), Ok(Duration::from_millis(1500)));
+        assert!(parse_duration("fast").is_err());
+        assert!(parse_duration("0s").is_err());
+    }
+}
