@@ -123,7 +123,10 @@ mod tests {
 
     #[test]
     fn empty_object_is_all_unknown() {
-        assert_eq!(HardwareFacts::from_json("{}").unwrap(), HardwareFacts::default());
+        assert_eq!(
+            HardwareFacts::from_json("{}").unwrap(),
+            HardwareFacts::default()
+        );
     }
 
     #[test]
@@ -135,7 +138,8 @@ mod tests {
 
     #[test]
     fn vendor_is_lower_cased() {
-        let facts = HardwareFacts::from_json(r#"{"gpus":[{"index":0,"vendor":"NVIDIA"}]}"#).unwrap();
+        let facts =
+            HardwareFacts::from_json(r#"{"gpus":[{"index":0,"vendor":"NVIDIA"}]}"#).unwrap();
         assert_eq!(facts.gpus[0].vendor, "nvidia");
     }
 }
