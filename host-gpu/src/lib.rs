@@ -1,6 +1,17 @@
 //! Native hardware facts for jarvis-mine. No WebAssembly here: this crate runs
 //! in the host, and its output is passed to providers' `detect` as data.
+//!
+//! [`gather`] runs every probe concurrently and returns a [`HardwareFacts`];
+//! each probe module can also be used alone.
 
+pub mod disk;
+pub mod docker;
 pub mod facts;
+pub mod gather;
+pub mod nvml;
+pub mod pearl;
+pub mod system;
 
 pub use facts::*;
+pub use gather::{GatherOptions, gather};
+pub use nvml::{LIBRARY_ENV as NVML_LIBRARY_ENV, NvmlReport};
