@@ -1,0 +1,37 @@
+//! Builds the test guests in tests/guests into components and tells the tests
+//! where they are (`GUEST_<NAME>` environment variables at compile time).
+
+use provider_build::{Guest, GuestTarget, build_components};
+use std::path::Path;
+
+const GUESTS: [(&str, GuestTarget); 2] = [
+    ("guest-hostile", GuestTarget::Bare),
+    ("guest-impure", GuestTarget::Wasi),
+];
+
+fn main() {
+    let manifest_dir = std::env::var("CARGO_MANIFEST_DIR").expect("set by cargo");
+    let workspace = Path::new(&manifest_dir).parent().expect("tests/ is in the workspace");
+    for watched in ["tests/guests", "providers/sdk", "wit"] {
+        println!("cargo:rerun-if-changed={}", workspace.join(watched).display());
+    }
+    let guests: Vec<Guest> = GUESTS
+        .iter()
+        .map(|(package, target)| Guest {
+            package: package.to_string(),
+            target: *target,
+        })
+        .collect();
+    match build_components(workspace, &workspace.join("target/guest"), &guests) {
+        Ok(built) => {
+            for component in built {
+                let var = component.package.to_uppercase().replace('-', "_");
+                println!("cargo:rustc-env={var}={}", component.path.display());
+            }
+        }
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            std::process::exit(1);
+        }
+    }
+}
