@@ -11,9 +11,14 @@ const GUESTS: [(&str, GuestTarget); 2] = [
 
 fn main() {
     let manifest_dir = std::env::var("CARGO_MANIFEST_DIR").expect("set by cargo");
-    let workspace = Path::new(&manifest_dir).parent().expect("tests/ is in the workspace");
+    let workspace = Path::new(&manifest_dir)
+        .parent()
+        .expect("tests/ is in the workspace");
     for watched in ["tests/guests", "providers/sdk", "wit"] {
-        println!("cargo:rerun-if-changed={}", workspace.join(watched).display());
+        println!(
+            "cargo:rerun-if-changed={}",
+            workspace.join(watched).display()
+        );
     }
     let guests: Vec<Guest> = GUESTS
         .iter()

@@ -2,10 +2,18 @@
 //! the host survives, and the next call on a fresh instance works.
 
 use jarvis_mine::sandbox::{ProviderError, SandboxLimits};
-use jarvis_mine_tests::{guest_facts, hostile_component, impure_component, linux_with_gpus, load, sandbox};
+use jarvis_mine_tests::{
+    guest_facts, hostile_component, impure_component, linux_with_gpus, load, sandbox,
+};
 use std::time::{Duration, Instant};
 
-fn detect(limits: SandboxLimits, attack: &str) -> (Result<jarvis_mine::provider::Verdict, ProviderError>, Duration) {
+fn detect(
+    limits: SandboxLimits,
+    attack: &str,
+) -> (
+    Result<jarvis_mine::provider::Verdict, ProviderError>,
+    Duration,
+) {
     let sandbox = sandbox(limits);
     let provider = load(&sandbox, &hostile_component());
     let facts = guest_facts(&linux_with_gpus(&[]));
@@ -29,14 +37,20 @@ fn the_deadline_is_configurable() {
         ..SandboxLimits::default()
     };
     let (result, elapsed) = detect(limits, "spin");
-    assert_eq!(result.unwrap_err(), ProviderError::Timeout(Duration::from_millis(200)));
+    assert_eq!(
+        result.unwrap_err(),
+        ProviderError::Timeout(Duration::from_millis(200))
+    );
     assert!(elapsed < Duration::from_millis(600), "{elapsed:?}");
 }
 
 #[test]
 fn a_memory_bomb_hits_the_memory_cap() {
     let (result, _) = detect(SandboxLimits::default(), "memory-bomb");
-    assert_eq!(result.unwrap_err().to_string(), "exceeded memory limit 64 MiB");
+    assert_eq!(
+        result.unwrap_err().to_string(),
+        "exceeded memory limit 64 MiB"
+    );
 }
 
 #[test]
@@ -46,7 +60,10 @@ fn the_memory_cap_is_configurable() {
         ..SandboxLimits::default()
     };
     let (result, _) = detect(limits, "memory-bomb");
-    assert_eq!(result.unwrap_err().to_string(), "exceeded memory limit 16 MiB");
+    assert_eq!(
+        result.unwrap_err().to_string(),
+        "exceeded memory limit 16 MiB"
+    );
 }
 
 #[test]
@@ -59,13 +76,19 @@ fn deep_recursion_is_a_stack_overflow() {
 fn a_panic_is_reported_with_its_message() {
     let (result, _) = detect(SandboxLimits::default(), "panic");
     let message = result.unwrap_err().to_string();
-    assert!(message.starts_with("provider panicked: boom (tests/guests/hostile/src/lib.rs:"), "{message}");
+    assert!(
+        message.starts_with("provider panicked: boom (tests/guests/hostile/src/lib.rs:"),
+        "{message}"
+    );
 }
 
 #[test]
 fn a_100_mb_string_is_stopped_by_memory_then_by_the_output_cap() {
     let (result, _) = detect(SandboxLimits::default(), "huge-output:104857600");
-    assert_eq!(result.unwrap_err().to_string(), "exceeded memory limit 64 MiB");
+    assert_eq!(
+        result.unwrap_err().to_string(),
+        "exceeded memory limit 64 MiB"
+    );
 
     let roomy = SandboxLimits {
         memory_bytes: 512 << 20,
@@ -90,11 +113,18 @@ fn a_log_flood_is_capped_and_the_call_completes() {
 fn after_a_trap_the_next_call_gets_a_fresh_instance() {
     let sandbox = sandbox(SandboxLimits::default());
     let provider = load(&sandbox, &hostile_component());
-    let facts = guest_facts(&linux_with_gpus(&[("NVIDIA H100 80GB HBM3", "9.0", 81_559)]));
+    let facts = guest_facts(&linux_with_gpus(&[(
+        "NVIDIA H100 80GB HBM3",
+        "9.0",
+        81_559,
+    )]));
     for attack in ["panic", "memory-bomb", "recurse"] {
         assert!(provider.detect(&sandbox, &facts, "vllm", attack).is_err());
         let verdict = provider.detect(&sandbox, &facts, "vllm", "ok").unwrap();
-        assert_eq!(verdict.reason.as_deref(), Some("gpus=[0] os=Some(\"linux\")"));
+        assert_eq!(
+            verdict.reason.as_deref(),
+            Some("gpus=[0] os=Some(\"linux\")")
+        );
     }
 }
 
@@ -103,7 +133,11 @@ fn detect_cannot_reach_anything_impure_and_is_deterministic() {
     let sandbox = sandbox(SandboxLimits::default());
     let provider = load(&sandbox, &impure_component());
     let facts = guest_facts(&linux_with_gpus(&[]));
-    let first = provider.detect(&sandbox, &facts, "vllm", "m").unwrap().reason.unwrap();
+    let first = provider
+        .detect(&sandbox, &facts, "vllm", "m")
+        .unwrap()
+        .reason
+        .unwrap();
     for expected in [
         "env=[] ",
         "args=0 ",
@@ -120,13 +154,24 @@ fn detect_cannot_reach_anything_impure_and_is_deterministic() {
     }
     assert!(!std::path::Path::new("/tmp/jarvis-impure-was-here").exists());
     for _ in 0..5 {
-        let again = provider.detect(&sandbox, &facts, "vllm", "m").unwrap().reason.unwrap();
+        let again = provider
+            .detect(&sandbox, &facts, "vllm", "m")
+            .unwrap()
+            .reason
+            .unwrap();
         assert_eq!(again, first, "same inputs must give the same answer");
     }
     // A second sandbox (another process, in effect) agrees too.
     let other = jarvis_mine_tests::sandbox(SandboxLimits::default());
     let provider = load(&other, &impure_component());
-    assert_eq!(provider.detect(&other, &facts, "vllm", "m").unwrap().reason.unwrap(), first);
+    assert_eq!(
+        provider
+            .detect(&other, &facts, "vllm", "m")
+            .unwrap()
+            .reason
+            .unwrap(),
+        first
+    );
 }
 
 #[test]
@@ -134,11 +179,29 @@ fn builtin_detect_is_deterministic() {
     let sandbox = sandbox(SandboxLimits::default());
     let registry = jarvis_mine::registry::Registry::load(&sandbox, None);
     assert!(registry.failures.is_empty(), "{:?}", registry.failures);
-    let facts = guest_facts(&linux_with_gpus(&[("NVIDIA GeForce RTX 4090", "8.9", 24_564)]));
+    let facts = guest_facts(&linux_with_gpus(&[(
+        "NVIDIA GeForce RTX 4090",
+        "8.9",
+        24_564,
+    )]));
     for provider in &registry.providers {
-        let first = provider.detect(&sandbox, &facts, "vllm", "pearl-ai/Llama-3.3-70B-Instruct-pearl").unwrap();
+        let first = provider
+            .detect(
+                &sandbox,
+                &facts,
+                "vllm",
+                "pearl-ai/Llama-3.3-70B-Instruct-pearl",
+            )
+            .unwrap();
         for _ in 0..20 {
-            let again = provider.detect(&sandbox, &facts, "vllm", "pearl-ai/Llama-3.3-70B-Instruct-pearl").unwrap();
+            let again = provider
+                .detect(
+                    &sandbox,
+                    &facts,
+                    "vllm",
+                    "pearl-ai/Llama-3.3-70B-Instruct-pearl",
+                )
+                .unwrap();
             assert_eq!(again, first);
         }
     }

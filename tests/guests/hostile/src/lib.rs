@@ -23,7 +23,9 @@ impl Provider for Hostile {
             "memory-bomb" => memory_bomb(),
             "recurse" => Capabilities::unsupported(format!("depth {}", recurse(0, &mut [0u8; 64]))),
             "panic" => panic!("boom"),
-            "huge-output" => Capabilities::unsupported("x".repeat(arg.parse().unwrap_or(100 << 20))),
+            "huge-output" => {
+                Capabilities::unsupported("x".repeat(arg.parse().unwrap_or(100 << 20)))
+            }
             "log-flood" => {
                 let line = "y".repeat(1024);
                 for _ in 0..arg.parse().unwrap_or(100_000) {

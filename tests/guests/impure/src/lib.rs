@@ -24,12 +24,23 @@ impl Provider for Impure {
         eprintln!("impure provider writing to stderr");
         let env: Vec<String> = std::env::vars().map(|(k, _)| k).collect();
         let args = std::env::args().count();
-        let passwd = std::fs::read_to_string("/etc/passwd").map(|s| s.len()).map_err(|e| e.kind());
-        let cwd = std::fs::read_dir(".").map(|d| d.count()).map_err(|e| e.kind());
-        let root = std::fs::read_dir("/").map(|d| d.count()).map_err(|e| e.kind());
+        let passwd = std::fs::read_to_string("/etc/passwd")
+            .map(|s| s.len())
+            .map_err(|e| e.kind());
+        let cwd = std::fs::read_dir(".")
+            .map(|d| d.count())
+            .map_err(|e| e.kind());
+        let root = std::fs::read_dir("/")
+            .map(|d| d.count())
+            .map_err(|e| e.kind());
         let write = std::fs::write("/tmp/jarvis-impure-was-here", b"x").map_err(|e| e.kind());
-        let tcp = std::net::TcpStream::connect("127.0.0.1:22").map(|_| ()).map_err(|e| e.kind());
-        let wall = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let tcp = std::net::TcpStream::connect("127.0.0.1:22")
+            .map(|_| ())
+            .map_err(|e| e.kind());
+        let wall = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
         let start = Instant::now();
         let mut spin = 0u64;
         for i in 0..2_000_000u64 {
