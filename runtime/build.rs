@@ -10,12 +10,21 @@ const BUILTINS: [&str; 3] = ["vllm-pearl", "cpu-pearl", "apple-mps-pearl"];
 
 fn main() {
     let manifest_dir = std::env::var("CARGO_MANIFEST_DIR").expect("set by cargo");
-    let workspace = Path::new(&manifest_dir).parent().expect("runtime/ is in the workspace");
+    let workspace = Path::new(&manifest_dir)
+        .parent()
+        .expect("runtime/ is in the workspace");
     let out_dir = std::env::var("OUT_DIR").expect("set by cargo");
     for watched in ["providers", "wit", "Cargo.lock"] {
-        println!("cargo:rerun-if-changed={}", workspace.join(watched).display());
+        println!(
+            "cargo:rerun-if-changed={}",
+            workspace.join(watched).display()
+        );
     }
-    for var in ["JARVIS_GUEST_CARGO", "JARVIS_GUEST_RUSTC", "JARVIS_GUEST_LINKER"] {
+    for var in [
+        "JARVIS_GUEST_CARGO",
+        "JARVIS_GUEST_RUSTC",
+        "JARVIS_GUEST_LINKER",
+    ] {
         println!("cargo:rerun-if-env-changed={var}");
     }
     let guests: Vec<Guest> = BUILTINS
@@ -32,7 +41,9 @@ fn main() {
             std::process::exit(1);
         }
     };
-    let mut source = String::from("/// Built-in provider components, in registration order.\npub const BUILTIN_COMPONENTS: [BuiltinComponent; 3] = [\n");
+    let mut source = String::from(
+        "/// Built-in provider components, in registration order.\npub const BUILTIN_COMPONENTS: [BuiltinComponent; 3] = [\n",
+    );
     for component in &built {
         writeln!(
             source,

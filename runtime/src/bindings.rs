@@ -6,6 +6,4 @@ wasmtime::component::bindgen!({
 });
 
 pub use exports::openjarvis::mining::provider::{Capabilities, ProviderInfo};
-pub use openjarvis::mining::types::{
-    Capability, DockerFacts, Gpu, HardwareFacts, PearlFacts,
-};
+pub use openjarvis::mining::types::{Capability, DockerFacts, Gpu, HardwareFacts, PearlFacts};

@@ -14,8 +14,13 @@ pub const DEFAULT_PASSWORD_ENV: &str = "PEARLD_RPC_PASSWORD";
 /// Where mined work is submitted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SubmitTarget {
-    Solo { pearld_rpc_url: String },
-    Pool { url: String, worker_id: Option<String> },
+    Solo {
+        pearld_rpc_url: String,
+    },
+    Pool {
+        url: String,
+        worker_id: Option<String>,
+    },
 }
 
 /// The parsed `[mining]` table.
@@ -136,7 +141,8 @@ fn parse_mining(mining: &Table) -> Result<MiningConfig, String> {
             ));
         }
     };
-    let fee_payout_address = optional_string(mining, "fee_payout_address")?.filter(|s| !s.is_empty());
+    let fee_payout_address =
+        optional_string(mining, "fee_payout_address")?.filter(|s| !s.is_empty());
     Ok(MiningConfig {
         provider,
         wallet_address,
@@ -148,9 +154,8 @@ fn parse_mining(mining: &Table) -> Result<MiningConfig, String> {
 }
 
 fn required_string(table: &Table, key: &str) -> Result<String, String> {
-    optional_string(table, key)?.ok_or_else(|| {
-        format!("[mining].{key} is missing: add it, or run `jarvis mine init`")
-    })
+    optional_string(table, key)?
+        .ok_or_else(|| format!("[mining].{key} is missing: add it, or run `jarvis mine init`"))
 }
 
 fn optional_string(table: &Table, key: &str) -> Result<Option<String>, String> {
@@ -191,7 +196,9 @@ impl MiningConfig {
     }
 
     pub fn cuda_visible_devices(&self) -> Option<String> {
-        extra_string(&self.extra, "cuda_visible_devices").ok().flatten()
+        extra_string(&self.extra, "cuda_visible_devices")
+            .ok()
+            .flatten()
     }
 
     pub fn pearld_rpc_url(&self) -> String {
@@ -275,7 +282,10 @@ pearld_rpc_password_env = "PEARLD_RPC_PASSWORD"
 
     #[test]
     fn no_mining_table() {
-        assert_eq!(parse("[engine]\ndefault = \"vllm\"\n").unwrap().mining, None);
+        assert_eq!(
+            parse("[engine]\ndefault = \"vllm\"\n").unwrap().mining,
+            None
+        );
     }
 
     #[test]
@@ -294,8 +304,12 @@ pearld_rpc_password_env = "PEARLD_RPC_PASSWORD"
             err.to_string(),
             "config.toml: [mining].provider is missing: add it, or run `jarvis mine init`"
         );
-        let err = parse("[mining]\nprovider = \"x\"\nwallet_address = \"y\"\nsubmit_target = \"moon\"\n")
-            .unwrap_err();
-        assert!(err.to_string().contains("must be 'solo' or 'pool:<url>', got \"moon\""));
+        let err =
+            parse("[mining]\nprovider = \"x\"\nwallet_address = \"y\"\nsubmit_target = \"moon\"\n")
+                .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("must be 'solo' or 'pool:<url>', got \"moon\"")
+        );
     }
 }

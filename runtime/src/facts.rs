@@ -27,7 +27,10 @@ impl GpuSelection {
         };
         spec.split(',').map(str::trim).any(|id| {
             id.parse::<u32>().is_ok_and(|index| index == gpu.index)
-                || gpu.uuid.as_deref().is_some_and(|uuid| uuid.eq_ignore_ascii_case(id))
+                || gpu
+                    .uuid
+                    .as_deref()
+                    .is_some_and(|uuid| uuid.eq_ignore_ascii_case(id))
         })
     }
 }
@@ -79,7 +82,12 @@ pub fn to_guest(facts: &host_gpu::HardwareFacts, selection: &GpuSelection) -> Ha
 /// The provider a host like this would use (reference §2.4, `init --provider auto`).
 pub fn default_provider(facts: &host_gpu::HardwareFacts) -> &'static str {
     let os = facts.os.as_deref().unwrap_or_default();
-    let has = |vendor: &str| facts.gpus.iter().any(|gpu| gpu.vendor.eq_ignore_ascii_case(vendor));
+    let has = |vendor: &str| {
+        facts
+            .gpus
+            .iter()
+            .any(|gpu| gpu.vendor.eq_ignore_ascii_case(vendor))
+    };
     match os {
         "darwin" if has("apple") => "apple-mps-pearl",
         "linux" if has("nvidia") => "vllm-pearl",

@@ -7,12 +7,12 @@
 //! thin CLI over this library.
 
 pub mod bindings;
-pub mod host;
-pub mod sandbox;
+pub mod cli;
+pub mod config;
+pub mod doctor;
 pub mod facts;
+pub mod host;
+pub mod paths;
 pub mod provider;
 pub mod registry;
-pub mod config;
-pub mod paths;
-pub mod doctor;
-pub mod cli;
+pub mod sandbox;

@@ -12,14 +12,18 @@ pub struct Paths {
 impl Paths {
     /// Resolves the paths from the environment, as OpenJarvis does.
     pub fn from_env() -> anyhow::Result<Self> {
-        let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+        let var = |name: &str| {
+            std::env::var_os(name)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        };
         let home = match (var("OPENJARVIS_HOME"), var("XDG_DATA_HOME"), var("HOME")) {
             (Some(home), _, _) => home,
             (None, Some(data), _) => data.join("openjarvis"),
             (None, None, Some(user)) => user.join(".openjarvis"),
-            (None, None, None) => anyhow::bail!(
-                "cannot find the OpenJarvis home: set OPENJARVIS_HOME (or HOME)"
-            ),
+            (None, None, None) => {
+                anyhow::bail!("cannot find the OpenJarvis home: set OPENJARVIS_HOME (or HOME)")
+            }
         };
         let config_file = var("OPENJARVIS_CONFIG").unwrap_or_else(|| home.join("config.toml"));
         Ok(Paths { home, config_file })

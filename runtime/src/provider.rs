@@ -86,11 +86,12 @@ impl LoadedProvider {
         engine_id: &str,
         model: &str,
     ) -> Result<Verdict, ProviderError> {
-        let caps: bindings::Capabilities = sandbox.call(&self.pre, self.id(), |instance, store| {
-            instance
-                .openjarvis_mining_provider()
-                .call_detect(store, facts, engine_id, model)
-        })?;
+        let caps: bindings::Capabilities =
+            sandbox.call(&self.pre, self.id(), |instance, store| {
+                instance
+                    .openjarvis_mining_provider()
+                    .call_detect(store, facts, engine_id, model)
+            })?;
         check_output(caps.reason.as_ref().map_or(0, String::len), sandbox)?;
         Ok(Verdict {
             supported: caps.supported,

@@ -68,7 +68,10 @@ impl Registry {
                 .collect();
             handles
                 .into_iter()
-                .map(|h| h.join().unwrap_or_else(|_| Err("loader thread panicked".into())))
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err("loader thread panicked".into()))
+                })
                 .collect()
         });
         let mut providers: Vec<LoadedProvider> = Vec::new();
@@ -206,6 +209,8 @@ fn first_line(text: &str) -> &str {
 }
 
 fn file_name(path: &Path) -> String {
-    path.file_name()
-        .map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned())
+    path.file_name().map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    )
 }

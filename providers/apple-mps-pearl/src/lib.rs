@@ -12,8 +12,13 @@ impl Provider for AppleMpsPearl {
         ProviderInfo {
             id: "apple-mps-pearl".into(),
             version: env!("CARGO_PKG_VERSION").into(),
-            description: "Experimental: Pearl's NoisyGEMM miner on Apple Silicon through PyTorch MPS".into(),
-            capabilities: vec![Capability::Processes, Capability::Sidecar, Capability::Metrics],
+            description:
+                "Experimental: Pearl's NoisyGEMM miner on Apple Silicon through PyTorch MPS".into(),
+            capabilities: vec![
+                Capability::Processes,
+                Capability::Sidecar,
+                Capability::Metrics,
+            ],
         }
     }
 
@@ -30,9 +35,15 @@ export_provider!(AppleMpsPearl);
 fn check(facts: &HardwareFacts) -> Result<(), String> {
     let os = facts.os.as_deref().unwrap_or("unknown");
     if os != "darwin" {
-        return Err(format!("apple-mps-pearl requires macOS; this host is '{os}'"));
+        return Err(format!(
+            "apple-mps-pearl requires macOS; this host is '{os}'"
+        ));
     }
-    if !facts.gpus.iter().any(|gpu| gpu.vendor.eq_ignore_ascii_case("apple")) {
+    if !facts
+        .gpus
+        .iter()
+        .any(|gpu| gpu.vendor.eq_ignore_ascii_case("apple"))
+    {
         return Err("apple-mps-pearl requires an Apple GPU".into());
     }
     if let Some(reason) = python_packages_reason(facts.pearl.python_packages.as_deref()) {

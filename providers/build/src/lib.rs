@@ -169,7 +169,14 @@ fn cargo_build(
         .env("RUSTC", &toolchain.rustc)
         .env(linker_var, &toolchain.linker)
         .current_dir(workspace)
-        .args(["rustc", "--quiet", "--profile", "guest", "--crate-type", "cdylib"])
+        .args([
+            "rustc",
+            "--quiet",
+            "--profile",
+            "guest",
+            "--crate-type",
+            "cdylib",
+        ])
         .args(["-p", package])
         .args(["-Zbuild-std=std,panic_abort", "--target", target.triple()])
         .arg("--target-dir")

@@ -13,7 +13,11 @@ impl Provider for CpuPearl {
             id: "cpu-pearl".into(),
             version: env!("CARGO_PKG_VERSION").into(),
             description: "Pearl gateway plus the pure-Rust CPU miner loop (Linux, macOS)".into(),
-            capabilities: vec![Capability::Processes, Capability::Sidecar, Capability::Metrics],
+            capabilities: vec![
+                Capability::Processes,
+                Capability::Sidecar,
+                Capability::Metrics,
+            ],
         }
     }
 

@@ -107,7 +107,11 @@ pub fn gb_to_mib(gb: f64) -> u64 {
     // Round up so that a card figure is never weakened by the conversion.
     let mib = gb * 1_000_000_000.0 / 1_048_576.0;
     let whole = mib as u64;
-    if (whole as f64) < mib { whole + 1 } else { whole }
+    if (whole as f64) < mib {
+        whole + 1
+    } else {
+        whole
+    }
 }
 
 /// MiB as decimal gigabytes, for messages in the same unit as model cards.

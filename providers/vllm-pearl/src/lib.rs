@@ -82,11 +82,10 @@ fn no_gpu_reason(facts: &HardwareFacts) -> String {
 /// Checks run in the reference's order (vendor, compute capability, VRAM)
 /// across all GPUs, so the reason names the most basic problem first.
 fn check_gpus(facts: &HardwareFacts, model: &str, min_vram_gb: f64) -> Result<(), String> {
-    let checks: [&dyn Fn(&Gpu) -> Option<String>; 3] = [
-        &vendor_problem,
-        &compute_capability_problem,
-        &|gpu| vram_problem(gpu, model, min_vram_gb),
-    ];
+    let checks: [&dyn Fn(&Gpu) -> Option<String>; 3] =
+        [&vendor_problem, &compute_capability_problem, &|gpu| {
+            vram_problem(gpu, model, min_vram_gb)
+        }];
     let qualifying: Vec<&Gpu> = facts
         .gpus
         .iter()
@@ -139,7 +138,12 @@ fn vram_problem(gpu: &Gpu, model: &str, min_vram_gb: f64) -> Option<String> {
     }
 }
 
-fn multi_gpu_reason(facts: &HardwareFacts, gpu: &Gpu, problem: &str, qualifying: &[&Gpu]) -> String {
+fn multi_gpu_reason(
+    facts: &HardwareFacts,
+    gpu: &Gpu,
+    problem: &str,
+    qualifying: &[&Gpu],
+) -> String {
     let mut reason = format!("GPU {}: {problem}", gpu.index);
     if facts.visible_devices.is_some() {
         reason.push_str("; remove it from [mining.extra].cuda_visible_devices");

@@ -51,7 +51,10 @@ fn reason(facts: &HardwareFacts, engine: &str, model: &str) -> Option<String> {
 
 #[test]
 fn h100_with_default_model_is_supported() {
-    assert_eq!(reason(&facts(vec![h100(0)]), "vllm", DEFAULT_PEARL_MODEL), None);
+    assert_eq!(
+        reason(&facts(vec![h100(0)]), "vllm", DEFAULT_PEARL_MODEL),
+        None
+    );
 }
 
 #[test]
@@ -61,18 +64,33 @@ fn reference_reasons_in_order() {
         reason(&one, "ollama", DEFAULT_PEARL_MODEL).unwrap(),
         "engine 'ollama' has no Pearl plugin in v1; use vllm"
     );
-    assert_eq!(reason(&facts(vec![]), "vllm", DEFAULT_PEARL_MODEL).unwrap(), "no GPU detected");
+    assert_eq!(
+        reason(&facts(vec![]), "vllm", DEFAULT_PEARL_MODEL).unwrap(),
+        "no GPU detected"
+    );
     let apple = facts(vec![gpu(0, "Apple M3 Max", "apple", "", 131_072)]);
     assert_eq!(
         reason(&apple, "vllm", DEFAULT_PEARL_MODEL).unwrap(),
         "vllm-pearl requires NVIDIA Hopper; detected 'apple'. Apple Silicon support tracked in Spec B."
     );
-    let ada = facts(vec![gpu(0, "NVIDIA GeForce RTX 4090", "nvidia", "8.9", 24_564)]);
+    let ada = facts(vec![gpu(
+        0,
+        "NVIDIA GeForce RTX 4090",
+        "nvidia",
+        "8.9",
+        24_564,
+    )]);
     assert_eq!(
         reason(&ada, "vllm", DEFAULT_PEARL_MODEL).unwrap(),
         "needs compute_capability 9.0 (sm_90a / H100/H200); detected '8.9' (NVIDIA GeForce RTX 4090)"
     );
-    let small = facts(vec![gpu(0, "NVIDIA H100 PCIe 48GB", "nvidia", "9.0", 49_152)]);
+    let small = facts(vec![gpu(
+        0,
+        "NVIDIA H100 PCIe 48GB",
+        "nvidia",
+        "9.0",
+        49_152,
+    )]);
     assert_eq!(
         reason(&small, "vllm", DEFAULT_PEARL_MODEL).unwrap(),
         format!("needs ≥70 GB VRAM for {DEFAULT_PEARL_MODEL}; detected 52 GB (49152 MiB)")
@@ -94,7 +112,12 @@ fn reference_reasons_in_order() {
 #[test]
 fn a_real_80_gb_h100_meets_an_80_gb_model() {
     // Gemma-4-31B's card says 80 GB; it fails only on its planned status, not VRAM.
-    let why = reason(&facts(vec![h100(0)]), "vllm", "pearl-ai/Gemma-4-31B-it-pearl").unwrap();
+    let why = reason(
+        &facts(vec![h100(0)]),
+        "vllm",
+        "pearl-ai/Gemma-4-31B-it-pearl",
+    )
+    .unwrap();
     assert!(why.contains("is planned"), "{why}");
 }
 
@@ -109,7 +132,10 @@ fn every_gpu_is_considered() {
         reason(&mixed, "vllm", DEFAULT_PEARL_MODEL).unwrap(),
         "GPU 2: needs compute_capability 9.0 (sm_90a / H100/H200); detected '8.9' (NVIDIA GeForce RTX 4090); set [mining.extra].cuda_visible_devices = \"0,1\" to mine on the GPUs that qualify"
     );
-    assert_eq!(reason(&facts(vec![h100(0), h100(1)]), "vllm", DEFAULT_PEARL_MODEL), None);
+    assert_eq!(
+        reason(&facts(vec![h100(0), h100(1)]), "vllm", DEFAULT_PEARL_MODEL),
+        None
+    );
 }
 
 #[test]

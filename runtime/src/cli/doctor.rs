@@ -36,7 +36,8 @@ pub struct DoctorArgs {
 
 pub fn run(args: &DoctorArgs, limits: SandboxLimits) -> CliResult {
     let paths = Paths::from_env().map_err(|err| CliError::failure(err.to_string()))?;
-    let config = Config::load(paths.config_file()).map_err(|err| CliError::invalid_input(err.to_string()))?;
+    let config = Config::load(paths.config_file())
+        .map_err(|err| CliError::invalid_input(err.to_string()))?;
     let facts = match &args.facts {
         Some(file) => load_facts(file)?,
         None => host_gpu::gather(&host_gpu::GatherOptions::default()),
@@ -85,7 +86,11 @@ fn load_facts(file: &Path) -> Result<HardwareFacts, CliError> {
 
 /// The reference's row: two spaces, name (22), info (45), OK/FAIL.
 fn write_row(out: &mut impl Write, check: &Check) -> std::io::Result<()> {
-    let verdict = if check.ok { paint(GOOD, "OK") } else { paint(BAD, "FAIL") };
+    let verdict = if check.ok {
+        paint(GOOD, "OK")
+    } else {
+        paint(BAD, "FAIL")
+    };
     writeln!(out, "  {:<22} {:<45} {verdict}", check.name, check.info)
 }
 
@@ -109,7 +114,11 @@ fn write_report(out: &mut impl Write, report: &DoctorReport) -> std::io::Result<
                 };
                 let mut notes = Vec::new();
                 if provider.selected {
-                    notes.push(if report.configured { "configured" } else { "default" });
+                    notes.push(if report.configured {
+                        "configured"
+                    } else {
+                        "default"
+                    });
                 }
                 if provider.source != "builtin" {
                     notes.push(provider.source);

@@ -44,7 +44,11 @@ impl CliError {
 type CliResult = Result<ExitCode, CliError>;
 
 #[derive(Parser)]
-#[command(name = "jarvis", version, about = "OpenJarvis command line (mining subsystem)")]
+#[command(
+    name = "jarvis",
+    version,
+    about = "OpenJarvis command line (mining subsystem)"
+)]
 struct Cli {
     /// More log output (-v info, -vv debug, -vvv trace); RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]

@@ -86,8 +86,15 @@ pub fn run(sandbox: &Sandbox, registry: &Registry, input: &DoctorInput) -> Docto
         .clone()
         .or_else(|| mining.map(MiningConfig::model))
         .unwrap_or_else(|| pearl_catalog::DEFAULT_PEARL_MODEL.to_owned());
-    let engine = input.engine.clone().unwrap_or_else(|| DEFAULT_ENGINE.to_owned());
-    let selection = GpuSelection::new(mining.and_then(MiningConfig::cuda_visible_devices).as_deref());
+    let engine = input
+        .engine
+        .clone()
+        .unwrap_or_else(|| DEFAULT_ENGINE.to_owned());
+    let selection = GpuSelection::new(
+        mining
+            .and_then(MiningConfig::cuda_visible_devices)
+            .as_deref(),
+    );
     let selected_provider = mining.map_or_else(
         || default_provider(input.facts).to_owned(),
         |m| m.provider.clone(),
@@ -141,7 +148,12 @@ pub fn run(sandbox: &Sandbox, registry: &Registry, input: &DoctorInput) -> Docto
     }
 }
 
-fn check(section: &'static str, name: impl Into<String>, ok: bool, info: impl Into<String>) -> Check {
+fn check(
+    section: &'static str,
+    name: impl Into<String>,
+    ok: bool,
+    info: impl Into<String>,
+) -> Check {
     Check {
         section,
         name: name.into(),
@@ -150,7 +162,12 @@ fn check(section: &'static str, name: impl Into<String>, ok: bool, info: impl In
     }
 }
 
-fn hardware_checks(checks: &mut Vec<Check>, facts: &HardwareFacts, selection: &GpuSelection, model: &str) {
+fn hardware_checks(
+    checks: &mut Vec<Check>,
+    facts: &HardwareFacts,
+    selection: &GpuSelection,
+    model: &str,
+) {
     const HW: &str = "Hardware";
     let host = [
         facts.os.clone(),
@@ -163,26 +180,45 @@ fn hardware_checks(checks: &mut Vec<Check>, facts: &HardwareFacts, selection: &G
         HW,
         "Host",
         facts.os.is_some(),
-        if host.is_empty() { "unknown".into() } else { host.join(", ") },
+        if host.is_empty() {
+            "unknown".into()
+        } else {
+            host.join(", ")
+        },
     ));
     if let Some(cpu) = &facts.cpu_model {
         checks.push(check(HW, "CPU", true, cpu.clone()));
     }
     if let Some(driver) = &facts.nvidia_driver_version {
-        let cuda = facts.cuda_version.as_deref().map(|v| format!(" (CUDA {v})")).unwrap_or_default();
+        let cuda = facts
+            .cuda_version
+            .as_deref()
+            .map(|v| format!(" (CUDA {v})"))
+            .unwrap_or_default();
         checks.push(check(HW, "NVIDIA driver", true, format!("{driver}{cuda}")));
     }
-    let gpus: Vec<_> = facts.gpus.iter().filter(|gpu| selection.selects(gpu)).collect();
+    let gpus: Vec<_> = facts
+        .gpus
+        .iter()
+        .filter(|gpu| selection.selects(gpu))
+        .collect();
     if let Some(spec) = selection.spec() {
         checks.push(check(
             HW,
             "GPU selection",
             !gpus.is_empty(),
-            format!("cuda_visible_devices = {spec} ({} of {} GPUs)", gpus.len(), facts.gpus.len()),
+            format!(
+                "cuda_visible_devices = {spec} ({} of {} GPUs)",
+                gpus.len(),
+                facts.gpus.len()
+            ),
         ));
     }
     if gpus.is_empty() {
-        let none = facts.gpu_note.as_deref().map_or("none".to_owned(), |note| format!("none ({note})"));
+        let none = facts
+            .gpu_note
+            .as_deref()
+            .map_or("none".to_owned(), |note| format!("none ({note})"));
         checks.push(check(HW, "GPU vendor", false, none));
         checks.push(check(HW, "Compute capability", false, "n/a"));
         checks.push(check(HW, "VRAM", false, "0 GB"));
@@ -190,9 +226,17 @@ fn hardware_checks(checks: &mut Vec<Check>, facts: &HardwareFacts, selection: &G
     }
     let min_vram_gb = pearl_catalog::find(model).map_or(FALLBACK_MIN_VRAM_GB, |s| s.min_vram_gb);
     for gpu in &gpus {
-        let prefix = if gpus.len() > 1 { format!("GPU {} ", gpu.index) } else { String::new() };
+        let prefix = if gpus.len() > 1 {
+            format!("GPU {} ", gpu.index)
+        } else {
+            String::new()
+        };
         let label = |name: &str, single: &str| {
-            if prefix.is_empty() { single.to_owned() } else { format!("{prefix}{name}") }
+            if prefix.is_empty() {
+                single.to_owned()
+            } else {
+                format!("{prefix}{name}")
+            }
         };
         checks.push(check(
             HW,
@@ -210,7 +254,10 @@ fn hardware_checks(checks: &mut Vec<Check>, facts: &HardwareFacts, selection: &G
         let (ok, info) = match gpu.memory_total_mib {
             Some(mib) => (
                 mib >= gb_to_mib(min_vram_gb),
-                format!("{:.0} GB ({mib} MiB); model needs {min_vram_gb:.0} GB", mib_to_gb(mib)),
+                format!(
+                    "{:.0} GB ({mib} MiB); model needs {min_vram_gb:.0} GB",
+                    mib_to_gb(mib)
+                ),
             ),
             None => (false, "unknown".to_owned()),
         };
@@ -221,8 +268,14 @@ fn hardware_checks(checks: &mut Vec<Check>, facts: &HardwareFacts, selection: &G
 fn docker_check(checks: &mut Vec<Check>, facts: &HardwareFacts) {
     let docker = facts.docker.clone().unwrap_or_default();
     let (ok, info) = match docker.reachable {
-        Some(true) => (true, format!("running {}", docker.version.as_deref().unwrap_or("unknown"))),
-        Some(false) => (false, docker.error.unwrap_or_else(|| "not reachable".into())),
+        Some(true) => (
+            true,
+            format!("running {}", docker.version.as_deref().unwrap_or("unknown")),
+        ),
+        Some(false) => (
+            false,
+            docker.error.unwrap_or_else(|| "not reachable".into()),
+        ),
         None => (false, "unknown (not probed)".into()),
     };
     checks.push(check("Docker", "Daemon", ok, info));
@@ -237,7 +290,10 @@ fn disk_check(checks: &mut Vec<Check>, facts: &HardwareFacts) {
             if gb >= MIN_FREE_DISK_GB {
                 (true, format!("{gb} GB free{at}"))
             } else {
-                (false, format!("only {gb} GB free{at} (need ≥{MIN_FREE_DISK_GB} GB)"))
+                (
+                    false,
+                    format!("only {gb} GB free{at} (need ≥{MIN_FREE_DISK_GB} GB)"),
+                )
             }
         }
         None => (false, "unknown (not probed)".into()),
@@ -265,7 +321,12 @@ fn pearl_tool_checks(checks: &mut Vec<Check>, facts: &HardwareFacts) {
 
 fn pearld_check(mining: Option<&MiningConfig>) -> Check {
     let Some(mining) = mining else {
-        return check("Pearl node", "RPC", false, "no [mining] config - run `jarvis mine init`");
+        return check(
+            "Pearl node",
+            "RPC",
+            false,
+            "no [mining] config - run `jarvis mine init`",
+        );
     };
     let password_env = mining.pearld_password_env();
     let password = std::env::var(&password_env).ok();
@@ -292,7 +353,12 @@ fn wallet_check(mining: Option<&MiningConfig>) -> Check {
 fn model_registry_check(model: &str) -> Check {
     const SECTION: &str = "Provider capability";
     if let Some(variant) = pearl_catalog::pearl_variant_for_base_model(model) {
-        return check(SECTION, "Model registry", false, format!("raw model; planned Pearl variant {variant}"));
+        return check(
+            SECTION,
+            "Model registry",
+            false,
+            format!("raw model; planned Pearl variant {variant}"),
+        );
     }
     match pearl_catalog::find(model) {
         Some(spec) => check(
@@ -301,7 +367,12 @@ fn model_registry_check(model: &str) -> Check {
             spec.is_validated(),
             format!("{}: {}", spec.status.as_str(), spec.model_id),
         ),
-        None => check(SECTION, "Model registry", false, format!("unknown: {model}")),
+        None => check(
+            SECTION,
+            "Model registry",
+            false,
+            format!("unknown: {model}"),
+        ),
     }
 }
 
@@ -313,7 +384,12 @@ fn session_checks(checks: &mut Vec<Check>, paths: &Paths) {
     match record {
         None => checks.push(check("Session", "Sidecar", true, "absent (not running)")),
         Some(record) => {
-            checks.push(check("Session", "Sidecar", true, format!("present ({})", sidecar.display())));
+            checks.push(check(
+                "Session",
+                "Sidecar",
+                true,
+                format!("present ({})", sidecar.display()),
+            ));
             let container = record["container_id"].as_str().unwrap_or("?").to_owned();
             checks.push(check("Session", "Container", true, container));
         }

@@ -44,7 +44,13 @@ pub fn probe(url: &str, credentials: &RpcCredentials) -> (bool, String) {
             } else {
                 format!("${} is not set", credentials.password_env)
             };
-            return (false, format!("authentication failed (HTTP {}): {hint}", response.status().as_u16()));
+            return (
+                false,
+                format!(
+                    "authentication failed (HTTP {}): {hint}",
+                    response.status().as_u16()
+                ),
+            );
         }
         code => return (false, format!("HTTP {code}")),
     }
@@ -54,10 +60,17 @@ pub fn probe(url: &str, credentials: &RpcCredentials) -> (bool, String) {
         .limit(1 << 20)
         .read_to_string()
         .map_err(|err| err.to_string())
-        .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).map_err(|err| err.to_string()));
+        .and_then(|text| {
+            serde_json::from_str::<serde_json::Value>(&text).map_err(|err| err.to_string())
+        });
     let reply = match reply {
         Ok(reply) => reply,
-        Err(err) => return (false, format!("unreadable reply: {}", first_line(&err.to_string()))),
+        Err(err) => {
+            return (
+                false,
+                format!("unreadable reply: {}", first_line(&err.to_string())),
+            );
+        }
     };
     if let Some(message) = reply["error"]["message"].as_str() {
         return (false, format!("RPC error: {message}"));
@@ -93,7 +106,10 @@ mod tests {
 
     #[test]
     fn synced_only_when_both_counts_known() {
-        assert_eq!(sync_state(&json!({"blocks": 5, "headers": 5})), "block height 5 (synced)");
+        assert_eq!(
+            sync_state(&json!({"blocks": 5, "headers": 5})),
+            "block height 5 (synced)"
+        );
         assert_eq!(
             sync_state(&json!({"blocks": 5, "headers": 9})),
             "block height 5 (syncing (5/9))"

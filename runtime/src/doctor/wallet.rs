@@ -7,7 +7,9 @@ pub fn check_address(address: &str) -> Result<(), String> {
     }
     if !(address.starts_with("prl1q") || address.starts_with("prl1p")) {
         let head: String = address.chars().take(6).collect();
-        return Err(format!("expected 'prl1q...' or 'prl1p...' prefix; got '{head}'"));
+        return Err(format!(
+            "expected 'prl1q...' or 'prl1p...' prefix; got '{head}'"
+        ));
     }
     let length = address.chars().count();
     if length < 14 {

@@ -40,7 +40,8 @@ impl ComponentCache {
         let path = self.entry_path(sha256);
         let bytes = std::fs::read(&path).ok()?;
         let (header, artifact) = bytes.split_at_checked(HEADER_LEN)?;
-        if &header[..MAGIC.len()] != MAGIC || header[MAGIC.len()..] != Sha256::digest(artifact)[..] {
+        if &header[..MAGIC.len()] != MAGIC || header[MAGIC.len()..] != Sha256::digest(artifact)[..]
+        {
             tracing::debug!(path = %path.display(), "ignoring corrupt compiled-component cache entry");
             return None;
         }

@@ -124,9 +124,16 @@ mod tests {
             ProviderError::Panicked(Some("boom".into())).to_string(),
             "provider panicked: boom"
         );
-        assert_eq!(ProviderError::Panicked(None).to_string(), "provider panicked");
         assert_eq!(
-            ProviderError::OutputTooLarge { returned: 100 << 20, limit: 64 << 10 }.to_string(),
+            ProviderError::Panicked(None).to_string(),
+            "provider panicked"
+        );
+        assert_eq!(
+            ProviderError::OutputTooLarge {
+                returned: 100 << 20,
+                limit: 64 << 10
+            }
+            .to_string(),
             "returned 100 MiB of text; the limit is 64 KiB"
         );
         assert_eq!(human_duration(Duration::from_millis(250)), "250 ms");

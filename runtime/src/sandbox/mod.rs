@@ -83,7 +83,11 @@ impl Sandbox {
 
     /// Compiles (or loads from the cache) a component whose sha256 is known.
     pub fn compile(&self, bytes: &[u8], sha256: &str) -> anyhow::Result<Component> {
-        if let Some(component) = self.cache.as_ref().and_then(|c| c.load(&self.engine, sha256)) {
+        if let Some(component) = self
+            .cache
+            .as_ref()
+            .and_then(|c| c.load(&self.engine, sha256))
+        {
             return Ok(component);
         }
         let component = Component::from_binary(&self.engine, bytes).map_err(anyhow::Error::from)?;
