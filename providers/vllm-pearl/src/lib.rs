@@ -81,11 +81,13 @@ fn no_gpu_reason(facts: &HardwareFacts) -> String {
 /// Every considered GPU must pass, because the container gets all of them.
 /// Checks run in the reference's order (vendor, compute capability, VRAM)
 /// across all GPUs, so the reason names the most basic problem first.
+/// One per-GPU check: the problem, if the GPU fails it.
+type GpuCheck<'a> = &'a dyn Fn(&Gpu) -> Option<String>;
+
 fn check_gpus(facts: &HardwareFacts, model: &str, min_vram_gb: f64) -> Result<(), String> {
-    let checks: [&dyn Fn(&Gpu) -> Option<String>; 3] =
-        [&vendor_problem, &compute_capability_problem, &|gpu| {
-            vram_problem(gpu, model, min_vram_gb)
-        }];
+    let checks: [GpuCheck; 3] = [&vendor_problem, &compute_capability_problem, &|gpu| {
+        vram_problem(gpu, model, min_vram_gb)
+    }];
     let qualifying: Vec<&Gpu> = facts
         .gpus
         .iter()
