@@ -6,10 +6,10 @@ use std::thread;
 
 use crate::disk::disk_facts;
 use crate::docker::docker_facts;
-use crate::facts::{DockerFacts, HardwareFacts};
+use crate::facts::{DockerFacts, GpuFacts, HardwareFacts};
 use crate::nvml::{self, NvmlReport};
 use crate::pearl::pearl_facts;
-use crate::system::system_facts;
+use crate::system::{SystemFacts, system_facts};
 
 /// What [`gather`] probes. The default probes everything with the system's
 /// NVML library.
@@ -43,20 +43,40 @@ pub fn gather(options: &GatherOptions) -> HardwareFacts {
             note: Some("the NVML probe panicked".into()),
             ..NvmlReport::default()
         });
+        let (gpus, gpu_note) = match apple_silicon_gpu(&system) {
+            Some(apple) if nvml.gpus.is_empty() => (vec![apple], None),
+            _ => (nvml.gpus, nvml.note),
+        };
         HardwareFacts {
             os: Some(system.os),
             arch: Some(system.arch),
             cpu_model: system.cpu_model,
             cpu_cores: system.cpu_cores,
             ram_mib: system.ram_mib,
-            gpus: nvml.gpus,
-            gpu_note: nvml.note,
+            gpus,
+            gpu_note,
             nvidia_driver_version: nvml.driver_version,
             cuda_version: nvml.cuda_version,
             disk: disk.join().ok(),
             docker: docker.and_then(|docker| docker.join().ok()),
             pearl: pearl.join().ok(),
         }
+    })
+}
+
+/// Apple Silicon's integrated GPU, which shares the machine's memory. NVML
+/// never sees it, so it is described from the system facts.
+fn apple_silicon_gpu(system: &SystemFacts) -> Option<GpuFacts> {
+    (system.os == "darwin" && system.arch == "aarch64").then(|| GpuFacts {
+        index: 0,
+        uuid: None,
+        name: system
+            .cpu_model
+            .clone()
+            .unwrap_or_else(|| "Apple Silicon".into()),
+        vendor: "apple".into(),
+        compute_capability: None,
+        memory_total_mib: system.ram_mib,
     })
 }
 
@@ -78,6 +98,33 @@ fn docker_facts_blocking() -> DockerFacts {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn apple_silicon_has_one_integrated_gpu() {
+        let mac = SystemFacts {
+            os: "darwin".into(),
+            arch: "aarch64".into(),
+            cpu_model: Some("Apple M3 Max".into()),
+            cpu_cores: Some(16),
+            ram_mib: Some(131_072),
+        };
+        let gpu = apple_silicon_gpu(&mac).unwrap();
+        assert_eq!(
+            (gpu.name.as_str(), gpu.vendor.as_str()),
+            ("Apple M3 Max", "apple")
+        );
+        assert_eq!(gpu.memory_total_mib, Some(131_072));
+        let intel_mac = SystemFacts {
+            arch: "x86_64".into(),
+            ..mac.clone()
+        };
+        assert!(apple_silicon_gpu(&intel_mac).is_none());
+        let linux = SystemFacts {
+            os: "linux".into(),
+            ..mac
+        };
+        assert!(apple_silicon_gpu(&linux).is_none());
+    }
 
     #[test]
     fn skipped_probes_are_unknown() {

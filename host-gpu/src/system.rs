@@ -1,5 +1,5 @@
 //! OS, architecture, CPU and memory. On Linux the CPU model and RAM come from
-//! `/proc` (cheap text reads); elsewhere they are unknown.
+//! `/proc` (cheap text reads), on macOS from `sysctl`; elsewhere they are unknown.
 
 use std::fs;
 
@@ -17,19 +17,43 @@ pub struct SystemFacts {
 }
 
 pub fn system_facts() -> SystemFacts {
+    let os = os_name(std::env::consts::OS);
+    let (cpu_model, ram_mib) = if os == "darwin" {
+        (
+            sysctl("machdep.cpu.brand_string"),
+            sysctl("hw.memsize")
+                .and_then(|bytes| bytes.parse::<u64>().ok())
+                .map(|b| b >> 20),
+        )
+    } else {
+        (
+            fs::read_to_string("/proc/cpuinfo")
+                .ok()
+                .and_then(|text| cpu_model(&text)),
+            fs::read_to_string("/proc/meminfo")
+                .ok()
+                .and_then(|text| mem_total_mib(&text)),
+        )
+    };
     SystemFacts {
-        os: os_name(std::env::consts::OS).into(),
+        os: os.into(),
         arch: std::env::consts::ARCH.into(),
-        cpu_model: fs::read_to_string("/proc/cpuinfo")
-            .ok()
-            .and_then(|text| cpu_model(&text)),
+        cpu_model,
         cpu_cores: std::thread::available_parallelism()
             .ok()
             .and_then(|n| u32::try_from(n.get()).ok()),
-        ram_mib: fs::read_to_string("/proc/meminfo")
-            .ok()
-            .and_then(|text| mem_total_mib(&text)),
+        ram_mib,
     }
+}
+
+/// One `sysctl -n` value (macOS).
+fn sysctl(name: &str) -> Option<String> {
+    let out = std::process::Command::new("sysctl")
+        .args(["-n", name])
+        .output()
+        .ok()?;
+    let value = String::from_utf8(out.stdout).ok()?.trim().to_owned();
+    (out.status.success() && !value.is_empty()).then_some(value)
 }
 
 /// The facts format names macOS "darwin" (as Python's `sys.platform` does).
