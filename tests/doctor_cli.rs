@@ -124,6 +124,10 @@ fn verdicts_for_well_known_machines() {
             "{machine}: {mps}"
         );
         assert_eq!(report["providers"].as_array().unwrap().len(), 3);
+        assert_eq!(
+            report["facts"], facts,
+            "the report carries the facts it used"
+        );
     }
 }
 

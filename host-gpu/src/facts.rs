@@ -21,7 +21,7 @@ pub struct HardwareFacts {
     pub cpu_cores: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ram_mib: Option<u64>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub gpus: Vec<GpuFacts>,
     /// Why `gpus` is empty when the host could not look (no NVML library...).
     #[serde(default, skip_serializing_if = "Option::is_none")]

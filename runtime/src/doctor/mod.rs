@@ -60,6 +60,8 @@ pub struct DoctorReport {
     /// `[mining].provider`, or the provider chosen for these facts when unset.
     pub selected_provider: String,
     pub configured: bool,
+    /// The facts every verdict was made from (reusable as a `--facts` file).
+    pub facts: HardwareFacts,
     pub checks: Vec<Check>,
     pub providers: Vec<ProviderRow>,
 }
@@ -143,6 +145,7 @@ pub fn run(sandbox: &Sandbox, registry: &Registry, input: &DoctorInput) -> Docto
         engine,
         selected_provider,
         configured: mining.is_some(),
+        facts: input.facts.clone(),
         checks,
         providers,
     }
