@@ -56,8 +56,13 @@ struct Toolchain {
 
 impl Toolchain {
     fn locate() -> Result<Self> {
+        Self::locate_with(|var| std::env::var_os(var))
+    }
+
+    /// Resolves each tool from `lookup` (the environment) or its Debian default.
+    fn locate_with(lookup: impl Fn(&str) -> Option<std::ffi::OsString>) -> Result<Self> {
         let pick = |var: &str, default: &str| {
-            std::env::var_os(var).map_or_else(|| PathBuf::from(default), PathBuf::from)
+            lookup(var).map_or_else(|| PathBuf::from(default), PathBuf::from)
         };
         let toolchain = Toolchain {
             cargo: pick("JARVIS_GUEST_CARGO", "/usr/bin/cargo"),
@@ -222,4 +227,22 @@ fn componentize(target_dir: &Path, guest: &Guest) -> Result<Component> {
         path,
         sha256: format!("{:x}", Sha256::digest(&bytes)),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_tool_names_the_setup_script() {
+        let err = Toolchain::locate_with(|var| {
+            (var == "JARVIS_GUEST_RUSTC").then(|| "/nonexistent/rustc".into())
+        })
+        .err()
+        .expect("a missing rustc is an error");
+        assert_eq!(
+            err.to_string(),
+            "guest toolchain missing (/nonexistent/rustc not found): run scripts/setup-guest-toolchain"
+        );
+    }
 }
