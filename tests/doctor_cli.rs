@@ -432,3 +432,133 @@ fn every_command_has_help() {
     let out = home.jarvis(&["mine", "frobnicate"]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// A one-request HTTP server on loopback; returns its URL and the request it saw.
+fn serve_once(status: &str, body: &str) -> (String, std::thread::JoinHandle<String>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let response = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let handle = std::thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        let mut reader = BufReader::new(stream);
+        let mut head = String::new();
+        let mut length = 0;
+        loop {
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            if let Some(value) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                length = value.trim().parse().unwrap();
+            }
+            head.push_str(&line);
+            if line == "\r\n" {
+                break;
+            }
+        }
+        let mut body = vec![0; length];
+        reader.read_exact(&mut body).unwrap();
+        reader.get_mut().write_all(response.as_bytes()).unwrap();
+        head + &String::from_utf8(body).unwrap()
+    });
+    (url, handle)
+}
+
+fn rpc_row(report: &Value) -> (bool, String) {
+    let row = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "RPC")
+        .unwrap();
+    (
+        row["ok"].as_bool().unwrap(),
+        row["info"].as_str().unwrap().to_owned(),
+    )
+}
+
+fn config_with_rpc(url: &str) -> String {
+    format!(
+        "[mining]\nprovider = \"vllm-pearl\"\nwallet_address = \"prl1qexampleaddress\"\n\n[mining.extra]\npearld_rpc_url = \"{url}\"\npearld_rpc_user = \"miner\"\npearld_rpc_password_env = \"TEST_PEARLD_PASSWORD\"\n"
+    )
+}
+
+#[test]
+fn the_pearld_probe_speaks_json_rpc_with_basic_auth_and_never_shows_the_password() {
+    let home = Home::new();
+    let (url, request) = serve_once(
+        "200 OK",
+        r#"{"result":{"blocks":1200,"headers":1200},"error":null,"id":"ojprobe"}"#,
+    );
+    home.write("config.toml", &config_with_rpc(&url));
+    let facts = home.write("facts.json", "{}");
+    let out = Command::new(JARVIS)
+        .args(["mine", "doctor", "--json", "--facts", &facts])
+        .env("OPENJARVIS_HOME", home.path())
+        .env("TEST_PEARLD_PASSWORD", "hunter2-secret")
+        .output()
+        .unwrap();
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        rpc_row(&report),
+        (true, "block height 1200 (synced)".into())
+    );
+    let request = request.join().unwrap();
+    assert!(request.starts_with("POST / HTTP/1.1"), "{request}");
+    // base64("miner:hunter2-secret")
+    assert!(
+        request.contains("Basic bWluZXI6aHVudGVyMi1zZWNyZXQ="),
+        "{request}"
+    );
+    assert!(
+        request.ends_with(
+            r#"{"jsonrpc":"1.0","id":"ojprobe","method":"getblockchaininfo","params":[]}"#
+        )
+    );
+    for stream in [&out.stdout, &out.stderr] {
+        assert!(
+            !String::from_utf8_lossy(stream).contains("hunter2"),
+            "the password leaked"
+        );
+    }
+}
+
+#[test]
+fn the_pearld_probe_explains_auth_failures_and_sync_state() {
+    let home = Home::new();
+    let facts = json!({});
+    let (url, _) = serve_once("401 Unauthorized", "");
+    home.write("config.toml", &config_with_rpc(&url));
+    assert_eq!(
+        rpc_row(&home.doctor_json(&facts, &[])),
+        (
+            false,
+            "authentication failed (HTTP 401): $TEST_PEARLD_PASSWORD is not set".into()
+        )
+    );
+    let (url, _) = serve_once(
+        "200 OK",
+        r#"{"result":{"blocks":10,"headers":99},"error":null}"#,
+    );
+    home.write("config.toml", &config_with_rpc(&url));
+    assert_eq!(
+        rpc_row(&home.doctor_json(&facts, &[])),
+        (true, "block height 10 (syncing (10/99))".into())
+    );
+    let (url, _) = serve_once("500 Internal Server Error", "");
+    home.write("config.toml", &config_with_rpc(&url));
+    assert_eq!(
+        rpc_row(&home.doctor_json(&facts, &[])),
+        (false, "HTTP 500".into())
+    );
+    // Nothing listening: refused quickly, not after the 5 s timeout.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    home.write("config.toml", &config_with_rpc(&format!("http://{closed}")));
+    let (ok, info) = rpc_row(&home.doctor_json(&facts, &[]));
+    assert!(!ok && info.starts_with("connection refused"), "{info}");
+}

@@ -104,3 +104,34 @@ impl wasmtime::ResourceLimiter for Limiter {
         self.memories
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wasmtime::ResourceLimiter;
+
+    #[test]
+    fn growth_past_a_cap_fails_and_is_remembered() {
+        let limits = SandboxLimits {
+            memory_bytes: 1 << 20,
+            table_elements: 10,
+            ..SandboxLimits::default()
+        };
+        let mut limiter = Limiter::new(limits);
+        assert!(limiter.memory_growing(0, 1 << 20, None).unwrap());
+        assert!(limiter.table_growing(0, 10, None).unwrap());
+        assert_eq!(limiter.tripped, None);
+        assert!(limiter.table_growing(10, 11, None).is_err());
+        assert_eq!(limiter.tripped, Some(Tripped::Table));
+        assert!(
+            limiter
+                .memory_growing(1 << 20, (1 << 20) + 65536, None)
+                .is_err()
+        );
+        assert_eq!(limiter.tripped, Some(Tripped::Memory));
+        assert_eq!(
+            (limiter.instances(), limiter.tables(), limiter.memories()),
+            (32, 32, 8)
+        );
+    }
+}
