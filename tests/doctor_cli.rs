@@ -36,6 +36,13 @@ impl Home {
         path.display().to_string()
     }
 
+    /// Installs a community provider file.
+    fn install(&self, name: &str, bytes: &[u8]) {
+        let dir = self.path().join("mining/providers");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(name), bytes).unwrap();
+    }
+
     fn doctor_json(&self, facts: &Value, extra: &[&str]) -> Value {
         let file = self.write("facts.json", &facts.to_string());
         let mut args = vec!["mine", "doctor", "--json", "--facts", &file];
@@ -229,14 +236,8 @@ fn strict_exits_1_when_the_selected_provider_is_unsupported() {
 #[test]
 fn failing_providers_are_rows_and_never_stop_the_others() {
     let home = Home::new();
-    let installed = home.path().join("mining/providers");
-    std::fs::create_dir_all(&installed).unwrap();
-    std::fs::write(
-        installed.join("hostile.wasm"),
-        jarvis_mine_tests::hostile_component(),
-    )
-    .unwrap();
-    std::fs::write(installed.join("broken.wasm"), b"\0asm garbage").unwrap();
+    home.install("hostile.wasm", &jarvis_mine_tests::hostile_component());
+    home.install("broken.wasm", b"\0asm garbage");
     let facts = nvidia(1, "NVIDIA H100 80GB HBM3", "9.0", 81_559);
     for (attack, error) in [
         ("spin", "timed out after 300 ms"),
@@ -286,13 +287,7 @@ fn failing_providers_are_rows_and_never_stop_the_others() {
 #[test]
 fn a_log_flood_reaches_the_log_capped() {
     let home = Home::new();
-    let installed = home.path().join("mining/providers");
-    std::fs::create_dir_all(&installed).unwrap();
-    std::fs::write(
-        installed.join("hostile.wasm"),
-        jarvis_mine_tests::hostile_component(),
-    )
-    .unwrap();
+    home.install("hostile.wasm", &jarvis_mine_tests::hostile_component());
     let file = home.write("facts.json", r#"{"os":"linux"}"#);
     let out = home.jarvis(&[
         "-v",

@@ -22,6 +22,13 @@ fn detect(
     (result, start.elapsed())
 }
 
+fn with_memory(memory_bytes: usize) -> SandboxLimits {
+    SandboxLimits {
+        memory_bytes,
+        ..SandboxLimits::default()
+    }
+}
+
 #[test]
 fn a_spinning_guest_is_killed_at_the_default_deadline() {
     let (result, elapsed) = detect(SandboxLimits::default(), "spin");
@@ -55,11 +62,7 @@ fn a_memory_bomb_hits_the_memory_cap() {
 
 #[test]
 fn the_memory_cap_is_configurable() {
-    let limits = SandboxLimits {
-        memory_bytes: 16 << 20,
-        ..SandboxLimits::default()
-    };
-    let (result, _) = detect(limits, "memory-bomb");
+    let (result, _) = detect(with_memory(16 << 20), "memory-bomb");
     assert_eq!(
         result.unwrap_err().to_string(),
         "exceeded memory limit 16 MiB"
@@ -90,11 +93,7 @@ fn a_100_mb_string_is_stopped_by_memory_then_by_the_output_cap() {
         "exceeded memory limit 64 MiB"
     );
 
-    let roomy = SandboxLimits {
-        memory_bytes: 512 << 20,
-        ..SandboxLimits::default()
-    };
-    let (result, _) = detect(roomy, "huge-output:104857600");
+    let (result, _) = detect(with_memory(512 << 20), "huge-output:104857600");
     assert_eq!(
         result.unwrap_err().to_string(),
         "returned 100 MiB of text; the limit is 64 KiB"
