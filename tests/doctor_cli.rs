@@ -557,3 +557,34 @@ fn the_pearld_probe_explains_auth_failures_and_sync_state() {
     let (ok, info) = rpc_row(&home.doctor_json(&facts, &[]));
     assert!(!ok && info.starts_with("connection refused"), "{info}");
 }
+
+#[test]
+fn the_documented_example_facts_give_the_documented_verdicts() {
+    let home = Home::new();
+    let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/facts");
+    let verdict = |file: &str, id: &str| {
+        let facts: Value =
+            serde_json::from_str(&std::fs::read_to_string(docs.join(file)).unwrap()).unwrap();
+        let report = home.doctor_json(&facts, &[]);
+        let row = provider(&report, id);
+        (
+            row["supported"].as_bool().unwrap(),
+            row["reason"].as_str().unwrap_or_default().to_owned(),
+        )
+    };
+    assert_eq!(verdict("h100.json", "vllm-pearl"), (true, String::new()));
+    assert_eq!(verdict("h200x8.json", "vllm-pearl"), (true, String::new()));
+    assert_eq!(
+        verdict("mac-m4-max.json", "apple-mps-pearl"),
+        (true, String::new())
+    );
+    let (ok, reason) = verdict("mixed.json", "vllm-pearl");
+    assert!(
+        !ok && reason.contains("cuda_visible_devices = \"0,1\""),
+        "{reason}"
+    );
+    assert_eq!(
+        verdict("cpu-only.json", "vllm-pearl"),
+        (false, "no GPU detected".into())
+    );
+}
