@@ -21,7 +21,9 @@ use limits::Limiter;
 use std::path::PathBuf;
 use std::time::Duration;
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
+use wasmtime::{
+    Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store,
+};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
@@ -31,20 +33,41 @@ const EPOCH_TICK: Duration = Duration::from_millis(10);
 /// Provider instances that may be live at once (pool slots).
 const POOL_INSTANCES: u32 = 64;
 
+/// Memory kept resident between calls when the kernel cannot scan for
+/// touched pages (see `engine_config`).
+const FALLBACK_KEEP_RESIDENT: usize = 64 << 10;
+
 /// Per-call state owned by the store.
 pub struct CallState {
     limiter: Limiter,
     table: ResourceTable,
-    wasi: WasiCtx,
+    /// Built on the first WASI call: most providers (the built-ins among them)
+    /// import no WASI at all, and a call should not pay for what it never uses.
+    wasi: Option<WasiState>,
+    stdio_cap: usize,
+    pub(crate) log: GuestLog,
+}
+
+struct WasiState {
+    ctx: WasiCtx,
     stdout: MemoryOutputPipe,
     stderr: MemoryOutputPipe,
-    pub(crate) log: GuestLog,
 }
 
 impl WasiView for CallState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
+        let cap = self.stdio_cap;
+        let wasi = self.wasi.get_or_insert_with(|| {
+            let stdout = MemoryOutputPipe::new(cap);
+            let stderr = MemoryOutputPipe::new(cap);
+            WasiState {
+                ctx: wasi::pure_context(stdout.clone(), stderr.clone()),
+                stdout,
+                stderr,
+            }
+        });
         WasiCtxView {
-            ctx: &mut self.wasi,
+            ctx: &mut wasi.ctx,
             table: &mut self.table,
         }
     }
@@ -113,15 +136,11 @@ impl Sandbox {
         provider: &str,
         call: impl FnOnce(&MiningProvider, &mut Store<CallState>) -> wasmtime::Result<R>,
     ) -> Result<R, ProviderError> {
-        let stdio_cap = self.limits.log_bytes;
-        let stdout = MemoryOutputPipe::new(stdio_cap);
-        let stderr = MemoryOutputPipe::new(stdio_cap);
         let state = CallState {
             limiter: Limiter::new(self.limits),
             table: ResourceTable::new(),
-            wasi: wasi::pure_context(stdout.clone(), stderr.clone()),
-            stdout,
-            stderr,
+            wasi: None,
+            stdio_cap: self.limits.log_bytes,
             log: GuestLog::new(provider, self.limits.log_bytes),
         };
         let mut store = Store::new(&self.engine, state);
@@ -132,7 +151,7 @@ impl Sandbox {
             .instantiate(&mut store)
             .and_then(|instance| call(&instance, &mut store));
         let state = store.data_mut();
-        let stdio_overflowed = forward_stdio(state, stdio_cap);
+        let stdio_overflowed = forward_stdio(state);
         result.map_err(|err| {
             ProviderError::classify(
                 &err,
@@ -148,13 +167,27 @@ impl Sandbox {
 }
 
 fn engine_config(limits: &SandboxLimits) -> Config {
+    // Reusing a slot's memory is the bulk of a call's cost. With PAGEMAP_SCAN
+    // (Linux 6.7+) wasmtime resets only the pages a call touched and keeps them
+    // resident, so the next call takes no page faults; without it, keeping much
+    // resident means zeroing it all, so keep just a little.
+    let keep_resident = if PoolingAllocationConfig::is_pagemap_scan_available() {
+        limits.memory_bytes
+    } else {
+        FALLBACK_KEEP_RESIDENT
+    };
     let mut pool = PoolingAllocationConfig::new();
     pool.total_component_instances(POOL_INSTANCES)
         .total_core_instances(POOL_INSTANCES * 4)
         .total_memories(POOL_INSTANCES * 2)
         .total_tables(POOL_INSTANCES * 4)
+        // Calls are synchronous: no fiber stacks to pre-allocate.
+        .total_stacks(0)
         .max_memory_size(limits.memory_bytes)
-        .table_elements(limits.table_elements);
+        .table_elements(limits.table_elements)
+        .pagemap_scan(Enabled::Auto)
+        .linear_memory_keep_resident(keep_resident)
+        .table_keep_resident(keep_resident.min(FALLBACK_KEEP_RESIDENT));
     let mut config = Config::new();
     config
         .wasm_component_model(true)
@@ -183,16 +216,19 @@ fn spawn_epoch_ticker(engine: &Engine) {
         .expect("spawning the epoch ticker thread");
 }
 
-/// Sends what the guest printed to the log; true when it filled a pipe.
-fn forward_stdio(state: &mut CallState, cap: usize) -> bool {
+/// Sends what a WASI guest printed to the log; true when it filled a pipe.
+fn forward_stdio(state: &mut CallState) -> bool {
     use crate::bindings::openjarvis::mining::log::Level;
+    let Some(wasi) = &state.wasi else {
+        return false;
+    };
     let outputs = [
-        ("stdout", state.stdout.contents(), Level::Info),
-        ("stderr", state.stderr.contents(), Level::Warn),
+        ("stdout", wasi.stdout.contents(), Level::Info),
+        ("stderr", wasi.stderr.contents(), Level::Warn),
     ];
     let mut filled = false;
     for (stream, bytes, level) in outputs {
-        filled |= bytes.len() >= cap;
+        filled |= bytes.len() >= state.stdio_cap;
         if !bytes.is_empty() {
             state
                 .log
