@@ -1,0 +1,217 @@
+//! Behaves like Pearl's vLLM miner container from the outside, for tests on
+//! machines with no GPU and no registry. Built statically and packaged
+//! `FROM scratch` by the tests.
+//!
+//! - Arguments are vLLM's (`<model> --host H --port P … [--served-model-name M]`).
+//! - Serves OpenAI-style `GET /v1/models`, `POST /v1/chat/completions` and a
+//!   vLLM-style Prometheus `GET /metrics` on `--host:--port`.
+//! - Logs like the entrypoint and pearl-gateway, including block submissions
+//!   (`FAKE_MINER_BLOCKS` of them, `FAKE_MINER_BLOCK_INTERVAL_MS` apart), and
+//!   echoes the secrets it was given in every form the host must redact.
+//! - Exits 0 on SIGTERM (it runs as PID 1, which has no default handler);
+//!   `FAKE_MINER_EXIT_AFTER_MS` makes it exit 3 on its own, like a crash.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+static REQUESTS: AtomicU64 = AtomicU64::new(0);
+
+extern "C" fn terminate(_: libc::c_int) {
+    // SAFETY: _exit is async-signal-safe.
+    unsafe { libc::_exit(0) };
+}
+
+struct Args {
+    model: String,
+    served: String,
+    host: String,
+    port: u16,
+}
+
+fn parse_args() -> Args {
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    let value = |flag: &str| {
+        argv.iter()
+            .position(|a| a == flag)
+            .and_then(|i| argv.get(i + 1).cloned())
+    };
+    let model = argv
+        .first()
+        .cloned()
+        .unwrap_or_else(|| "unknown-model".into());
+    Args {
+        served: value("--served-model-name").unwrap_or_else(|| model.clone()),
+        host: value("--host").unwrap_or_else(|| "0.0.0.0".into()),
+        port: value("--port").and_then(|p| p.parse().ok()).unwrap_or(8000),
+        model,
+    }
+}
+
+fn env_number(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn say(line: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
+fn main() {
+    // SAFETY: installing a handler that only calls _exit.
+    unsafe {
+        libc::signal(libc::SIGTERM, terminate as *const () as libc::sighandler_t);
+        libc::signal(libc::SIGINT, terminate as *const () as libc::sighandler_t);
+    }
+    let args = parse_args();
+    let started = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    say("Starting pearl-gateway...");
+    let password = std::env::var("PEARLD_RPC_PASSWORD").unwrap_or_default();
+    let token = std::env::var("HF_TOKEN").unwrap_or_default();
+    say(&format!("gateway config: PEARLD_RPC_PASSWORD={password}"));
+    say(&format!("gateway settings rpc_password: {password}"));
+    say(&format!(
+        "{{\"PEARLD_RPC_PASSWORD\": \"{password}\", \"HF_TOKEN\": \"{token}\"}}"
+    ));
+    say(&format!("hub login with HF_TOKEN={token}"));
+    for name in [
+        "PEARLD_RPC_URL",
+        "PEARLD_RPC_USER",
+        "PEARLD_MINING_ADDRESS",
+        "MINER_RPC_TRANSPORT",
+        "CUDA_VISIBLE_DEVICES",
+        "NVIDIA_VISIBLE_DEVICES",
+    ] {
+        say(&format!(
+            "env {name}={}",
+            std::env::var(name).unwrap_or_default()
+        ));
+    }
+    say(&format!(
+        "Starting vllm serve with args: {}",
+        std::env::args().skip(1).collect::<Vec<_>>().join(" ")
+    ));
+
+    let listener = TcpListener::bind((args.host.as_str(), args.port)).unwrap_or_else(|err| {
+        say(&format!("cannot bind {}:{}: {err}", args.host, args.port));
+        std::process::exit(2);
+    });
+    say(&format!(
+        "INFO: Uvicorn running on http://{}:{}",
+        args.host, args.port
+    ));
+
+    let blocks = env_number("FAKE_MINER_BLOCKS", 3);
+    let interval = Duration::from_millis(env_number("FAKE_MINER_BLOCK_INTERVAL_MS", 200));
+    std::thread::spawn(move || {
+        for n in 1..=blocks {
+            std::thread::sleep(interval);
+            say("Received PlainProof");
+            say("Submitting block");
+            if n % 3 == 0 {
+                say("Block rejected: stale template");
+            } else {
+                say("Block accepted by node!");
+            }
+        }
+    });
+    if let Some(ms) = std::env::var("FAKE_MINER_EXIT_AFTER_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(ms));
+            say("fatal: simulated crash");
+            std::process::exit(3);
+        });
+    }
+    for stream in listener.incoming().flatten() {
+        let served = args.served.clone();
+        let model = args.model.clone();
+        std::thread::spawn(move || {
+            let _ = serve(stream, &served, &model, started);
+        });
+    }
+}
+
+fn serve(stream: TcpStream, served: &str, model: &str, started: f64) -> std::io::Result<()> {
+    let mut reader = BufReader::new(stream);
+    let mut request_line = String::new();
+    reader.read_line(&mut request_line)?;
+    let mut length = 0usize;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line)? == 0 || line == "\r\n" || line == "\n" {
+            break;
+        }
+        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+            length = v.trim().parse().unwrap_or(0);
+        }
+    }
+    let mut body = vec![0; length.min(1 << 20)];
+    reader.read_exact(&mut body)?;
+    let mut parts = request_line.split_whitespace();
+    let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    let (status, content_type, reply) = match (method, path) {
+        ("GET", "/v1/models") => (
+            "200 OK",
+            "application/json",
+            format!(
+                r#"{{"object":"list","data":[{{"id":"{served}","object":"model","owned_by":"vllm","root":"{model}"}}]}}"#
+            ),
+        ),
+        ("POST", "/v1/chat/completions") => {
+            REQUESTS.fetch_add(1, Ordering::Relaxed);
+            (
+                "200 OK",
+                "application/json",
+                format!(
+                    r#"{{"id":"chatcmpl-fake","object":"chat.completion","model":"{served}","choices":[{{"index":0,"message":{{"role":"assistant","content":"mined while answering"}},"finish_reason":"stop"}}],"usage":{{"prompt_tokens":5,"completion_tokens":4,"total_tokens":9}}}}"#
+                ),
+            )
+        }
+        ("GET", "/metrics") => {
+            let requests = REQUESTS.load(Ordering::Relaxed);
+            (
+                "200 OK",
+                "text/plain; version=0.0.4",
+                format!(
+                    "# HELP process_start_time_seconds Start time of the process since unix epoch in seconds.\n\
+                     # TYPE process_start_time_seconds gauge\n\
+                     process_start_time_seconds {started}\n\
+                     # TYPE vllm:num_requests_running gauge\n\
+                     vllm:num_requests_running{{model_name=\"{served}\"}} 0.0\n\
+                     # TYPE vllm:request_success_total counter\n\
+                     vllm:request_success_total{{finished_reason=\"stop\",model_name=\"{served}\"}} {requests}.0\n\
+                     # TYPE vllm:prompt_tokens_total counter\n\
+                     vllm:prompt_tokens_total{{model_name=\"{served}\"}} {}.0\n\
+                     # TYPE vllm:generation_tokens_total counter\n\
+                     vllm:generation_tokens_total{{model_name=\"{served}\"}} {}.0\n",
+                    requests * 5,
+                    requests * 4
+                ),
+            )
+        }
+        ("GET", "/health") => ("200 OK", "text/plain", String::new()),
+        _ => (
+            "404 Not Found",
+            "application/json",
+            r#"{"error":"not found"}"#.into(),
+        ),
+    };
+    let mut stream = reader.into_inner();
+    write!(
+        stream,
+        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{reply}",
+        reply.len()
+    )?;
+    stream.flush()
+}
