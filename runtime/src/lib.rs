@@ -9,10 +9,12 @@
 pub mod bindings;
 pub mod cli;
 pub mod config;
+pub mod docker;
 pub mod doctor;
 pub mod facts;
 pub mod host;
 pub mod paths;
 pub mod provider;
+pub mod redact;
 pub mod registry;
 pub mod sandbox;

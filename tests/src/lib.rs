@@ -65,3 +65,174 @@ pub fn linux_with_gpus(gpus: &[(&str, &str, u64)]) -> host_gpu::HardwareFacts {
 pub fn guest_facts(facts: &host_gpu::HardwareFacts) -> HardwareFacts {
     to_guest(facts, &GpuSelection::default())
 }
+
+// ---------------------------------------------------------------------------
+// Docker: the fake miner image and per-test container cleanup.
+
+use jarvis_mine::docker::Docker;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+/// The label every test container carries, with a value unique to one test
+/// (see [`ContainerCleanup`]).
+pub const TEST_CASE_LABEL: &str = "jarvis-test.case";
+
+/// The repository of the fake miner images; the tag is the first 12 hex
+/// digits of the binary's sha256.
+pub const FAKE_MINER_REPOSITORY: &str = "jarvis-test/fake-miner";
+
+/// A local Docker image of `tests/fake-miner` (a static binary `FROM
+/// scratch`, `ENTRYPOINT ["/fake-miner"]`), built on first use in this
+/// process and named `jarvis-test/fake-miner:<sha256 of the binary, 12 hex>`.
+///
+/// - The binary is built statically (`+crt-static`, glibc target) in
+///   `<workspace>/target/fake-miner`, a target dir of its own so the build
+///   never waits on the `cargo test` that runs us.
+/// - The image is built through [`Docker::build_image`] (BuildKit over the
+///   Engine API; no docker CLI, no registry) and skipped when that tag
+///   exists, so it is rebuilt only when the fake miner's code changes.
+/// - Test binaries running in parallel serialise on the file lock
+///   `<workspace>/target/fake-miner/image.lock`; within a process the result
+///   is cached.
+///
+/// Panics with the build's output when something fails: every caller needs
+/// the image.
+pub fn fake_miner_image() -> String {
+    static IMAGE: OnceLock<String> = OnceLock::new();
+    IMAGE
+        .get_or_init(|| build_fake_miner_image().unwrap_or_else(|error| panic!("{error}")))
+        .clone()
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ is inside the workspace")
+        .to_path_buf()
+}
+
+fn build_fake_miner_image() -> Result<String, String> {
+    use sha2::{Digest, Sha256};
+    use std::process::Command;
+
+    let target_dir = workspace_root().join("target").join("fake-miner");
+    std::fs::create_dir_all(&target_dir)
+        .map_err(|e| format!("creating {}: {e}", target_dir.display()))?;
+    let lock_path = target_dir.join("image.lock");
+    let lock = std::fs::File::create(&lock_path)
+        .map_err(|e| format!("creating {}: {e}", lock_path.display()))?;
+    lock.lock()
+        .map_err(|e| format!("locking {}: {e}", lock_path.display()))?;
+
+    let triple = format!("{}-unknown-linux-gnu", std::env::consts::ARCH);
+    let output = Command::new(env!("CARGO"))
+        .current_dir(workspace_root())
+        .args([
+            "build",
+            "--release",
+            "-p",
+            "fake-miner",
+            "--target",
+            &triple,
+        ])
+        .arg("--target-dir")
+        .arg(&target_dir)
+        .env("RUSTFLAGS", "-C target-feature=+crt-static")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .env_remove("CARGO_TARGET_DIR")
+        .env_remove("CARGO_BUILD_TARGET")
+        .output()
+        .map_err(|e| format!("running cargo to build fake-miner: {e}"))?;
+    if !output.status.success() {
+        return Err(format!(
+            "building fake-miner failed ({}):\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
+    let binary = target_dir.join(&triple).join("release").join("fake-miner");
+    let bytes = std::fs::read(&binary).map_err(|e| format!("reading {}: {e}", binary.display()))?;
+    let digest = Sha256::digest(&bytes);
+    let hash: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    let image = format!("{FAKE_MINER_REPOSITORY}:{}", &hash[..12]);
+
+    let docker = Docker::connect().map_err(|e| e.to_string())?;
+    if docker.image_present(&image).map_err(|e| e.to_string())? {
+        return Ok(image);
+    }
+    let context = target_dir.join("image-context");
+    let _ = std::fs::remove_dir_all(&context);
+    std::fs::create_dir_all(&context)
+        .map_err(|e| format!("creating {}: {e}", context.display()))?;
+    std::fs::copy(&binary, context.join("fake-miner"))
+        .map_err(|e| format!("copying {}: {e}", binary.display()))?;
+    std::fs::write(
+        context.join("Dockerfile"),
+        "FROM scratch\nCOPY fake-miner /fake-miner\nLABEL jarvis-test=fake-miner\nENTRYPOINT [\"/fake-miner\"]\n",
+    )
+    .map_err(|e| format!("writing the Dockerfile: {e}"))?;
+    let mut output = Vec::new();
+    docker
+        .build_image(&context, "Dockerfile", &image, &mut |event| {
+            output.push(format!("{event:?}"))
+        })
+        .map_err(|e| format!("{e}\nbuild output:\n{}", output.join("\n")))?;
+    Ok(image)
+}
+
+/// Removes, when dropped (even after a failed assertion), every container
+/// labelled [`TEST_CASE_LABEL`]`=<this guard's value>`. Give each test its
+/// own guard and put [`labels`](Self::labels) on everything it creates.
+pub struct ContainerCleanup {
+    value: String,
+}
+
+impl ContainerCleanup {
+    /// A guard whose label value starts with `case` and is unique to this
+    /// process and moment.
+    pub fn new(case: &str) -> ContainerCleanup {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default();
+        ContainerCleanup {
+            value: format!("{case}-{}-{nanos}", std::process::id()),
+        }
+    }
+
+    /// The unique label value, also usable as a unique name part.
+    pub fn value(&self) -> &str {
+        &self.value
+    }
+
+    /// The labels to put on this test's containers.
+    pub fn labels(&self) -> BTreeMap<String, String> {
+        BTreeMap::from([(TEST_CASE_LABEL.to_owned(), self.value.clone())])
+    }
+}
+
+impl Drop for ContainerCleanup {
+    fn drop(&mut self) {
+        // Never panic here: this runs while a failed test unwinds.
+        let value = self.value.clone();
+        let _ = std::panic::catch_unwind(move || {
+            let Ok(docker) = Docker::connect() else {
+                return;
+            };
+            if let Ok(containers) = docker.list_labelled(TEST_CASE_LABEL, Some(&value)) {
+                for container in containers {
+                    let _ = docker.remove(&container.id);
+                }
+            }
+        });
+    }
+}
+
+/// A TCP port that was free on 127.0.0.1 a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|addr| addr.port())
+        .expect("binding 127.0.0.1:0")
+}

@@ -1,0 +1,253 @@
+//! Container lifecycle: create, start, stop, remove, inspect, list.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use bollard::models::{ContainerInspectResponse, ContainerStateStatusEnum};
+use bollard::query_parameters::{
+    InspectContainerOptions, ListContainersOptionsBuilder, RemoveContainerOptionsBuilder,
+    StartContainerOptions, StopContainerOptionsBuilder,
+};
+use serde::Serialize;
+
+use super::Docker;
+use super::error::{Cause, DockerError, classify, request_error};
+use super::spec::{ContainerSpec, create_request};
+use crate::redact::Redactor;
+
+/// What `docker inspect` says about a container.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ContainerState {
+    pub id: String,
+    /// Without Docker's leading '/'.
+    pub name: String,
+    /// created, running, paused, restarting, removing, exited or dead.
+    pub status: String,
+    pub running: bool,
+    /// Set once the container has exited (`status` exited or dead).
+    pub exit_code: Option<i64>,
+    /// RFC 3339; `None` when it never started.
+    pub started_at: Option<String>,
+    /// RFC 3339; `None` when it never finished.
+    pub finished_at: Option<String>,
+    /// starting, healthy or unhealthy, when the image has a health check.
+    pub health: Option<String>,
+    pub labels: BTreeMap<String, String>,
+    /// The image as the container was created from it (name:tag).
+    pub image: String,
+    /// How often Docker restarted it under its restart policy.
+    pub restart_count: i64,
+    pub oom_killed: bool,
+    /// Docker's error starting it, if any.
+    pub error: Option<String>,
+}
+
+/// One container of [`Docker::list_labelled`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ContainerSummary {
+    pub id: String,
+    /// Without Docker's leading '/'.
+    pub name: String,
+    pub image: String,
+    /// created, running, exited, ...
+    pub state: String,
+    /// Docker's human summary, e.g. "Exited (0) 5 seconds ago".
+    pub status: String,
+    pub labels: BTreeMap<String, String>,
+    /// Unix seconds.
+    pub created: i64,
+}
+
+impl Docker {
+    /// Creates (does not start) a container; returns its id. A taken name is
+    /// [`DockerError::NameConflict`]; a missing image is
+    /// [`DockerError::ImageUnavailable`]. Messages are redacted of every
+    /// environment value of `spec`.
+    pub fn create(&self, spec: &ContainerSpec) -> Result<String, DockerError> {
+        let (options, body) = create_request(spec)?;
+        let redactor = Redactor::new(spec.env_values());
+        let name = spec.display_name();
+        let what = format!(
+            "failed to create container '{name}' from image '{}'",
+            spec.image
+        );
+        let result = self.call(
+            &format!("creating container '{name}'"),
+            self.timeouts.request,
+            self.client.create_container(Some(options), body),
+        )?;
+        match result {
+            Ok(response) => {
+                for warning in response.warnings {
+                    tracing::warn!(container = name, "Docker: {}", redactor.redact(&warning));
+                }
+                Ok(response.id)
+            }
+            Err(error) => Err(match classify(&error) {
+                Cause::Daemon {
+                    status: 409,
+                    message,
+                } => DockerError::NameConflict(format!(
+                    "{what}: a container named '{name}' already exists ({}); \
+                     stop the session that owns it, or remove it with `docker rm -f {name}`",
+                    redactor.redact(&message)
+                )),
+                Cause::Daemon {
+                    status: 404,
+                    message,
+                } => DockerError::ImageUnavailable(format!(
+                    "{what}: the image is not present locally ({}); acquire it first",
+                    redactor.redact(&message)
+                )),
+                _ => request_error(&self.host, &what, &error, &redactor),
+            }),
+        }
+    }
+
+    /// Starts a created or stopped container; already running is `Ok`.
+    pub fn start(&self, id: &str) -> Result<(), DockerError> {
+        let what = format!("failed to start container '{id}'");
+        self.call(
+            &format!("starting container '{id}'"),
+            self.timeouts.request,
+            self.client
+                .start_container(id, None::<StartContainerOptions>),
+        )?
+        .map_err(|error| self.error(&what, &error))
+    }
+
+    /// Sends SIGTERM, then SIGKILL after `timeout`; already stopped is `Ok`,
+    /// a container that does not exist is [`DockerError::NotFound`].
+    pub fn stop(&self, id: &str, timeout: Duration) -> Result<(), DockerError> {
+        let grace = i32::try_from(timeout.as_secs()).unwrap_or(i32::MAX);
+        let options = StopContainerOptionsBuilder::default().t(grace).build();
+        let what = format!("failed to stop container '{id}'");
+        self.call(
+            &format!("stopping container '{id}'"),
+            timeout + self.timeouts.request,
+            self.client.stop_container(id, Some(options)),
+        )?
+        .map_err(|error| self.error(&what, &error))
+    }
+
+    /// Removes a container, killing it if it runs, with its anonymous
+    /// volumes; already gone (or being removed) is `Ok`.
+    pub fn remove(&self, id: &str) -> Result<(), DockerError> {
+        let options = RemoveContainerOptionsBuilder::default()
+            .force(true)
+            .v(true)
+            .build();
+        let result = self.call(
+            &format!("removing container '{id}'"),
+            self.timeouts.request,
+            self.client.remove_container(id, Some(options)),
+        )?;
+        match result {
+            Ok(()) => Ok(()),
+            Err(error) => match classify(&error) {
+                Cause::Daemon { status: 404, .. } => Ok(()),
+                Cause::Daemon {
+                    status: 409,
+                    message,
+                } if message.contains("already in progress") => Ok(()),
+                _ => Err(self.error(&format!("failed to remove container '{id}'"), &error)),
+            },
+        }
+    }
+
+    /// The container's state, or `None` when it does not exist.
+    pub fn inspect(&self, id: &str) -> Result<Option<ContainerState>, DockerError> {
+        let result = self.call(
+            &format!("inspecting container '{id}'"),
+            self.timeouts.request,
+            self.client
+                .inspect_container(id, None::<InspectContainerOptions>),
+        )?;
+        match result {
+            Ok(response) => Ok(Some(container_state(response))),
+            Err(error) => match classify(&error) {
+                Cause::Daemon { status: 404, .. } => Ok(None),
+                _ => Err(self.error(&format!("failed to inspect container '{id}'"), &error)),
+            },
+        }
+    }
+
+    /// Every container (running or not) carrying `label`, or `label=value`.
+    pub fn list_labelled(
+        &self,
+        label: &str,
+        value: Option<&str>,
+    ) -> Result<Vec<ContainerSummary>, DockerError> {
+        let filter = match value {
+            Some(value) => format!("{label}={value}"),
+            None => label.to_owned(),
+        };
+        let filters = HashMap::from([("label", vec![filter.as_str()])]);
+        let options = ListContainersOptionsBuilder::default()
+            .all(true)
+            .filters(&filters)
+            .build();
+        let what = format!("failed to list containers labelled '{filter}'");
+        let containers = self
+            .call(
+                &format!("listing containers labelled '{filter}'"),
+                self.timeouts.request,
+                self.client.list_containers(Some(options)),
+            )?
+            .map_err(|error| self.error(&what, &error))?;
+        Ok(containers
+            .into_iter()
+            .map(|c| ContainerSummary {
+                id: c.id.unwrap_or_default(),
+                name: c
+                    .names
+                    .and_then(|names| names.into_iter().next())
+                    .map(|name| name.trim_start_matches('/').to_owned())
+                    .unwrap_or_default(),
+                image: c.image.unwrap_or_default(),
+                state: c.state.map(|s| s.to_string()).unwrap_or_default(),
+                status: c.status.unwrap_or_default(),
+                labels: c.labels.unwrap_or_default().into_iter().collect(),
+                created: c.created.unwrap_or_default(),
+            })
+            .collect())
+    }
+}
+
+/// Docker's zero time ("0001-01-01T00:00:00Z") means "never".
+fn timestamp(value: Option<String>) -> Option<String> {
+    value.filter(|v| !v.is_empty() && !v.starts_with("0001-01-01"))
+}
+
+fn container_state(response: ContainerInspectResponse) -> ContainerState {
+    let state = response.state.unwrap_or_default();
+    let config = response.config.unwrap_or_default();
+    let status = state.status.unwrap_or(ContainerStateStatusEnum::EMPTY);
+    let finished = matches!(
+        status,
+        ContainerStateStatusEnum::EXITED | ContainerStateStatusEnum::DEAD
+    );
+    ContainerState {
+        id: response.id.unwrap_or_default(),
+        name: response
+            .name
+            .unwrap_or_default()
+            .trim_start_matches('/')
+            .to_owned(),
+        status: status.to_string(),
+        running: state.running.unwrap_or(false),
+        exit_code: if finished { state.exit_code } else { None },
+        started_at: timestamp(state.started_at),
+        finished_at: timestamp(state.finished_at),
+        health: state
+            .health
+            .and_then(|h| h.status)
+            .map(|s| s.to_string())
+            .filter(|s| !s.is_empty() && s != "none"),
+        labels: config.labels.unwrap_or_default().into_iter().collect(),
+        image: config.image.or(response.image).unwrap_or_default(),
+        restart_count: response.restart_count.unwrap_or_default(),
+        oom_killed: state.oom_killed.unwrap_or(false),
+        error: state.error.filter(|e| !e.is_empty()),
+    }
+}
