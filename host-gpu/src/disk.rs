@@ -27,28 +27,40 @@ pub fn disk_facts() -> DiskFacts {
 }
 
 /// The hub cache as `huggingface_hub` resolves it: `$HF_HUB_CACHE`, else
-/// `$HF_HOME/hub`, else `$XDG_CACHE_HOME/huggingface/hub`, else
-/// `~/.cache/huggingface/hub`, with a leading `~` expanded as Python's
-/// `expanduser` does.
+/// `<HF home>/hub` (see [`hf_home`]).
 fn hf_hub_cache(env: impl Fn(&str) -> Option<OsString>, home: Option<&Path>) -> Option<PathBuf> {
-    let expand = |value: OsString| -> Option<PathBuf> {
-        let path = PathBuf::from(value);
-        match path.strip_prefix("~") {
-            Ok(rest) => home.map(|home| home.join(rest)),
-            Err(_) => Some(path),
-        }
-    };
-    if let Some(cache) = env("HF_HUB_CACHE") {
-        return expand(cache);
+    match env("HF_HUB_CACHE") {
+        Some(cache) => expand_home(cache, home),
+        None => Some(hf_home_from(env, home)?.join("hub")),
     }
-    let hf_home = match env("HF_HOME") {
-        Some(hf_home) => expand(hf_home)?,
+}
+
+/// The Hugging Face home (what the miner container mounts as its cache):
+/// `$HF_HOME`, else `$XDG_CACHE_HOME/huggingface`, else `~/.cache/huggingface`.
+pub fn hf_home() -> Option<PathBuf> {
+    hf_home_from(
+        |name| std::env::var_os(name),
+        std::env::home_dir().as_deref(),
+    )
+}
+
+fn hf_home_from(env: impl Fn(&str) -> Option<OsString>, home: Option<&Path>) -> Option<PathBuf> {
+    match env("HF_HOME") {
+        Some(hf_home) => expand_home(hf_home, home),
         None => match env("XDG_CACHE_HOME") {
-            Some(xdg) => expand(xdg)?.join("huggingface"),
-            None => home?.join(".cache").join("huggingface"),
+            Some(xdg) => Some(expand_home(xdg, home)?.join("huggingface")),
+            None => Some(home?.join(".cache").join("huggingface")),
         },
-    };
-    Some(hf_home.join("hub"))
+    }
+}
+
+/// A leading `~` expanded as Python's `expanduser` does.
+fn expand_home(value: OsString, home: Option<&Path>) -> Option<PathBuf> {
+    let path = PathBuf::from(value);
+    match path.strip_prefix("~") {
+        Ok(rest) => home.map(|home| home.join(rest)),
+        Err(_) => Some(path),
+    }
 }
 
 /// `path` itself or its closest ancestor that exists.

@@ -3,7 +3,11 @@
 wasmtime::component::bindgen!({
     path: "../wit",
     world: "mining-provider",
+    additional_derives: [PartialEq],
 });
 
 pub use exports::openjarvis::mining::provider::{Capabilities, ProviderInfo};
-pub use openjarvis::mining::types::{Capability, DockerFacts, Gpu, HardwareFacts, PearlFacts};
+pub use openjarvis::mining::types::{
+    Capability, DockerFacts, Error, ExtraValue, Gpu, HardwareFacts, MiningConfig, MiningStats,
+    PearlFacts, PoolTarget, SoloTarget, SubmitTarget,
+};

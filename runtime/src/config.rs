@@ -215,6 +215,54 @@ impl MiningConfig {
     }
 }
 
+impl MiningConfig {
+    /// The config as a provider receives it. Nested tables in `[mining.extra]`
+    /// have no meaning to providers and are left out.
+    pub fn to_guest(&self) -> crate::bindings::MiningConfig {
+        use crate::bindings::{ExtraValue, PoolTarget, SoloTarget, SubmitTarget as Target};
+        let extra = self
+            .extra
+            .iter()
+            .filter_map(|(key, value)| {
+                let value = match value {
+                    Value::String(s) => ExtraValue::Text(s.clone()),
+                    Value::Integer(i) => ExtraValue::Integer(*i),
+                    Value::Float(x) => ExtraValue::Float(*x),
+                    Value::Boolean(b) => ExtraValue::Boolean(*b),
+                    Value::Array(items) => ExtraValue::Texts(
+                        items
+                            .iter()
+                            .map(|item| match item {
+                                Value::String(s) => s.clone(),
+                                other => other.to_string(),
+                            })
+                            .collect(),
+                    ),
+                    Value::Datetime(d) => ExtraValue::Text(d.to_string()),
+                    Value::Table(_) => return None,
+                };
+                Some((key.clone(), value))
+            })
+            .collect();
+        crate::bindings::MiningConfig {
+            provider: self.provider.clone(),
+            wallet_address: self.wallet_address.clone(),
+            submit_target: match &self.submit_target {
+                SubmitTarget::Solo { pearld_rpc_url } => Target::Solo(SoloTarget {
+                    pearld_rpc_url: pearld_rpc_url.clone(),
+                }),
+                SubmitTarget::Pool { url, worker_id } => Target::Pool(PoolTarget {
+                    url: url.clone(),
+                    worker_id: worker_id.clone(),
+                }),
+            },
+            fee_bps: self.fee_bps,
+            fee_payout_address: self.fee_payout_address.clone(),
+            extra,
+        }
+    }
+}
+
 /// 1-based line and column (in characters) of a byte offset.
 fn line_column(text: &str, offset: usize) -> (usize, usize) {
     let before = &text[..offset.min(text.len())];

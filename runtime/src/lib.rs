@@ -9,12 +9,15 @@
 pub mod bindings;
 pub mod cli;
 pub mod config;
+pub mod config_edit;
 pub mod docker;
 pub mod doctor;
 pub mod facts;
 pub mod host;
+pub mod lifecycle;
 pub mod paths;
 pub mod provider;
 pub mod redact;
 pub mod registry;
 pub mod sandbox;
+pub mod session;

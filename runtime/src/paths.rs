@@ -51,6 +51,12 @@ impl Paths {
         self.home.join("runtime").join("mining.json")
     }
 
+    /// The advisory lock serialising `mine start` / `mine stop` (reference §1.6
+    /// defines the path; the reference never takes it).
+    pub fn lock_file(&self) -> PathBuf {
+        self.home.join("runtime").join("mining.lock")
+    }
+
     /// Community provider components.
     pub fn installed_providers(&self) -> PathBuf {
         self.home.join("mining").join("providers")

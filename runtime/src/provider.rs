@@ -1,6 +1,7 @@
 //! A provider loaded into the sandbox: its self-description and its calls.
 
 use crate::bindings::{self, HardwareFacts, MiningProviderPre};
+use crate::host::{HostContext, capability_name};
 use crate::sandbox::{CallState, ProviderError, Sandbox};
 use serde::Serialize;
 use std::path::PathBuf;
@@ -42,6 +43,8 @@ pub struct LoadedProvider {
     pub info: ProviderInfo,
     pub source: ProviderSource,
     pub sha256: String,
+    /// What `info()` asked for, as the host's policy gate sees it.
+    requested: Vec<bindings::Capability>,
     pre: MiningProviderPre<CallState>,
 }
 
@@ -54,7 +57,7 @@ impl LoadedProvider {
         sha256: String,
         label: &str,
     ) -> Result<Self, ProviderError> {
-        let raw = sandbox.call(&pre, label, |instance, store| {
+        let raw = sandbox.call(&pre, label, None, |instance, store| {
             instance.openjarvis_mining_provider().call_info(store)
         })?;
         let returned = raw.id.len() + raw.version.len() + raw.description.len();
@@ -63,13 +66,18 @@ impl LoadedProvider {
             id: raw.id,
             version: raw.version,
             description: raw.description,
-            capabilities: raw.capabilities.iter().map(capability_name).collect(),
+            capabilities: raw
+                .capabilities
+                .iter()
+                .map(|c| capability_name(*c).to_owned())
+                .collect(),
         };
         validate_id(&info.id)?;
         Ok(LoadedProvider {
             info,
             source,
             sha256,
+            requested: raw.capabilities,
             pre,
         })
     }
@@ -87,7 +95,7 @@ impl LoadedProvider {
         model: &str,
     ) -> Result<Verdict, ProviderError> {
         let caps: bindings::Capabilities =
-            sandbox.call(&self.pre, self.id(), |instance, store| {
+            sandbox.call(&self.pre, self.id(), None, |instance, store| {
                 instance
                     .openjarvis_mining_provider()
                     .call_detect(store, facts, engine_id, model)
@@ -101,23 +109,60 @@ impl LoadedProvider {
     }
 }
 
+impl LoadedProvider {
+    /// The host context for a lifecycle call of this provider.
+    pub fn host_context(&self, session: crate::host::Session) -> HostContext {
+        HostContext::new(self.id(), &self.sha256, self.requested.clone(), session)
+    }
+
+    pub fn start(
+        &self,
+        sandbox: &Sandbox,
+        host: HostContext,
+        config: &bindings::MiningConfig,
+    ) -> Result<Result<(), bindings::Error>, ProviderError> {
+        sandbox.call(&self.pre, self.id(), Some(host), |instance, store| {
+            instance
+                .openjarvis_mining_provider()
+                .call_start(store, config)
+        })
+    }
+
+    pub fn stop(
+        &self,
+        sandbox: &Sandbox,
+        host: HostContext,
+    ) -> Result<Result<(), bindings::Error>, ProviderError> {
+        sandbox.call(&self.pre, self.id(), Some(host), |instance, store| {
+            instance.openjarvis_mining_provider().call_stop(store)
+        })
+    }
+
+    pub fn is_running(&self, sandbox: &Sandbox, host: HostContext) -> Result<bool, ProviderError> {
+        sandbox.call(&self.pre, self.id(), Some(host), |instance, store| {
+            instance.openjarvis_mining_provider().call_is_running(store)
+        })
+    }
+
+    pub fn stats(
+        &self,
+        sandbox: &Sandbox,
+        host: HostContext,
+    ) -> Result<bindings::MiningStats, ProviderError> {
+        let stats = sandbox.call(&self.pre, self.id(), Some(host), |instance, store| {
+            instance.openjarvis_mining_provider().call_stats(store)
+        })?;
+        check_output(stats.last_error.as_ref().map_or(0, String::len), sandbox)?;
+        Ok(stats)
+    }
+}
+
 fn check_output(returned: usize, sandbox: &Sandbox) -> Result<(), ProviderError> {
     let limit = sandbox.limits().output_bytes;
     if returned > limit {
         return Err(ProviderError::OutputTooLarge { returned, limit });
     }
     Ok(())
-}
-
-fn capability_name(capability: &bindings::Capability) -> String {
-    match capability {
-        bindings::Capability::Containers => "containers",
-        bindings::Capability::Sidecar => "sidecar",
-        bindings::Capability::Metrics => "metrics",
-        bindings::Capability::GpuTelemetry => "gpu-telemetry",
-        bindings::Capability::Processes => "processes",
-    }
-    .to_owned()
 }
 
 /// Ids are registry keys, config values and file names: keep them plain.

@@ -18,8 +18,10 @@ wit_bindgen::generate!({
     pub_export_macro: true,
     export_macro_name: "__export_mining_provider",
     default_bindings_module: "mining_provider_sdk",
+    additional_derives: [PartialEq],
 });
 
+pub mod config;
 pub mod log;
 
 use exports::openjarvis::mining::provider::Guest;
@@ -30,12 +32,62 @@ pub mod types {
     pub use crate::openjarvis::mining::types::*;
 }
 
-use types::{Capabilities, HardwareFacts, ProviderInfo};
+/// Host imports: containers, the session sidecar, metrics scrapes, the clock.
+pub mod host {
+    pub use crate::openjarvis::mining::clock;
+    pub use crate::openjarvis::mining::containers;
+    pub use crate::openjarvis::mining::metrics;
+    pub use crate::openjarvis::mining::sidecar;
+}
 
-/// A mining provider, as a provider author writes it.
+use types::{Capabilities, Error, HardwareFacts, MiningConfig, MiningStats, ProviderInfo};
+
+/// A mining provider, as a provider author writes it. Only `info` and
+/// `detect` are required; a provider that cannot mine yet keeps the default
+/// lifecycle, which says so.
 pub trait Provider {
     fn info() -> ProviderInfo;
     fn detect(facts: HardwareFacts, engine_id: String, model: String) -> Capabilities;
+
+    fn start(_config: MiningConfig) -> Result<(), Error> {
+        Err(Error::Unavailable(format!(
+            "provider '{}' cannot start mining in this release",
+            Self::info().id
+        )))
+    }
+
+    fn stop() -> Result<(), Error> {
+        Ok(())
+    }
+
+    fn is_running() -> bool {
+        false
+    }
+
+    fn stats() -> MiningStats {
+        MiningStats::empty(&Self::info().id)
+    }
+}
+
+impl MiningStats {
+    /// All-zero statistics, as for a provider with no session.
+    pub fn empty(provider_id: &str) -> Self {
+        MiningStats {
+            provider_id: provider_id.to_owned(),
+            shares_submitted: 0,
+            shares_accepted: 0,
+            blocks_found: 0,
+            hashrate: 0.0,
+            uptime_seconds: 0.0,
+            last_share_at: None,
+            last_error: None,
+            payout_target: "solo".to_owned(),
+            fees_owed: 0,
+            requests_served: None,
+            prompt_tokens: None,
+            generation_tokens: None,
+        }
+    }
 }
 
 impl Capabilities {
@@ -69,6 +121,26 @@ impl<P: Provider> Guest for Adapter<P> {
     fn detect(facts: HardwareFacts, engine_id: String, model: String) -> Capabilities {
         install_panic_hook();
         P::detect(facts, engine_id, model)
+    }
+
+    fn start(config: MiningConfig) -> Result<(), Error> {
+        install_panic_hook();
+        P::start(config)
+    }
+
+    fn stop() -> Result<(), Error> {
+        install_panic_hook();
+        P::stop()
+    }
+
+    fn is_running() -> bool {
+        install_panic_hook();
+        P::is_running()
+    }
+
+    fn stats() -> MiningStats {
+        install_panic_hook();
+        P::stats()
     }
 }
 

@@ -70,7 +70,7 @@ pub fn run(args: &DoctorArgs, limits: SandboxLimits) -> CliResult {
     Ok(ExitCode::SUCCESS)
 }
 
-fn load_facts(file: &Path) -> Result<HardwareFacts, CliError> {
+pub fn load_facts(file: &Path) -> Result<HardwareFacts, CliError> {
     let text = std::fs::read_to_string(file).map_err(|err| {
         CliError::invalid_input(format!("cannot read facts file {}: {err}", file.display()))
     })?;

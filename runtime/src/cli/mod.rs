@@ -1,21 +1,40 @@
 //! The `jarvis mine` command line: argument parsing, logging, exit codes.
 //! Each subcommand is a thin file over the library.
 
+mod attach;
 mod doctor;
+mod init;
+mod logs;
 mod models;
 mod output;
+mod session;
+mod start;
+mod status;
+mod stop;
 
 use crate::sandbox::SandboxLimits;
 use clap::{Args, Parser, Subcommand};
 use std::process::ExitCode;
 use std::time::Duration;
 
-/// Exit codes, documented in docs/cli.md.
+/// Exit codes, documented in docs/user-guide.md.
 pub mod exit {
     /// A check failed (`doctor --strict`) or an operation could not complete.
     pub const FAILURE: u8 = 1;
-    /// Bad input: a malformed config or facts file, or bad arguments.
+    /// Bad input: a malformed config or facts file, bad arguments, no `[mining]`.
     pub const INVALID_INPUT: u8 = 2;
+    /// The Docker daemon cannot be reached, or the miner image cannot be had.
+    pub const DOCKER_UNAVAILABLE: u8 = 3;
+    /// The wallet address is malformed.
+    pub const INVALID_WALLET: u8 = 4;
+    /// The model is not a Pearl model the registry knows.
+    pub const UNKNOWN_MODEL: u8 = 5;
+    /// A variable named for a secret (the pearld password) is not set.
+    pub const MISSING_SECRET: u8 = 6;
+    /// The provider cannot mine on this host (`init`).
+    pub const UNSUPPORTED: u8 = 7;
+    /// Another `jarvis mine` command holds the session lock.
+    pub const BUSY: u8 = 8;
 }
 
 /// An error that ends the command, with its exit code.
@@ -98,6 +117,18 @@ enum MineCommand {
     Models(models::ModelsArgs),
     /// Diagnose mining capability with one row per check.
     Doctor(doctor::DoctorArgs),
+    /// Interactive setup for the v1 Pearl mining providers.
+    Init(init::InitArgs),
+    /// Launch the configured mining provider.
+    Start,
+    /// Stop the configured mining provider.
+    Stop,
+    /// Print live mining stats.
+    Status(status::StatusArgs),
+    /// Manual mode: write a sidecar for an externally-started miner.
+    Attach(attach::AttachArgs),
+    /// Print the Pearl miner container log tail.
+    Logs(logs::LogsArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -107,6 +138,12 @@ pub fn main() -> ExitCode {
         Command::Mine(mine) => match mine.command {
             MineCommand::Models(args) => models::run(&args),
             MineCommand::Doctor(args) => doctor::run(&args, mine.sandbox.limits()),
+            MineCommand::Init(args) => init::run(&args, mine.sandbox.limits()),
+            MineCommand::Start => start::run(mine.sandbox.limits()),
+            MineCommand::Stop => stop::run(mine.sandbox.limits()),
+            MineCommand::Status(args) => status::run(&args, mine.sandbox.limits()),
+            MineCommand::Attach(args) => attach::run(&args),
+            MineCommand::Logs(args) => logs::run(&args),
         },
     };
     result.unwrap_or_else(|err| {

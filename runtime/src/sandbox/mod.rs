@@ -15,14 +15,15 @@ pub use error::{ProviderError, human_bytes, human_duration};
 pub use limits::SandboxLimits;
 
 use crate::bindings::{MiningProvider, MiningProviderPre};
+use crate::host::HostContext;
 use crate::host::log::GuestLog;
 use error::CallEvidence;
 use limits::Limiter;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
 use wasmtime::{
-    Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store,
+    CallHook, Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store,
 };
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
@@ -46,6 +47,8 @@ pub struct CallState {
     wasi: Option<WasiState>,
     stdio_cap: usize,
     pub(crate) log: GuestLog,
+    /// Present for lifecycle calls only (see `host::HostContext`).
+    pub(crate) host: Option<HostContext>,
 }
 
 struct WasiState {
@@ -130,23 +133,34 @@ impl Sandbox {
     }
 
     /// Runs `call` against a fresh instance under the per-call limits.
+    ///
+    /// `host` is `None` for the pure calls (`info`, `detect`): every
+    /// privileged import is then denied. Lifecycle calls pass the host
+    /// context; their deadline counts time spent in guest code only, since
+    /// host calls (an image pull, a container stop) carry their own timeouts.
     pub fn call<R>(
         &self,
         pre: &MiningProviderPre<CallState>,
         provider: &str,
+        host: Option<HostContext>,
         call: impl FnOnce(&MiningProvider, &mut Store<CallState>) -> wasmtime::Result<R>,
     ) -> Result<R, ProviderError> {
+        let lifecycle = host.is_some();
         let state = CallState {
             limiter: Limiter::new(self.limits),
             table: ResourceTable::new(),
             wasi: None,
             stdio_cap: self.limits.log_bytes,
             log: GuestLog::new(provider, self.limits.log_bytes),
+            host,
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limiter);
         store.set_epoch_deadline(deadline_ticks(self.limits.call_timeout));
         store.epoch_deadline_trap();
+        if lifecycle {
+            store.call_hook(guest_time_budget(self.limits.call_timeout));
+        }
         let result = pre
             .instantiate(&mut store)
             .and_then(|instance| call(&instance, &mut store));
@@ -195,6 +209,29 @@ fn engine_config(limits: &SandboxLimits) -> Config {
         .memory_init_cow(true)
         .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     config
+}
+
+/// Keeps the epoch deadline on guest time: time inside host calls is not
+/// charged to the guest's budget.
+fn guest_time_budget(
+    budget: Duration,
+) -> impl FnMut(wasmtime::StoreContextMut<'_, CallState>, CallHook) -> wasmtime::Result<()>
++ Send
++ Sync
++ 'static {
+    let mut left = budget;
+    let mut entered_guest = Instant::now();
+    move |mut store, hook| {
+        match hook {
+            CallHook::CallingHost => left = left.saturating_sub(entered_guest.elapsed()),
+            CallHook::ReturningFromHost => {
+                entered_guest = Instant::now();
+                store.set_epoch_deadline(deadline_ticks(left));
+            }
+            CallHook::CallingWasm | CallHook::ReturningFromWasm => {}
+        }
+        Ok(())
+    }
 }
 
 fn deadline_ticks(timeout: Duration) -> u64 {

@@ -1,4 +1,5 @@
 use super::*;
+use mining_provider_sdk::types::Gpu;
 use mining_provider_sdk::types::{DockerFacts, PearlFacts};
 use pearl_catalog::DEFAULT_PEARL_MODEL;
 

@@ -1,0 +1,57 @@
+//! `jarvis mine attach`: record an externally started miner so OpenJarvis
+//! routes inference to it.
+
+use super::{CliError, CliResult};
+use crate::paths::Paths;
+use crate::session::state::EXTERNAL_CONTAINER_ID;
+use crate::session::{SessionRecord, sidecar};
+use clap::Args;
+use std::process::ExitCode;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+#[derive(Args)]
+pub struct AttachArgs {
+    /// The miner's OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1.
+    #[arg(long)]
+    vllm_endpoint: String,
+    /// The gateway's URL, e.g. http://127.0.0.1:8337.
+    #[arg(long)]
+    gateway_url: String,
+    /// The gateway's metrics URL, e.g. http://127.0.0.1:8339.
+    #[arg(long)]
+    gateway_metrics_url: String,
+    #[arg(long, default_value = pearl_catalog::DEFAULT_PEARL_MODEL)]
+    model: String,
+    #[arg(long, default_value = EXTERNAL_CONTAINER_ID)]
+    container_id: String,
+    #[arg(long, default_value = "")]
+    wallet: String,
+}
+
+pub fn run(args: &AttachArgs) -> CliResult {
+    let paths = Paths::from_env().map_err(|err| CliError::failure(err.to_string()))?;
+    let endpoint = args.vllm_endpoint.trim_end_matches('/');
+    let record = SessionRecord {
+        provider: "vllm-pearl".into(),
+        vllm_endpoint: endpoint.to_owned(),
+        model: args.model.clone(),
+        gateway_url: args.gateway_url.clone(),
+        gateway_metrics_url: args.gateway_metrics_url.clone(),
+        container_id: args.container_id.clone(),
+        wallet_address: args.wallet.clone(),
+        started_at: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+        session_id: None,
+        metrics_url: Some(format!("{}/metrics", endpoint.trim_end_matches("/v1"))),
+        image: None,
+        gateway_pid: None,
+        miner_loop_pid: None,
+    };
+    sidecar::validate(&record)
+        .map_err(|err| CliError::invalid_input(format!("cannot attach: {err}")))?;
+    let path = paths.sidecar();
+    sidecar::write(&path, &record).map_err(|err| CliError::failure(err.to_string()))?;
+    println!("Sidecar written to {}", path.display());
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,99 @@
+//! What the lifecycle commands share: loading config, sandbox, providers and
+//! the Docker client, and turning their failures into exit codes.
+
+use super::{CliError, exit};
+use crate::config::Config;
+use crate::docker::Docker;
+use crate::lifecycle::{MineError, Miner};
+use crate::paths::Paths;
+use crate::registry::Registry;
+use crate::sandbox::{Sandbox, SandboxLimits};
+use crate::session::LockError;
+use std::sync::Arc;
+
+pub struct Opened {
+    pub paths: Paths,
+    pub config: Config,
+    pub sandbox: Sandbox,
+    pub registry: Registry,
+    pub docker: Result<Arc<Docker>, String>,
+}
+
+impl Opened {
+    pub fn miner(&self) -> Miner<'_> {
+        Miner {
+            paths: &self.paths,
+            mining: self.config.mining.as_ref(),
+            sandbox: &self.sandbox,
+            registry: &self.registry,
+            docker: self.docker.clone(),
+        }
+    }
+}
+
+pub fn paths_and_config() -> Result<(Paths, Config), CliError> {
+    let paths = Paths::from_env().map_err(|err| CliError::failure(err.to_string()))?;
+    let config = Config::load(paths.config_file())
+        .map_err(|err| CliError::invalid_input(err.to_string()))?;
+    Ok((paths, config))
+}
+
+pub fn sandbox_and_registry(
+    paths: &Paths,
+    limits: SandboxLimits,
+) -> Result<(Sandbox, Registry), CliError> {
+    let sandbox = Sandbox::new(limits, Some(paths.component_cache()))
+        .map_err(|err| CliError::failure(format!("cannot start the provider sandbox: {err:#}")))?;
+    let registry = Registry::load(&sandbox, Some(&paths.installed_providers()));
+    Ok((sandbox, registry))
+}
+
+pub fn open(limits: SandboxLimits) -> Result<Opened, CliError> {
+    let (paths, config) = paths_and_config()?;
+    let (sandbox, registry) = sandbox_and_registry(&paths, limits)?;
+    let docker = Docker::connect()
+        .map(Arc::new)
+        .map_err(|err| err.to_string());
+    Ok(Opened {
+        paths,
+        config,
+        sandbox,
+        registry,
+        docker,
+    })
+}
+
+/// Each kind of failure has its own exit code (docs/user-guide.md).
+pub fn mine_error(err: MineError) -> CliError {
+    use crate::bindings::Error as E;
+    let code = match &err {
+        MineError::NotConfigured | MineError::UnknownProvider(_) => exit::INVALID_INPUT,
+        MineError::Lock(LockError::Busy { .. }) => exit::BUSY,
+        MineError::Docker(_) => exit::DOCKER_UNAVAILABLE,
+        MineError::Refused {
+            error: E::Invalid(_),
+            ..
+        } => exit::INVALID_INPUT,
+        MineError::Refused {
+            error: E::Unavailable(message),
+            ..
+        } if message.starts_with("environment variable") => exit::MISSING_SECRET,
+        MineError::Refused {
+            error: E::Unavailable(_),
+            ..
+        } => exit::DOCKER_UNAVAILABLE,
+        _ => exit::FAILURE,
+    };
+    CliError {
+        code,
+        message: err.to_string(),
+    }
+}
+
+/// The Docker client, or exit code 3 with the reason.
+pub fn open_docker() -> Result<Docker, CliError> {
+    Docker::connect().map_err(|err| CliError {
+        code: exit::DOCKER_UNAVAILABLE,
+        message: format!("Docker unavailable: {err}"),
+    })
+}

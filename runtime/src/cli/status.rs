@@ -1,0 +1,113 @@
+//! `jarvis mine status [--json] [--watch]`: the lifecycle state and live stats.
+
+use super::output::{BAD, GOOD, HEADING, paint};
+use super::session::{mine_error, open};
+use super::{CliError, CliResult};
+use crate::lifecycle::StatusReport;
+use crate::sandbox::SandboxLimits;
+use clap::Args;
+use std::io::{IsTerminal, Write};
+use std::process::ExitCode;
+use std::time::Duration;
+
+#[derive(Args)]
+pub struct StatusArgs {
+    /// Print one JSON object instead of lines.
+    #[arg(long)]
+    json: bool,
+    /// Refresh every INTERVAL seconds until interrupted.
+    #[arg(long, value_name = "INTERVAL", num_args = 0..=1, default_missing_value = "2")]
+    watch: Option<u64>,
+}
+
+pub fn run(args: &StatusArgs, limits: SandboxLimits) -> CliResult {
+    let opened = open(limits)?;
+    loop {
+        let report = opened.miner().status().map_err(mine_error)?;
+        let mut out = anstream::stdout().lock();
+        if args.watch.is_some() && std::io::stdout().is_terminal() {
+            let _ = write!(out, "\x1b[2J\x1b[H");
+        }
+        let written = if args.json {
+            writeln!(
+                out,
+                "{}",
+                serde_json::to_string(&report).expect("status serializes")
+            )
+        } else {
+            write_report(&mut out, &report)
+        };
+        written.map_err(|err| CliError::failure(format!("cannot write output: {err}")))?;
+        drop(out);
+        match args.watch {
+            Some(seconds) => std::thread::sleep(Duration::from_secs(seconds.max(1))),
+            None => return Ok(ExitCode::SUCCESS),
+        }
+    }
+}
+
+fn row(out: &mut impl Write, label: &str, value: impl std::fmt::Display) -> std::io::Result<()> {
+    writeln!(out, "{:<20}{value}", format!("{label}:"))
+}
+
+fn write_report(out: &mut impl Write, report: &StatusReport) -> std::io::Result<()> {
+    let state = match (report.state.as_str(), report.exit_code) {
+        ("running", _) => paint(GOOD, "running"),
+        ("failed", Some(code)) => paint(BAD, &format!("failed (exit code {code})")),
+        ("failed", None) => paint(BAD, "failed"),
+        (other, _) => other.to_owned(),
+    };
+    row(out, "state", state)?;
+    if let Some(provider) = &report.provider {
+        row(out, "provider", provider)?;
+    }
+    if let Some(session) = &report.session {
+        row(out, "endpoint", &session.vllm_endpoint)?;
+        row(out, "model", &session.model)?;
+    }
+    if let Some(container) = &report.container {
+        let id: String = container.id.chars().take(12).collect();
+        row(out, "container", format!("{id} ({})", container.status))?;
+    }
+    if let Some(stats) = &report.stats {
+        row(out, "shares submitted", stats.shares_submitted)?;
+        row(out, "shares accepted", stats.shares_accepted)?;
+        row(out, "blocks found", stats.blocks_found)?;
+        row(out, "hashrate", format!("{:.2}", stats.hashrate))?;
+        row(out, "uptime (s)", format!("{:.0}", stats.uptime_seconds))?;
+        if let Some(requests) = stats.requests_served {
+            row(out, "requests served", requests)?;
+        }
+        if let (Some(prompt), Some(generated)) = (stats.prompt_tokens, stats.generation_tokens) {
+            row(
+                out,
+                "tokens",
+                format!("{prompt} prompt, {generated} generated"),
+            )?;
+        }
+        row(
+            out,
+            "last share at",
+            stats
+                .last_share_at
+                .map_or("-".into(), |t| format!("{t:.0}")),
+        )?;
+        row(
+            out,
+            "last error",
+            stats.last_error.as_deref().unwrap_or("-"),
+        )?;
+        row(out, "payout target", &stats.payout_target)?;
+        row(out, "fees owed", stats.fees_owed)?;
+    }
+    if !report.last_lines.is_empty() {
+        writeln!(out, "{}", paint(HEADING, "last log lines:"))?;
+        for line in &report.last_lines {
+            writeln!(out, "  {line}")?;
+        }
+    }
+    for repair in &report.repairs {
+        writeln!(out, "note: {repair}")?;
+    }
+    Ok(())
+}

@@ -1,0 +1,541 @@
+//! The session sidecar, `<home>/runtime/mining.json` (reference §1.6, §7).
+//!
+//! OpenJarvis's engine discovery reads this file and, when it has non-empty
+//! `vllm_endpoint` and `model` strings, registers the `vllm-pearl-mining`
+//! engine at that endpoint. The record written here has the reference's vllm
+//! shape plus three keys OpenJarvis ignores: `session_id`, `metrics_url` (the
+//! vLLM `/metrics` URL, which the reference's vllm sidecar lacked, §11.6.13)
+//! and `image`.
+//!
+//! File format, as the reference writes it: a JSON object, indented by two
+//! spaces, keys sorted, no trailing newline; mode 0600; replaced atomically
+//! (temporary `.mining-*` file in the same directory, fsync, rename).
+//!
+//! Reading is strict about shape but tolerant of extra keys: a key this
+//! version does not know (a newer OpenJarvis may add some) is accepted and
+//! **dropped**, not preserved. Only this runtime writes the sidecar, always as
+//! a whole new record for a new session, so nothing is lost in practice, and
+//! keeping the record closed means it can never carry anything but its typed
+//! fields (in particular no secret: there is no field for one).
+
+use serde::{Deserialize, Deserializer, Serialize};
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+/// `read` refuses files larger than this (a real record is well under 2 KiB).
+pub const MAX_FILE_BYTES: u64 = 64 * 1024;
+
+/// [`validate`] refuses any string field longer than this many bytes.
+pub const MAX_STRING_BYTES: usize = 4096;
+
+/// Prefix of the temporary files `write` renames into place.
+pub const TEMP_PREFIX: &str = ".mining-";
+
+/// One mining session, as written to the sidecar.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionRecord {
+    /// Provider id, e.g. `vllm-pearl`.
+    pub provider: String,
+    /// The OpenAI-compatible endpoint, `http://127.0.0.1:<port>/v1`.
+    pub vllm_endpoint: String,
+    /// The served model name.
+    pub model: String,
+    /// `http://127.0.0.1:<gateway_port>`.
+    pub gateway_url: String,
+    /// `http://127.0.0.1:<gateway_metrics_port>`, without `/metrics`, as the
+    /// reference writes it.
+    pub gateway_metrics_url: String,
+    /// Docker container id (`external` for an attached session).
+    pub container_id: String,
+    pub wallet_address: String,
+    /// Unix seconds. Written as an integer; a float (the reference's cpu
+    /// providers write `time.time()`) is accepted when reading and truncated.
+    #[serde(deserialize_with = "unix_seconds")]
+    pub started_at: u64,
+    /// Ours: identifies the session in logs and telemetry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<String>,
+    /// Ours: the vLLM Prometheus endpoint, `http://127.0.0.1:<port>/metrics`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics_url: Option<String>,
+    /// Ours: the image the container runs, `repo:tag` or `repo@sha256:…`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// The reference's cpu shape; typed for completeness, unused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway_pid: Option<u32>,
+    /// The reference's cpu shape; typed for completeness, unused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub miner_loop_pid: Option<u32>,
+}
+
+fn unix_seconds<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Seconds {
+        Int(u64),
+        Float(f64),
+    }
+    match Seconds::deserialize(deserializer)? {
+        Seconds::Int(secs) => Ok(secs),
+        Seconds::Float(secs) if secs.is_finite() && secs >= 0.0 && secs < u64::MAX as f64 => {
+            Ok(secs as u64)
+        }
+        Seconds::Float(secs) => Err(serde::de::Error::custom(format!(
+            "started_at {secs} is not a unix time"
+        ))),
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SidecarError {
+    /// The file exists but could not be read (permissions, a directory, …).
+    #[error("cannot read sidecar {path}: {source}")]
+    Unreadable {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// The file was read but is not a session record: too large, not JSON,
+    /// not an object, or a field missing or of the wrong type.
+    #[error("stale or corrupt sidecar {path}: {reason}")]
+    Corrupt { path: PathBuf, reason: String },
+    #[error("cannot write sidecar {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot remove sidecar {path}: {source}")]
+    Remove {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+impl SidecarError {
+    /// True for the errors `status` should report as "stale or corrupt
+    /// sidecar" and reconcile (remove), as opposed to I/O trouble.
+    pub fn is_corrupt(&self) -> bool {
+        matches!(self, SidecarError::Corrupt { .. })
+    }
+}
+
+/// Serialises `record` as the sidecar text: indent 2, keys sorted, no
+/// trailing newline.
+pub fn to_json(record: &SessionRecord) -> String {
+    let value = serde_json::to_value(record).expect("a SessionRecord always serialises");
+    let serde_json::Value::Object(map) = value else {
+        unreachable!("a SessionRecord serialises to an object")
+    };
+    // Sort explicitly: serde_json's Map keeps insertion order when another
+    // crate in the build turns on `preserve_order`.
+    let sorted: BTreeMap<String, serde_json::Value> = map.into_iter().collect();
+    serde_json::to_string_pretty(&sorted).expect("a JSON map always serialises")
+}
+
+/// Atomically replaces `path` with `record`: creates the parent directory,
+/// writes a `.mining-*` temporary file (mode 0600 from creation) beside it,
+/// fsyncs, renames it over `path` and fsyncs the directory. On any error the
+/// temporary file is removed and `path` is untouched.
+pub fn write(path: &Path, record: &SessionRecord) -> Result<(), SidecarError> {
+    let err = |source| SidecarError::Write {
+        path: path.to_owned(),
+        source,
+    };
+    let text = to_json(record);
+    if text.len() as u64 > MAX_FILE_BYTES {
+        return Err(err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!(
+                "the record is {} bytes; readers accept at most {MAX_FILE_BYTES}",
+                text.len()
+            ),
+        )));
+    }
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    std::fs::create_dir_all(dir).map_err(err)?;
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(TEMP_PREFIX).suffix(".tmp");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(std::fs::Permissions::from_mode(0o600));
+    }
+    // `NamedTempFile` deletes the file when dropped, so every early return
+    // below (and a failed `persist`) cleans up.
+    let mut temp = builder.tempfile_in(dir).map_err(err)?;
+    temp.write_all(text.as_bytes()).map_err(err)?;
+    temp.as_file().sync_all().map_err(err)?;
+    temp.persist(path).map_err(|e| err(e.error))?;
+    // Make the rename durable; some filesystems cannot fsync a directory,
+    // and the rename has happened either way.
+    if let Ok(dir) = std::fs::File::open(dir) {
+        let _ = dir.sync_all();
+    }
+    Ok(())
+}
+
+/// Reads the sidecar. A missing file is `Ok(None)`; anything else that is
+/// not a session record is an error (see [`SidecarError::is_corrupt`]).
+pub fn read(path: &Path) -> Result<Option<SessionRecord>, SidecarError> {
+    let file = match std::fs::File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => {
+            return Err(SidecarError::Unreadable {
+                path: path.to_owned(),
+                source,
+            });
+        }
+    };
+    let corrupt = |reason: String| SidecarError::Corrupt {
+        path: path.to_owned(),
+        reason,
+    };
+    let mut bytes = Vec::new();
+    file.take(MAX_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|source| SidecarError::Unreadable {
+            path: path.to_owned(),
+            source,
+        })?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(corrupt(format!("larger than {MAX_FILE_BYTES} bytes")));
+    }
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(corrupt("empty file".into()));
+    }
+    let value: serde_json::Value =
+        serde_json::from_slice(&bytes).map_err(|e| corrupt(format!("not JSON: {e}")))?;
+    if !value.is_object() {
+        return Err(corrupt("not a JSON object".into()));
+    }
+    serde_json::from_value(value)
+        .map(Some)
+        .map_err(|e| corrupt(format!("not a session record: {e}")))
+}
+
+/// Removes the sidecar; a missing file is not an error.
+pub fn remove(path: &Path) -> Result<(), SidecarError> {
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(source) => Err(SidecarError::Remove {
+            path: path.to_owned(),
+            source,
+        }),
+    }
+}
+
+/// Why a record must not be written. Messages never include a URL's value
+/// (it could carry credentials).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ValidationError {
+    #[error("sidecar field `{field}` is empty")]
+    Empty { field: &'static str },
+    #[error("sidecar field `{field}` is {len} bytes long; the limit is {max}")]
+    TooLong {
+        field: &'static str,
+        len: usize,
+        max: usize,
+    },
+    #[error("sidecar field `{field}` contains a control character")]
+    ControlCharacter { field: &'static str },
+    #[error("sidecar field `{field}` is not acceptable: {reason}")]
+    Url { field: &'static str, reason: String },
+}
+
+/// OpenJarvis's reader rules (§7) plus ours for the sessions this runtime
+/// writes: `vllm_endpoint` and `model` non-empty; `vllm_endpoint` an
+/// `http(s)` URL on a loopback host whose path ends in `/v1`; every URL
+/// `http(s)`, loopback, without credentials, query or fragment
+/// (`metrics_url` ending in `/metrics`); `provider` and `container_id`
+/// non-empty; every string at most [`MAX_STRING_BYTES`] bytes and free of
+/// control characters. (`wallet_address` may be empty, as `mine attach`
+/// allows.) Returns the first problem found, in field order.
+pub fn validate(record: &SessionRecord) -> Result<(), ValidationError> {
+    let optional = |value: &Option<String>| value.as_deref().unwrap_or("x").to_owned();
+    let strings: [(&'static str, String, bool); 10] = [
+        ("provider", record.provider.clone(), true),
+        ("vllm_endpoint", record.vllm_endpoint.clone(), true),
+        ("model", record.model.clone(), true),
+        ("gateway_url", record.gateway_url.clone(), true),
+        (
+            "gateway_metrics_url",
+            record.gateway_metrics_url.clone(),
+            true,
+        ),
+        ("container_id", record.container_id.clone(), true),
+        ("wallet_address", record.wallet_address.clone(), false),
+        ("session_id", optional(&record.session_id), true),
+        ("metrics_url", optional(&record.metrics_url), true),
+        ("image", optional(&record.image), true),
+    ];
+    for (field, value, required) in &strings {
+        let field = *field;
+        if value.len() > MAX_STRING_BYTES {
+            return Err(ValidationError::TooLong {
+                field,
+                len: value.len(),
+                max: MAX_STRING_BYTES,
+            });
+        }
+        if *required && value.trim().is_empty() {
+            return Err(ValidationError::Empty { field });
+        }
+        if value.chars().any(char::is_control) {
+            return Err(ValidationError::ControlCharacter { field });
+        }
+    }
+    check_url("vllm_endpoint", &record.vllm_endpoint, Some("/v1"))?;
+    check_url("gateway_url", &record.gateway_url, None)?;
+    check_url("gateway_metrics_url", &record.gateway_metrics_url, None)?;
+    if let Some(metrics_url) = &record.metrics_url {
+        check_url("metrics_url", metrics_url, Some("/metrics"))?;
+    }
+    Ok(())
+}
+
+/// An `http(s)` URL on a loopback host, without credentials, query or
+/// fragment, whose path ends in `suffix` if given.
+fn check_url(
+    field: &'static str,
+    value: &str,
+    suffix: Option<&str>,
+) -> Result<(), ValidationError> {
+    let bad = |reason: &str| ValidationError::Url {
+        field,
+        reason: reason.to_owned(),
+    };
+    if value.contains(['?', '#']) {
+        return Err(bad("a URL with a query or fragment"));
+    }
+    let uri: ureq::http::Uri = value.parse().map_err(|_| bad("not a URL"))?;
+    match uri.scheme_str() {
+        Some("http" | "https") => {}
+        _ => return Err(bad("the scheme must be http or https")),
+    }
+    let Some(authority) = uri.authority() else {
+        return Err(bad("no host"));
+    };
+    if authority.as_str().contains('@') {
+        return Err(bad("a URL must not carry credentials"));
+    }
+    if !is_loopback(authority.host()) {
+        return Err(bad(
+            "the host must be loopback (127.0.0.1, ::1 or localhost)",
+        ));
+    }
+    if let Some(suffix) = suffix
+        && !uri.path().ends_with(suffix)
+    {
+        return Err(bad(&format!("the path must end in {suffix}")));
+    }
+    Ok(())
+}
+
+fn is_loopback(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record() -> SessionRecord {
+        SessionRecord {
+            provider: "vllm-pearl".into(),
+            vllm_endpoint: "http://127.0.0.1:8000/v1".into(),
+            model: "pearl-ai/Llama-3.3-70B-Instruct-pearl".into(),
+            gateway_url: "http://127.0.0.1:8337".into(),
+            gateway_metrics_url: "http://127.0.0.1:8339".into(),
+            container_id: "0123456789ab".into(),
+            wallet_address: "prl1qexampleaddress".into(),
+            started_at: 1_760_000_000,
+            session_id: Some("s-1".into()),
+            metrics_url: Some("http://127.0.0.1:8000/metrics".into()),
+            image: Some("openjarvis/pearl-miner:master".into()),
+            gateway_pid: None,
+            miner_loop_pid: None,
+        }
+    }
+
+    #[test]
+    fn json_is_sorted_indented_and_closed() {
+        let text = to_json(&record());
+        assert!(text.starts_with("{\n  \"container_id\": \"0123456789ab\",\n"));
+        assert!(!text.ends_with('\n'));
+        let keys: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("  \"")?.split('"').next())
+            .collect();
+        let mut sorted = keys.clone();
+        sorted.sort_unstable();
+        assert_eq!(keys, sorted);
+        assert_eq!(
+            keys,
+            [
+                "container_id",
+                "gateway_metrics_url",
+                "gateway_url",
+                "image",
+                "metrics_url",
+                "model",
+                "provider",
+                "session_id",
+                "started_at",
+                "vllm_endpoint",
+                "wallet_address"
+            ]
+        );
+        assert!(text.contains("\"started_at\": 1760000000,"));
+    }
+
+    #[test]
+    fn reading_tolerates_unknown_keys_and_float_times() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mining.json");
+        let mut value: serde_json::Value = serde_json::from_str(&to_json(&record())).unwrap();
+        value["added_by_openjarvis"] = "x".into();
+        value["started_at"] = 1_760_000_000.75.into();
+        std::fs::write(&path, value.to_string()).unwrap();
+        let read = read(&path).unwrap().unwrap();
+        assert_eq!(read, record());
+        assert!(!to_json(&read).contains("added_by_openjarvis"));
+    }
+
+    #[test]
+    fn corrupt_files_are_errors_not_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mining.json");
+        assert!(read(&path).unwrap().is_none());
+        for (text, expect) in [
+            ("", "empty file"),
+            ("{\"provider\": ", "not JSON"),
+            ("[1, 2]", "not a JSON object"),
+            ("{\"provider\": \"vllm-pearl\"}", "missing field"),
+            (
+                // the reference's cpu shape: no vllm_endpoint
+                "{\"provider\": \"cpu-pearl\", \"started_at\": 1.5, \"gateway_pid\": 7}",
+                "not a session record",
+            ),
+        ] {
+            std::fs::write(&path, text).unwrap();
+            let err = read(&path).unwrap_err();
+            assert!(err.is_corrupt(), "{text}: {err}");
+            assert!(err.to_string().contains(expect), "{text}: {err}");
+            assert!(err.to_string().starts_with("stale or corrupt sidecar "));
+        }
+        std::fs::write(&path, vec![b' '; MAX_FILE_BYTES as usize + 1]).unwrap();
+        assert!(read(&path).unwrap_err().to_string().contains("larger than"));
+        std::fs::remove_file(&path).unwrap();
+        std::fs::create_dir(&path).unwrap();
+        assert!(matches!(read(&path), Err(SidecarError::Unreadable { .. })));
+    }
+
+    #[test]
+    fn remove_is_idempotent() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("runtime").join("mining.json");
+        remove(&path).unwrap();
+        write(&path, &record()).unwrap();
+        remove(&path).unwrap();
+        remove(&path).unwrap();
+        assert!(!path.exists());
+    }
+
+    #[test]
+    fn oversized_records_are_not_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mining.json");
+        let mut big = record();
+        big.model = "m".repeat(MAX_FILE_BYTES as usize);
+        assert!(matches!(
+            write(&path, &big),
+            Err(SidecarError::Write { .. })
+        ));
+        assert!(!path.exists());
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn validate_accepts_what_we_write() {
+        validate(&record()).unwrap();
+        let mut r = record();
+        r.vllm_endpoint = "http://[::1]:8000/v1".into();
+        r.gateway_url = "https://localhost:8337/".into();
+        r.wallet_address = String::new();
+        r.metrics_url = None;
+        r.session_id = None;
+        r.image = None;
+        validate(&r).unwrap();
+    }
+
+    #[test]
+    fn validate_rejects() {
+        type Edit = fn(&mut SessionRecord);
+        let cases: [(Edit, &str); 14] = [
+            (
+                |r| r.vllm_endpoint = String::new(),
+                "`vllm_endpoint` is empty",
+            ),
+            (|r| r.model = "  ".into(), "`model` is empty"),
+            (|r| r.provider = String::new(), "`provider` is empty"),
+            (
+                |r| r.container_id = String::new(),
+                "`container_id` is empty",
+            ),
+            (
+                |r| r.vllm_endpoint = "http://10.0.0.5:8000/v1".into(),
+                "host must be loopback",
+            ),
+            (
+                |r| r.vllm_endpoint = "http://127.0.0.1:8000".into(),
+                "path must end in /v1",
+            ),
+            (
+                |r| r.vllm_endpoint = "ftp://127.0.0.1:8000/v1".into(),
+                "scheme must be http or https",
+            ),
+            (
+                |r| r.vllm_endpoint = "127.0.0.1:8000/v1".into(),
+                "`vllm_endpoint` is not acceptable",
+            ),
+            (
+                |r| r.vllm_endpoint = "http://user:hunter2@127.0.0.1:8000/v1".into(),
+                "must not carry credentials",
+            ),
+            (
+                |r| r.gateway_url = "http://127.0.0.1:8337/?token=x".into(),
+                "query or fragment",
+            ),
+            (
+                |r| r.metrics_url = Some("http://127.0.0.1:8000/".into()),
+                "path must end in /metrics",
+            ),
+            (
+                |r| r.model = "m".repeat(MAX_STRING_BYTES + 1),
+                "`model` is 4097 bytes long; the limit is 4096",
+            ),
+            (
+                |r| r.wallet_address = "prl1q\nX".into(),
+                "`wallet_address` contains a control character",
+            ),
+            (|r| r.image = Some(String::new()), "`image` is empty"),
+        ];
+        for (edit, expect) in cases {
+            let mut r = record();
+            edit(&mut r);
+            let err = validate(&r).unwrap_err().to_string();
+            assert!(err.contains(expect), "{err:?} lacks {expect:?}");
+            assert!(!err.contains("hunter2"), "{err}");
+        }
+    }
+}

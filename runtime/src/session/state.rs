@@ -1,0 +1,742 @@
+//! Lifecycle states (reference §11.2, designed there but never implemented)
+//! and the reconciliation a stale session needs (§11.6.3).
+//!
+//! Everything here is a pure function of an [`Observation`] the caller
+//! gathers: whether `[mining]` exists, what the sidecar says, what Docker
+//! says about our container, whether vLLM answers, and which command (if
+//! any) holds the session lock. The intended flow for `status` and `start`:
+//!
+//! 1. take the [`SessionLock`](super::SessionLock) (`start`/`stop`), or read
+//!    its holder (`status`, which only reports);
+//! 2. observe; apply [`reconcile`]'s actions **only while holding the lock**
+//!    (otherwise a `start` between creating its container and writing the
+//!    sidecar would look like an orphan), printing each action's message;
+//! 3. observe again and print [`derive()`]'s state.
+//!
+//! A container is *linked* to the sidecar when the sidecar's `container_id`
+//! names it (either id may be the 12-character short form). A sidecar whose
+//! `container_id` is `external` was written by `mine attach` for a miner this
+//! runtime does not own; it is never reconciled against containers.
+
+use std::fmt;
+
+/// How long a running container may go without vLLM answering before it is
+/// reported as `running` anyway. The reference design said ~30 s of gateway
+/// health; loading even a small model into vLLM takes longer, and past this
+/// bound `status` should say the container is up (and show the probe's
+/// error) rather than claim it is still starting forever.
+pub const STARTING_GRACE_SECS: u64 = 120;
+
+/// The sidecar `container_id` of an attached (externally started) miner.
+pub const EXTERNAL_CONTAINER_ID: &str = "external";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lifecycle {
+    /// No `[mining]` table and no session.
+    NotConfigured,
+    /// `[mining]` written, no session has run yet.
+    Configured,
+    /// A `start` is in progress, or the container is up but vLLM has not
+    /// answered yet (for at most [`STARTING_GRACE_SECS`]).
+    Starting,
+    Running,
+    /// A `stop` is in progress, or Docker is removing the container.
+    Stopping,
+    /// Configured, a session ran before, and nothing is running now (or the
+    /// container exited with code 0).
+    Stopped,
+    /// The container exited non-zero, is dead, paused or restart-looping, or
+    /// the session records disagree with what exists (stale sidecar, orphan
+    /// container). `last_lines` is the log tail the caller supplied.
+    Failed {
+        exit_code: Option<i64>,
+        last_lines: Vec<String>,
+    },
+}
+
+impl Lifecycle {
+    /// The name `status` prints.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Lifecycle::NotConfigured => "not configured",
+            Lifecycle::Configured => "configured",
+            Lifecycle::Starting => "starting",
+            Lifecycle::Running => "running",
+            Lifecycle::Stopping => "stopping",
+            Lifecycle::Stopped => "stopped",
+            Lifecycle::Failed { .. } => "failed",
+        }
+    }
+}
+
+impl fmt::Display for Lifecycle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Docker's `.State.Status` of our container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContainerState {
+    Created,
+    Running,
+    Paused,
+    /// Docker's restart policy is restarting it; `last_exit_code` is
+    /// `.State.ExitCode` from the previous run.
+    Restarting {
+        last_exit_code: Option<i64>,
+    },
+    Removing,
+    Exited {
+        code: i64,
+    },
+    Dead {
+        code: Option<i64>,
+    },
+}
+
+impl ContainerState {
+    /// From `docker inspect`'s `.State.Status` and `.State.ExitCode`;
+    /// `None` for a status Docker does not document.
+    pub fn from_docker(status: &str, exit_code: Option<i64>) -> Option<ContainerState> {
+        Some(match status {
+            "created" => ContainerState::Created,
+            "running" => ContainerState::Running,
+            "paused" => ContainerState::Paused,
+            "restarting" => ContainerState::Restarting {
+                last_exit_code: exit_code,
+            },
+            "removing" => ContainerState::Removing,
+            "exited" => ContainerState::Exited {
+                code: exit_code.unwrap_or(-1),
+            },
+            "dead" => ContainerState::Dead { code: exit_code },
+            _ => return None,
+        })
+    }
+}
+
+/// Our container as Docker reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObservedContainer {
+    pub id: String,
+    pub state: ContainerState,
+}
+
+/// What the sidecar file holds.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum SidecarState {
+    #[default]
+    Absent,
+    Present {
+        container_id: String,
+        started_at: u64,
+    },
+    /// Unreadable or not a session record (see `sidecar::SidecarError`).
+    Corrupt { reason: String },
+}
+
+impl From<&super::SessionRecord> for SidecarState {
+    fn from(record: &super::SessionRecord) -> SidecarState {
+        SidecarState::Present {
+            container_id: record.container_id.clone(),
+            started_at: record.started_at,
+        }
+    }
+}
+
+/// A command holding the session lock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    Start,
+    Stop,
+}
+
+impl Operation {
+    /// From the word a lock holder recorded (`SessionLock::acquire_for`).
+    pub fn from_word(word: &str) -> Option<Operation> {
+        match word {
+            "start" => Some(Operation::Start),
+            "stop" => Some(Operation::Stop),
+            _ => None,
+        }
+    }
+
+    pub fn word(self) -> &'static str {
+        match self {
+            Operation::Start => "start",
+            Operation::Stop => "stop",
+        }
+    }
+}
+
+/// Everything the state is derived from.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Observation {
+    /// `[mining]` exists in the config.
+    pub configured: bool,
+    /// A session has run since this home was set up; tells `stopped` from
+    /// `configured`. Suggested source: `<home>/runtime/mining.lock` exists
+    /// (the first `start` creates it; nothing deletes it).
+    pub started_before: bool,
+    pub sidecar: SidecarState,
+    /// Our container (by name/label), `None` if it does not exist.
+    pub container: Option<ObservedContainer>,
+    /// vLLM answered `/v1/models` (`Some(true)`), did not (`Some(false)`),
+    /// or was not asked (`None`).
+    pub ready: Option<bool>,
+    /// The operation of whoever holds the session lock, if anyone.
+    pub in_progress: Option<Operation>,
+    /// Unix seconds.
+    pub now: u64,
+    /// The container's log tail, carried into `Failed` (may be empty).
+    pub last_lines: Vec<String>,
+}
+
+impl Observation {
+    fn linked(&self) -> bool {
+        match (&self.sidecar, &self.container) {
+            (SidecarState::Present { container_id, .. }, Some(c)) => same_id(container_id, &c.id),
+            _ => false,
+        }
+    }
+
+    fn attached(&self) -> bool {
+        matches!(&self.sidecar, SidecarState::Present { container_id, .. } if container_id == EXTERNAL_CONTAINER_ID)
+    }
+
+    fn age(&self) -> Option<u64> {
+        match self.sidecar {
+            SidecarState::Present { started_at, .. } => Some(self.now.saturating_sub(started_at)),
+            _ => None,
+        }
+    }
+
+    fn failed(&self, exit_code: Option<i64>) -> Lifecycle {
+        Lifecycle::Failed {
+            exit_code,
+            last_lines: self.last_lines.clone(),
+        }
+    }
+}
+
+/// Docker ids: full 64 hex digits or a prefix (usually 12).
+fn same_id(a: &str, b: &str) -> bool {
+    let (a, b) = (a.trim(), b.trim());
+    !a.is_empty() && !b.is_empty() && (a.starts_with(b) || b.starts_with(a))
+}
+
+/// The lifecycle state of the observed session.
+///
+/// | observed | state |
+/// |---|---|
+/// | a `stop` holds the lock, or the container is `removing` | stopping |
+/// | linked container running/created, vLLM ready | running |
+/// | … not ready, started < [`STARTING_GRACE_SECS`] ago | starting |
+/// | … running, not ready, older | running |
+/// | … created (never started), older | failed |
+/// | a `start` holds the lock and nothing above applies | starting |
+/// | container exited 0 | stopped |
+/// | container exited non-zero, dead, paused or restarting | failed |
+/// | container running/created without a sidecar naming it (orphan) | failed |
+/// | sidecar names a container that does not exist (stale), or is corrupt | failed |
+/// | attached sidecar (`external`): ready or not asked / not ready | running / failed |
+/// | nothing: no config / a session ran before / else | not configured / stopped / configured |
+pub fn derive(o: &Observation) -> Lifecycle {
+    if o.in_progress == Some(Operation::Stop) {
+        return Lifecycle::Stopping;
+    }
+    let starting = o.in_progress == Some(Operation::Start);
+    if let Some(container) = &o.container {
+        let young = o.age().is_some_and(|age| age < STARTING_GRACE_SECS);
+        return match container.state {
+            ContainerState::Removing => Lifecycle::Stopping,
+            ContainerState::Running | ContainerState::Created if o.linked() => {
+                let running = container.state == ContainerState::Running;
+                if running && o.ready == Some(true) {
+                    Lifecycle::Running
+                } else if young || starting {
+                    Lifecycle::Starting
+                } else if running {
+                    Lifecycle::Running
+                } else {
+                    o.failed(None)
+                }
+            }
+            ContainerState::Running | ContainerState::Created if starting => Lifecycle::Starting,
+            ContainerState::Running | ContainerState::Created | ContainerState::Paused => {
+                o.failed(None)
+            }
+            ContainerState::Restarting { last_exit_code } => o.failed(last_exit_code),
+            ContainerState::Exited { code: 0 } => Lifecycle::Stopped,
+            ContainerState::Exited { code } => o.failed(Some(code)),
+            ContainerState::Dead { code } => o.failed(code),
+        };
+    }
+    match &o.sidecar {
+        SidecarState::Present { .. } if o.attached() => match o.ready {
+            Some(false) => o.failed(None),
+            _ => Lifecycle::Running,
+        },
+        _ if starting => Lifecycle::Starting,
+        SidecarState::Present { .. } | SidecarState::Corrupt { .. } => o.failed(None),
+        SidecarState::Absent if !o.configured => Lifecycle::NotConfigured,
+        SidecarState::Absent if o.started_before => Lifecycle::Stopped,
+        SidecarState::Absent => Lifecycle::Configured,
+    }
+}
+
+/// Why a sidecar is stale.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stale {
+    /// The container it names does not exist.
+    Gone,
+    /// The container it names has exited (it is kept, for `mine logs`).
+    Exited { code: Option<i64> },
+}
+
+/// A repair [`reconcile`] asks for. `Display` is the message to print once
+/// it has been done.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reconciliation {
+    /// Remove the sidecar, so OpenJarvis stops routing to a dead endpoint.
+    RemoveStaleSidecar { container_id: String, why: Stale },
+    /// Remove a sidecar that is not a session record.
+    RemoveCorruptSidecar { reason: String },
+    /// Remove (force) our container, which no sidecar describes.
+    RemoveOrphanContainer { id: String },
+}
+
+impl fmt::Display for Reconciliation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Reconciliation::RemoveStaleSidecar {
+                container_id,
+                why: Stale::Gone,
+            } => write!(
+                f,
+                "stale sidecar removed: container {container_id} no longer exists"
+            ),
+            Reconciliation::RemoveStaleSidecar {
+                container_id,
+                why: Stale::Exited { code },
+            } => {
+                write!(f, "stale sidecar removed: container {container_id} exited")?;
+                match code {
+                    Some(code) => write!(f, " with code {code}"),
+                    None => Ok(()),
+                }
+            }
+            Reconciliation::RemoveCorruptSidecar { reason } => {
+                write!(f, "corrupt sidecar removed: {reason}")
+            }
+            Reconciliation::RemoveOrphanContainer { id } => {
+                write!(f, "orphan container {id} removed")
+            }
+        }
+    }
+}
+
+/// What must be repaired before the observation describes one coherent
+/// session (sidecar removals first, then containers). Nothing while another
+/// command holds the lock (`in_progress`). Apply only while holding the
+/// session lock.
+pub fn reconcile(o: &Observation) -> Vec<Reconciliation> {
+    if o.in_progress.is_some() {
+        return Vec::new();
+    }
+    let mut actions = Vec::new();
+    let linked = o.linked();
+    match &o.sidecar {
+        SidecarState::Corrupt { reason } => {
+            actions.push(Reconciliation::RemoveCorruptSidecar {
+                reason: reason.clone(),
+            });
+        }
+        SidecarState::Present { container_id, .. } if !o.attached() => {
+            let why = match &o.container {
+                Some(c) if linked => match c.state {
+                    ContainerState::Exited { code } => Some(Stale::Exited { code: Some(code) }),
+                    ContainerState::Dead { code } => Some(Stale::Exited { code }),
+                    _ => None,
+                },
+                _ => Some(Stale::Gone),
+            };
+            if let Some(why) = why {
+                actions.push(Reconciliation::RemoveStaleSidecar {
+                    container_id: container_id.clone(),
+                    why,
+                });
+            }
+        }
+        _ => {}
+    }
+    if let Some(c) = &o.container
+        && !linked
+        && matches!(
+            c.state,
+            ContainerState::Created
+                | ContainerState::Running
+                | ContainerState::Paused
+                | ContainerState::Restarting { .. }
+        )
+    {
+        actions.push(Reconciliation::RemoveOrphanContainer { id: c.id.clone() });
+    }
+    actions
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: u64 = 1_760_000_000;
+    const ID: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+    fn configured() -> Observation {
+        Observation {
+            configured: true,
+            now: NOW,
+            ..Observation::default()
+        }
+    }
+
+    /// A session started `age` seconds ago whose container is in `state`.
+    fn session(age: u64, state: ContainerState) -> Observation {
+        Observation {
+            sidecar: SidecarState::Present {
+                container_id: ID[..12].into(),
+                started_at: NOW - age,
+            },
+            container: Some(ObservedContainer {
+                id: ID.into(),
+                state,
+            }),
+            started_before: true,
+            ..configured()
+        }
+    }
+
+    fn failed(exit_code: Option<i64>) -> Lifecycle {
+        Lifecycle::Failed {
+            exit_code,
+            last_lines: vec![],
+        }
+    }
+
+    #[test]
+    fn names() {
+        let names: Vec<String> = [
+            Lifecycle::NotConfigured,
+            Lifecycle::Configured,
+            Lifecycle::Starting,
+            Lifecycle::Running,
+            Lifecycle::Stopping,
+            Lifecycle::Stopped,
+            failed(Some(1)),
+        ]
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+        assert_eq!(
+            names,
+            [
+                "not configured",
+                "configured",
+                "starting",
+                "running",
+                "stopping",
+                "stopped",
+                "failed"
+            ]
+        );
+    }
+
+    #[test]
+    fn nothing_observed() {
+        let none = Observation {
+            now: NOW,
+            ..Observation::default()
+        };
+        assert_eq!(derive(&none), Lifecycle::NotConfigured);
+        assert_eq!(derive(&configured()), Lifecycle::Configured);
+        let ran = Observation {
+            started_before: true,
+            ..configured()
+        };
+        assert_eq!(derive(&ran), Lifecycle::Stopped);
+        assert!(reconcile(&none).is_empty());
+        assert!(reconcile(&ran).is_empty());
+    }
+
+    #[test]
+    fn start_in_progress() {
+        // Before the container exists, and between creating it and writing
+        // the sidecar: starting, and nothing to reconcile.
+        let mut o = Observation {
+            in_progress: Some(Operation::Start),
+            ..configured()
+        };
+        assert_eq!(derive(&o), Lifecycle::Starting);
+        o.container = Some(ObservedContainer {
+            id: ID.into(),
+            state: ContainerState::Running,
+        });
+        assert_eq!(derive(&o), Lifecycle::Starting);
+        assert!(reconcile(&o).is_empty());
+        // A start re-running over a long-lived session is still starting.
+        let mut old = session(STARTING_GRACE_SECS * 10, ContainerState::Running);
+        old.in_progress = Some(Operation::Start);
+        assert_eq!(derive(&old), Lifecycle::Starting);
+    }
+
+    #[test]
+    fn starting_then_running() {
+        let young = STARTING_GRACE_SECS - 1;
+        let mut o = session(young, ContainerState::Created);
+        assert_eq!(derive(&o), Lifecycle::Starting);
+        o = session(young, ContainerState::Running);
+        assert_eq!(derive(&o), Lifecycle::Starting);
+        o.ready = Some(false);
+        assert_eq!(derive(&o), Lifecycle::Starting);
+        o.ready = Some(true);
+        assert_eq!(derive(&o), Lifecycle::Running);
+        // Past the grace period the container is reported running, ready or not.
+        for ready in [None, Some(false), Some(true)] {
+            let mut o = session(STARTING_GRACE_SECS, ContainerState::Running);
+            o.ready = ready;
+            assert_eq!(derive(&o), Lifecycle::Running, "{ready:?}");
+            assert!(reconcile(&o).is_empty());
+        }
+        // A clock that went backwards (started_at in the future) is young.
+        let mut future = session(0, ContainerState::Running);
+        future.sidecar = SidecarState::Present {
+            container_id: ID.into(),
+            started_at: NOW + 50,
+        };
+        assert_eq!(derive(&future), Lifecycle::Starting);
+    }
+
+    #[test]
+    fn created_but_never_started_fails() {
+        let o = session(STARTING_GRACE_SECS + 1, ContainerState::Created);
+        assert_eq!(derive(&o), failed(None));
+        assert!(reconcile(&o).is_empty());
+    }
+
+    #[test]
+    fn stopping() {
+        let mut o = session(500, ContainerState::Running);
+        o.in_progress = Some(Operation::Stop);
+        assert_eq!(derive(&o), Lifecycle::Stopping);
+        assert!(reconcile(&o).is_empty());
+        let o = session(500, ContainerState::Removing);
+        assert_eq!(derive(&o), Lifecycle::Stopping);
+        assert!(reconcile(&o).is_empty());
+        let mut gone = configured();
+        gone.in_progress = Some(Operation::Stop);
+        assert_eq!(derive(&gone), Lifecycle::Stopping);
+    }
+
+    #[test]
+    fn exits() {
+        let o = session(500, ContainerState::Exited { code: 0 });
+        assert_eq!(derive(&o), Lifecycle::Stopped);
+        assert_eq!(
+            reconcile(&o),
+            [Reconciliation::RemoveStaleSidecar {
+                container_id: ID[..12].into(),
+                why: Stale::Exited { code: Some(0) }
+            }]
+        );
+        let mut o = session(500, ContainerState::Exited { code: 137 });
+        o.last_lines = vec!["CUDA out of memory".into()];
+        assert_eq!(
+            derive(&o),
+            Lifecycle::Failed {
+                exit_code: Some(137),
+                last_lines: vec!["CUDA out of memory".into()]
+            }
+        );
+        let actions = reconcile(&o);
+        assert_eq!(
+            actions[0].to_string(),
+            "stale sidecar removed: container 0123456789ab exited with code 137"
+        );
+        assert_eq!(
+            actions.len(),
+            1,
+            "the exited container is kept for its logs"
+        );
+        // After the sidecar is removed the container still explains the failure.
+        o.sidecar = SidecarState::Absent;
+        assert_eq!(derive(&o).name(), "failed");
+        assert!(reconcile(&o).is_empty());
+
+        let o = session(500, ContainerState::Dead { code: None });
+        assert_eq!(derive(&o), failed(None));
+        assert_eq!(
+            reconcile(&o)[0].to_string(),
+            "stale sidecar removed: container 0123456789ab exited"
+        );
+    }
+
+    #[test]
+    fn restart_loop_and_pause_fail() {
+        let o = session(
+            500,
+            ContainerState::Restarting {
+                last_exit_code: Some(1),
+            },
+        );
+        assert_eq!(derive(&o), failed(Some(1)));
+        assert!(
+            reconcile(&o).is_empty(),
+            "`stop` cleans up a linked container"
+        );
+        let o = session(500, ContainerState::Paused);
+        assert_eq!(derive(&o), failed(None));
+        assert!(reconcile(&o).is_empty());
+    }
+
+    #[test]
+    fn stale_sidecar() {
+        let mut o = session(500, ContainerState::Running);
+        o.container = None;
+        assert_eq!(derive(&o), failed(None));
+        let actions = reconcile(&o);
+        assert_eq!(actions.len(), 1);
+        assert_eq!(
+            actions[0].to_string(),
+            "stale sidecar removed: container 0123456789ab no longer exists"
+        );
+        // Even when no config remains.
+        o.configured = false;
+        assert_eq!(derive(&o), failed(None));
+        assert_eq!(reconcile(&o), actions);
+    }
+
+    #[test]
+    fn corrupt_sidecar() {
+        let o = Observation {
+            sidecar: SidecarState::Corrupt {
+                reason: "not JSON".into(),
+            },
+            ..configured()
+        };
+        assert_eq!(derive(&o), failed(None));
+        assert_eq!(
+            reconcile(&o)
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>(),
+            ["corrupt sidecar removed: not JSON"]
+        );
+    }
+
+    #[test]
+    fn orphan_container() {
+        for state in [
+            ContainerState::Running,
+            ContainerState::Created,
+            ContainerState::Paused,
+            ContainerState::Restarting {
+                last_exit_code: None,
+            },
+        ] {
+            let mut o = session(500, state);
+            o.sidecar = SidecarState::Absent;
+            assert_eq!(derive(&o).name(), "failed", "{state:?}");
+            let actions = reconcile(&o);
+            assert_eq!(
+                actions.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                [format!("orphan container {ID} removed")],
+                "{state:?}"
+            );
+        }
+        // Exited containers without a sidecar are kept for `mine logs`.
+        let mut o = session(500, ContainerState::Exited { code: 0 });
+        o.sidecar = SidecarState::Absent;
+        assert_eq!(derive(&o), Lifecycle::Stopped);
+        assert!(reconcile(&o).is_empty());
+    }
+
+    #[test]
+    fn sidecar_naming_another_container() {
+        let mut o = session(500, ContainerState::Running);
+        o.sidecar = SidecarState::Present {
+            container_id: "fedcba987654".into(),
+            started_at: NOW - 500,
+        };
+        assert_eq!(derive(&o), failed(None));
+        assert_eq!(
+            reconcile(&o)
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>(),
+            [
+                "stale sidecar removed: container fedcba987654 no longer exists".to_owned(),
+                format!("orphan container {ID} removed"),
+            ]
+        );
+    }
+
+    #[test]
+    fn attached_sessions() {
+        let mut o = Observation {
+            sidecar: SidecarState::Present {
+                container_id: EXTERNAL_CONTAINER_ID.into(),
+                started_at: NOW - 5,
+            },
+            ..configured()
+        };
+        assert_eq!(derive(&o), Lifecycle::Running);
+        o.ready = Some(true);
+        assert_eq!(derive(&o), Lifecycle::Running);
+        o.ready = Some(false);
+        assert_eq!(derive(&o), failed(None));
+        assert!(reconcile(&o).is_empty(), "never reconciled");
+        // Our own container running beside an attached session is an orphan.
+        o.container = Some(ObservedContainer {
+            id: ID.into(),
+            state: ContainerState::Running,
+        });
+        assert_eq!(
+            reconcile(&o),
+            [Reconciliation::RemoveOrphanContainer { id: ID.into() }]
+        );
+    }
+
+    #[test]
+    fn docker_states() {
+        assert_eq!(
+            ContainerState::from_docker("running", Some(0)),
+            Some(ContainerState::Running)
+        );
+        assert_eq!(
+            ContainerState::from_docker("exited", Some(3)),
+            Some(ContainerState::Exited { code: 3 })
+        );
+        assert_eq!(
+            ContainerState::from_docker("restarting", Some(1)),
+            Some(ContainerState::Restarting {
+                last_exit_code: Some(1)
+            })
+        );
+        assert_eq!(ContainerState::from_docker("hibernating", None), None);
+        assert_eq!(Operation::from_word("start"), Some(Operation::Start));
+        assert_eq!(
+            Operation::from_word(Operation::Stop.word()),
+            Some(Operation::Stop)
+        );
+        assert_eq!(Operation::from_word("init"), None);
+    }
+
+    #[test]
+    fn ids_match_by_prefix_only_when_non_empty() {
+        assert!(same_id(&ID[..12], ID));
+        assert!(same_id(ID, &ID[..12]));
+        assert!(!same_id("", ID));
+        assert!(!same_id("fedcba987654", ID));
+    }
+}
