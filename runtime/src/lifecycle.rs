@@ -160,13 +160,6 @@ impl Miner<'_> {
                 repairs,
             });
         }
-        // Leftovers of earlier sessions (exited containers kept for `logs`)
-        // would hold the container name.
-        for leftover in self.own_containers(&docker)? {
-            docker
-                .remove(&leftover.id)
-                .map_err(|e| MineError::Docker(e.to_string()))?;
-        }
         let session_id = new_session_id();
         let host = provider.host_context(self.host_session(session_id, progress));
         let outcome = provider.start(self.sandbox, host, &config.to_guest());
@@ -400,7 +393,10 @@ impl Miner<'_> {
         Ok(Observed {
             observation: Observation {
                 configured: self.mining.is_some(),
-                started_before: record.is_some() || !containers.is_empty(),
+                // The lock file exists once any start or stop has run here.
+                started_before: record.is_some()
+                    || !containers.is_empty()
+                    || self.paths.lock_file().exists(),
                 sidecar: sidecar_state,
                 container: observed_container,
                 ready,

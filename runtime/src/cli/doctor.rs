@@ -2,7 +2,7 @@
 //! `detect`, print one row per check.
 
 use super::output::{BAD, DIM, GOOD, HEADING, paint};
-use super::{CliError, CliResult, exit};
+use super::{CliError, CliResult, exit, output_error};
 use crate::config::Config;
 use crate::doctor::{self, Check, DoctorInput, DoctorReport, SECTIONS};
 use crate::paths::Paths;
@@ -63,7 +63,7 @@ pub fn run(args: &DoctorArgs, limits: SandboxLimits) -> CliResult {
     } else {
         write_report(&mut out, &report)
     };
-    written.map_err(|err| CliError::failure(format!("cannot write output: {err}")))?;
+    written.map_err(output_error)?;
     if args.strict && !report.selected_supported() {
         return Ok(ExitCode::from(exit::FAILURE));
     }

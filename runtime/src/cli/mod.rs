@@ -62,6 +62,18 @@ impl CliError {
 
 type CliResult = Result<ExitCode, CliError>;
 
+/// A failed write to stdout; a closed pipe (`jarvis mine status | head`) is
+/// not an error worth a message.
+fn output_error(err: std::io::Error) -> CliError {
+    if err.kind() == std::io::ErrorKind::BrokenPipe {
+        return CliError {
+            code: 0,
+            message: String::new(),
+        };
+    }
+    CliError::failure(format!("cannot write output: {err}"))
+}
+
 #[derive(Parser)]
 #[command(
     name = "jarvis",
@@ -147,7 +159,9 @@ pub fn main() -> ExitCode {
         },
     };
     result.unwrap_or_else(|err| {
-        output::error(&err.message);
+        if !err.message.is_empty() {
+            output::error(&err.message);
+        }
         ExitCode::from(err.code)
     })
 }

@@ -1,7 +1,7 @@
 //! `jarvis mine models`: the Pearl model registry.
 
 use super::output::{HEADING, paint};
-use super::{CliError, CliResult};
+use super::{CliResult, output_error};
 use clap::Args;
 use pearl_catalog::PEARL_MODELS;
 use serde::Serialize;
@@ -48,7 +48,7 @@ pub fn run(args: &ModelsArgs) -> CliResult {
     } else {
         write_table(&mut out)
     };
-    written.map_err(|err| CliError::failure(format!("cannot write output: {err}")))?;
+    written.map_err(output_error)?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -2,7 +2,7 @@
 
 use super::output::{BAD, GOOD, HEADING, paint};
 use super::session::{mine_error, open};
-use super::{CliError, CliResult};
+use super::{CliResult, output_error};
 use crate::lifecycle::StatusReport;
 use crate::sandbox::SandboxLimits;
 use clap::Args;
@@ -37,7 +37,7 @@ pub fn run(args: &StatusArgs, limits: SandboxLimits) -> CliResult {
         } else {
             write_report(&mut out, &report)
         };
-        written.map_err(|err| CliError::failure(format!("cannot write output: {err}")))?;
+        written.map_err(output_error)?;
         drop(out);
         match args.watch {
             Some(seconds) => std::thread::sleep(Duration::from_secs(seconds.max(1))),

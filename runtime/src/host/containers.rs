@@ -50,12 +50,24 @@ impl Host for CallState {
         let docker = host.docker()?;
         let request = translate(host, spec)?;
         let name = request.name.clone().unwrap_or_default();
-        let id = docker.create(&request).map_err(|err| match err {
-            docker::DockerError::NameConflict(_) => Error::Failed(format!(
-                "a container named '{name}' already exists and is not this session's: remove it with `docker rm -f {name}`"
-            )),
-            other => docker_error(other),
-        })?;
+        let id = match docker.create(&request) {
+            Err(docker::DockerError::NameConflict(_)) => {
+                // A finished container of an earlier session of this provider
+                // (kept for `jarvis mine logs`) gives way; anything else does not.
+                match owned(host, &docker, &name) {
+                    Ok(Some(old)) if !old.running => {
+                        docker.remove(&old.id).map_err(docker_error)?;
+                        docker.create(&request).map_err(docker_error)?
+                    }
+                    _ => {
+                        return Err(Error::Failed(format!(
+                            "a container named '{name}' already exists and is not a finished session of this provider: remove it with `docker rm -f {name}`"
+                        )));
+                    }
+                }
+            }
+            other => other.map_err(docker_error)?,
+        };
         if let Err(err) = docker.start(&id) {
             // A created-but-never-started container would be an orphan.
             let _ = docker.remove(&id);
