@@ -1,0 +1,1347 @@
+//! `jarvis mine init/start/status/logs/stop/attach` end to end: the real
+//! binary, a temporary `OPENJARVIS_HOME` per test, the machine's Docker engine
+//! and the fake miner image (tests/fake-miner) in place of Pearl's.
+//!
+//! The miner container has a fixed name (`openjarvis-pearl-miner`) and uses
+//! the host network, and `status`/`start`/`stop` reconcile every container
+//! labelled [`LABEL_PROVIDER`] whatever home they run in, so every test that
+//! runs a lifecycle command holds [`Exclusive`]: one global lock, and every
+//! labelled fake-miner container removed before and after (even when the
+//! test fails). A labelled container from any other image (a real miner) makes
+//! the tests refuse to run rather than remove it.
+
+use jarvis_mine::docker::{ContainerSummary, Docker};
+use jarvis_mine::host::LABEL_PROVIDER;
+use jarvis_mine_tests::{ContainerCleanup, FAKE_MINER_REPOSITORY, fake_miner_image, free_port};
+use serde_json::Value;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
+
+const JARVIS: &str = env!("CARGO_BIN_EXE_jarvis-under-test");
+const PASSWORD: &str = "hunter2secret";
+const HF_TOKEN: &str = "hf_secret_token_value";
+const WALLET: &str = "prl1qexampleaddress";
+const MODEL: &str = "pearl-ai/Llama-3.3-70B-Instruct-pearl";
+const CONTAINER_NAME: &str = "openjarvis-pearl-miner";
+const RTX_4090: &str = r#"{"os":"linux","arch":"x86_64","gpus":[{"index":0,"name":"NVIDIA GeForce RTX 4090","vendor":"nvidia","compute_capability":"8.9","memory_total_mib":24564}]}"#;
+
+fn h100_facts() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/facts/h100.json")
+}
+
+// ---------------------------------------------------------------------------
+// Docker: one test at a time, nothing left behind.
+
+fn docker() -> Docker {
+    Docker::connect().expect("the test machine runs a Docker engine")
+}
+
+/// Every container labelled as a mining container of this host.
+fn miners() -> Vec<ContainerSummary> {
+    docker()
+        .list_labelled(LABEL_PROVIDER, None)
+        .expect("listing containers")
+}
+
+fn remove_fake_miners() {
+    let docker = docker();
+    for container in docker.list_labelled(LABEL_PROVIDER, None).unwrap() {
+        assert!(
+            container.image.starts_with(FAKE_MINER_REPOSITORY),
+            "a mining container not made by these tests is on this machine \
+             ({} from {}): refusing to remove it; stop it to run these tests",
+            container.name,
+            container.image
+        );
+        docker.remove(&container.id).unwrap();
+    }
+}
+
+/// Held by every test that runs a lifecycle command.
+struct Exclusive {
+    _guard: MutexGuard<'static, ()>,
+}
+
+fn exclusive() -> Exclusive {
+    static LOCK: Mutex<()> = Mutex::new(());
+    let guard = LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    remove_fake_miners();
+    Exclusive { _guard: guard }
+}
+
+impl Drop for Exclusive {
+    fn drop(&mut self) {
+        // Runs while a failed test unwinds: never panic here.
+        let _ = std::panic::catch_unwind(|| {
+            let Ok(docker) = Docker::connect() else {
+                return;
+            };
+            if let Ok(containers) = docker.list_labelled(LABEL_PROVIDER, None) {
+                for c in containers {
+                    if c.image.starts_with(FAKE_MINER_REPOSITORY) {
+                        let _ = docker.remove(&c.id);
+                    }
+                }
+            }
+        });
+    }
+}
+
+/// SIGKILL from outside, as the OOM killer or `docker kill` would.
+fn kill_container(id: &str) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let client = bollard::Docker::connect_with_defaults()
+            .unwrap()
+            .negotiate_version()
+            .await
+            .unwrap();
+        client
+            .kill_container(id, None::<bollard::query_parameters::KillContainerOptions>)
+            .await
+            .unwrap();
+    });
+}
+
+/// Polls `f` every 50 ms until it gives `Some`, for at most `limit`.
+fn wait_for<T>(limit: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(value) = f() {
+            return Some(value);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Homes and runs of the binary.
+
+/// The compiled-component cache, made once per run in a home of its own and
+/// copied into each test's home, so each test does not spend a second or two
+/// compiling the built-in providers (the cache is keyed by content).
+fn warm_cache() -> &'static Path {
+    static CACHE: OnceLock<PathBuf> = OnceLock::new();
+    CACHE.get_or_init(|| {
+        let home = Path::new(env!("CARGO_TARGET_TMPDIR")).join("lifecycle_cli-warm-home");
+        std::fs::create_dir_all(&home).unwrap();
+        // `status` loads every provider; with no [mining] and no Docker it
+        // touches nothing else.
+        let out = Command::new(JARVIS)
+            .args(["mine", "status"])
+            .env_clear()
+            .env("OPENJARVIS_HOME", &home)
+            .env("DOCKER_HOST", "unix:///nonexistent/lifecycle_cli.sock")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", Run::new("mine status", out));
+        home.join("cache")
+    })
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+/// Every regular file under `dir`.
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return files;
+    };
+    for entry in entries {
+        let entry = entry.unwrap();
+        let kind = entry.file_type().unwrap();
+        if kind.is_dir() {
+            files.extend(files_under(&entry.path()));
+        } else if kind.is_file() {
+            files.push(entry.path());
+        }
+    }
+    files
+}
+
+/// One finished command.
+struct Run {
+    what: String,
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn new(what: &str, out: Output) -> Run {
+        Run {
+            what: what.to_owned(),
+            code: out.status.code(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// Asserts the exit code; returns self for further checks.
+    #[track_caller]
+    fn code(&self, expected: i32) -> &Run {
+        assert_eq!(self.code, Some(expected), "{self}");
+        self
+    }
+
+    #[track_caller]
+    fn stdout_has(&self, text: &str) -> &Run {
+        assert!(self.stdout.contains(text), "stdout lacks {text:?}: {self}");
+        self
+    }
+
+    #[track_caller]
+    fn stderr_has(&self, text: &str) -> &Run {
+        assert!(self.stderr.contains(text), "stderr lacks {text:?}: {self}");
+        self
+    }
+
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {self}"))
+    }
+
+    /// The value of a `status` row (`label:   value`).
+    fn row(&self, label: &str) -> Option<&str> {
+        let prefix = format!("{label}:");
+        self.stdout
+            .lines()
+            .find_map(|line| line.strip_prefix(&prefix).map(str::trim))
+    }
+}
+
+impl std::fmt::Display for Run {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "`jarvis {}` exited with {:?}\n--- stdout\n{}\n--- stderr\n{}",
+            self.what, self.code, self.stdout, self.stderr
+        )
+    }
+}
+
+struct Home {
+    dir: tempfile::TempDir,
+    port: u16,
+    /// Everything every command printed, for the secret scan.
+    transcript: Mutex<Vec<String>>,
+}
+
+impl Home {
+    fn new() -> Home {
+        let dir = tempfile::tempdir().unwrap();
+        copy_dir(warm_cache(), &dir.path().join("cache"));
+        Home {
+            dir,
+            port: free_port(),
+            transcript: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn config(&self) -> PathBuf {
+        self.path().join("config.toml")
+    }
+
+    fn config_text(&self) -> Option<String> {
+        std::fs::read_to_string(self.config()).ok()
+    }
+
+    fn sidecar(&self) -> PathBuf {
+        self.path().join("runtime/mining.json")
+    }
+
+    fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}/v1", self.port)
+    }
+
+    /// The binary with this home and the secrets in its environment, and
+    /// nothing else of ours; `env` adds (`Some`) or removes (`None`) variables.
+    fn command(&self, args: &[&str], env: &[(&str, Option<&str>)]) -> Command {
+        let mut command = Command::new(JARVIS);
+        command
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("OPENJARVIS_HOME", self.path())
+            .env("PEARLD_RPC_PASSWORD", PASSWORD)
+            .env("HF_TOKEN", HF_TOKEN)
+            .stdin(Stdio::null());
+        if let Some(host) = std::env::var_os("DOCKER_HOST") {
+            command.env("DOCKER_HOST", host);
+        }
+        for (name, value) in env {
+            match value {
+                Some(value) => command.env(name, value),
+                None => command.env_remove(name),
+            };
+        }
+        command
+    }
+
+    fn record(&self, run: &Run) {
+        let mut transcript = self.transcript.lock().unwrap();
+        transcript.push(run.stdout.clone());
+        transcript.push(run.stderr.clone());
+    }
+
+    fn jarvis_env(&self, args: &[&str], env: &[(&str, Option<&str>)]) -> Run {
+        let out = self.command(args, env).output().unwrap();
+        let run = Run::new(&args.join(" "), out);
+        self.record(&run);
+        run
+    }
+
+    fn jarvis(&self, args: &[&str]) -> Run {
+        self.jarvis_env(args, &[])
+    }
+
+    /// `mine init` for the fake miner on an H100, then `extra`.
+    fn init(&self, extra: &[&str]) -> Run {
+        self.init_with(WALLET, extra)
+    }
+
+    fn init_with(&self, wallet: &str, extra: &[&str]) -> Run {
+        let facts = h100_facts();
+        let image = fake_miner_image();
+        let port = self.port.to_string();
+        let mut args = vec![
+            "mine",
+            "init",
+            "--provider",
+            "vllm-pearl",
+            "--wallet",
+            wallet,
+            "--facts",
+            facts.to_str().unwrap(),
+            "--image",
+            &image,
+            "--gpu-request",
+            "none",
+            "--vllm-port",
+            &port,
+            "--yes",
+        ];
+        args.extend_from_slice(extra);
+        self.jarvis(&args)
+    }
+
+    /// `init` that must succeed.
+    fn configured(self) -> Home {
+        self.init(&[])
+            .code(0)
+            .stdout_has("Wrote [mining] for vllm-pearl");
+        self
+    }
+
+    fn status_json(&self) -> Value {
+        self.jarvis(&["mine", "status", "--json"]).code(0).json()
+    }
+
+    /// Polls `status --json` until `done` holds.
+    #[track_caller]
+    fn wait_status(&self, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+        let mut last = Value::Null;
+        wait_for(Duration::from_secs(10), || {
+            last = self.status_json();
+            done(&last).then(|| last.clone())
+        })
+        .unwrap_or_else(|| panic!("status never showed {what}: {last:#}"))
+    }
+
+    fn sidecar_json(&self) -> Option<Value> {
+        let text = std::fs::read_to_string(self.sidecar()).ok()?;
+        Some(serde_json::from_str(&text).expect("the sidecar is JSON"))
+    }
+
+    /// Everything the commands printed and every file under the home.
+    fn everything(&self) -> Vec<(String, Vec<u8>)> {
+        let mut all: Vec<(String, Vec<u8>)> = self
+            .transcript
+            .lock()
+            .unwrap()
+            .iter()
+            .enumerate()
+            .map(|(i, text)| (format!("output #{i}"), text.clone().into_bytes()))
+            .collect();
+        for file in files_under(self.path()) {
+            all.push((file.display().to_string(), std::fs::read(&file).unwrap()));
+        }
+        all
+    }
+}
+
+/// The session's running container: exactly one labelled container exists.
+#[track_caller]
+fn the_one_miner() -> ContainerSummary {
+    let mut containers = miners();
+    assert_eq!(containers.len(), 1, "{containers:#?}");
+    containers.remove(0)
+}
+
+#[track_caller]
+fn assert_no_miner() {
+    let containers = miners();
+    assert!(containers.is_empty(), "{containers:#?}");
+}
+
+/// One HTTP/1.1 request to 127.0.0.1:`port`; returns (status, body).
+fn http(port: u16, method: &str, path: &str, body: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, body.to_owned())
+}
+
+/// A `logs -f` child and its stdout lines as they arrive.
+struct Follower {
+    child: Child,
+    lines: Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Follower {
+    fn spawn(home: &Home, args: &[&str]) -> Follower {
+        let mut child = home
+            .command(args, &[])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (send, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if send.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Follower {
+            child,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Collects lines until one contains `text`, for at most `limit`.
+    fn until(&mut self, text: &str, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        if self.seen.iter().any(|l| l.contains(text)) {
+            return true;
+        }
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    let found = line.contains(text);
+                    self.seen.push(line);
+                    if found {
+                        return true;
+                    }
+                }
+                Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => return false,
+            }
+        }
+    }
+
+    /// Waits for the process to end by itself; its exit code.
+    fn exits_within(&mut self, limit: Duration) -> Option<i32> {
+        let status = wait_for(limit, || self.child.try_wait().unwrap())?;
+        self.seen.extend(self.lines.try_iter());
+        Some(status.code().unwrap_or(-1))
+    }
+}
+
+impl Drop for Follower {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[track_caller]
+fn assert_no_secret(what: &str, bytes: &[u8]) {
+    for secret in [PASSWORD, HF_TOKEN] {
+        let found = bytes
+            .windows(secret.len())
+            .any(|window| window == secret.as_bytes());
+        if found {
+            let text = String::from_utf8_lossy(bytes);
+            let lines: Vec<String> = text
+                .lines()
+                .filter(|line| line.contains(secret))
+                .take(3)
+                .map(|line| line.chars().take(300).collect())
+                .collect();
+            panic!(
+                "{what} contains the secret {secret:?}:\n{}",
+                lines.join("\n")
+            );
+        }
+    }
+}
+
+/// OpenJarvis's reader (reference §7): a JSON object whose `vllm_endpoint`
+/// and `model` are non-empty strings; the engine's host is the endpoint less
+/// a trailing `/` and one `/v1`. Plus ours: mode 0600, no secret.
+#[track_caller]
+fn assert_readable_sidecar(path: &Path) -> Value {
+    let bytes = std::fs::read(path).unwrap();
+    assert_no_secret("the sidecar", &bytes);
+    let value: Value = serde_json::from_slice(&bytes).expect("the sidecar is JSON");
+    let object = value.as_object().expect("the sidecar is a JSON object");
+    for key in ["vllm_endpoint", "model"] {
+        let text = object.get(key).and_then(Value::as_str);
+        assert!(
+            text.is_some_and(|t| !t.trim().is_empty()),
+            "`{key}` must be a non-empty string: {value:#}"
+        );
+    }
+    let endpoint = object["vllm_endpoint"].as_str().unwrap();
+    assert!(
+        endpoint.trim_end_matches('/').ends_with("/v1"),
+        "the endpoint must end with /v1: {endpoint}"
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "sidecar mode {mode:o}");
+    }
+    // Atomic replacement leaves no temporary files behind.
+    let dir = path.parent().unwrap();
+    let temps: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".mining-"))
+        .collect();
+    assert!(temps.is_empty(), "{temps:?}");
+    value
+}
+
+// ---------------------------------------------------------------------------
+// 1. The whole lifecycle.
+
+#[test]
+fn init_start_status_logs_chat_stop() {
+    let _x = exclusive();
+    let home = Home::new().configured();
+    let config = home.config_text().unwrap();
+    assert!(
+        config.contains(&format!("vllm_port = {}", home.port)),
+        "{config}"
+    );
+
+    home.jarvis(&["mine", "start"])
+        .code(0)
+        .stdout_has(&format!("Started vllm-pearl ({})", home.endpoint()));
+    // Follow from the start: the blocks arrive while it runs.
+    let mut follower = Follower::spawn(&home, &["mine", "logs", "-f", "-n", "100"]);
+
+    let miner = the_one_miner();
+    assert_eq!(miner.name, CONTAINER_NAME);
+    assert_eq!(miner.state, "running");
+    assert_eq!(
+        miner.labels.get(LABEL_PROVIDER).map(String::as_str),
+        Some("vllm-pearl")
+    );
+
+    let status = home.wait_status("shares", |s| {
+        s["state"] == "running" && s["stats"]["shares_accepted"].as_u64() >= Some(1)
+    });
+    assert_eq!(status["provider"], "vllm-pearl");
+    assert_eq!(status["session"]["vllm_endpoint"], home.endpoint().as_str());
+    assert_eq!(status["session"]["model"], MODEL);
+    assert_eq!(status["session"]["container_id"], miner.id.as_str());
+    assert_eq!(status["container"]["running"], true);
+    assert!(
+        status["stats"]["shares_submitted"].as_u64() >= Some(1),
+        "{status:#}"
+    );
+    assert_eq!(status["stats"]["payout_target"], "solo");
+    assert_eq!(status["exit_code"], Value::Null);
+
+    let text = home.jarvis(&["mine", "status"]);
+    text.code(0);
+    assert_eq!(text.row("state"), Some("running"), "{text}");
+    assert_eq!(
+        text.row("endpoint"),
+        Some(home.endpoint().as_str()),
+        "{text}"
+    );
+    assert_eq!(text.row("model"), Some(MODEL), "{text}");
+    let submitted: u64 = text.row("shares submitted").unwrap().parse().unwrap();
+    assert!(submitted >= 1, "{text}");
+
+    // The follower saw the log as it grew (the third block comes ~600 ms in)
+    // and is still following.
+    assert!(
+        follower.until("Block rejected: stale template", Duration::from_secs(5)),
+        "{:#?}",
+        follower.seen
+    );
+    assert!(follower.seen.iter().any(|l| l == "Block accepted by node!"));
+    assert!(
+        follower.child.try_wait().unwrap().is_none(),
+        "logs -f ended"
+    );
+    for line in &follower.seen {
+        assert_no_secret("logs -f", line.as_bytes());
+    }
+
+    let logs = home.jarvis(&["mine", "logs", "-n", "100"]);
+    logs.code(0)
+        .stdout_has("Block accepted by node!")
+        .stdout_has("Submitting block")
+        .stdout_has("[REDACTED]");
+    assert_no_secret("logs", logs.stdout.as_bytes());
+    let one = home.jarvis(&["mine", "logs", "-n", "1"]);
+    assert_eq!(one.code(0).stdout.lines().count(), 1, "{one}");
+
+    // OpenJarvis routes chat to the endpoint and model of the sidecar.
+    let (code, models) = http(home.port, "GET", "/v1/models", "");
+    assert_eq!(code, 200, "{models}");
+    let models: Value = serde_json::from_str(&models).unwrap();
+    assert_eq!(models["data"][0]["id"], MODEL);
+    let request = serde_json::json!({
+        "model": MODEL,
+        "messages": [{"role": "user", "content": "hello"}],
+    });
+    let (code, reply) = http(
+        home.port,
+        "POST",
+        "/v1/chat/completions",
+        &request.to_string(),
+    );
+    assert_eq!(code, 200, "{reply}");
+    let reply: Value = serde_json::from_str(&reply).unwrap();
+    assert_eq!(
+        reply["choices"][0]["message"]["content"],
+        "mined while answering"
+    );
+    home.wait_status("the request served", |s| s["stats"]["requests_served"] == 1);
+
+    home.jarvis(&["mine", "stop"])
+        .code(0)
+        .stdout_has("Mining stopped.");
+    assert_no_miner();
+    assert!(!home.sidecar().exists());
+    // The follower ends when the container goes.
+    assert_eq!(
+        follower.exits_within(Duration::from_secs(10)),
+        Some(0),
+        "{:#?}",
+        follower.seen
+    );
+
+    let after = home.jarvis(&["mine", "status"]);
+    assert_eq!(after.code(0).row("state"), Some("stopped"), "{after}");
+    home.jarvis(&["mine", "stop"])
+        .code(0)
+        .stdout_has("Nothing was running.");
+    assert_eq!(
+        home.config_text().unwrap(),
+        config,
+        "stop leaves the config"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// 2. Sidecars OpenJarvis can read.
+
+#[test]
+fn the_sidecar_of_start_passes_openjarvis_reader_rules() {
+    let _x = exclusive();
+    let home = Home::new().configured();
+    home.jarvis(&["mine", "start"]).code(0);
+    let sidecar = assert_readable_sidecar(&home.sidecar());
+    let miner = the_one_miner();
+    assert_eq!(sidecar["vllm_endpoint"], home.endpoint().as_str());
+    assert_eq!(sidecar["model"], MODEL);
+    assert_eq!(sidecar["provider"], "vllm-pearl");
+    assert_eq!(sidecar["container_id"], miner.id.as_str());
+    assert_eq!(sidecar["wallet_address"], WALLET);
+    assert!(sidecar["started_at"].is_u64(), "{sidecar:#}");
+    // The engine OpenJarvis registers serves the sidecar's model.
+    let (code, models) = http(home.port, "GET", "/v1/models", "");
+    assert_eq!(code, 200);
+    assert!(
+        models.contains(sidecar["model"].as_str().unwrap()),
+        "{models}"
+    );
+    home.jarvis(&["mine", "stop"]).code(0);
+    assert!(!home.sidecar().exists());
+}
+
+#[test]
+fn the_sidecar_of_attach_passes_openjarvis_reader_rules() {
+    let home = Home::new();
+    let endpoint = format!("http://127.0.0.1:{}/v1/", home.port);
+    let run = home.jarvis(&[
+        "mine",
+        "attach",
+        "--vllm-endpoint",
+        &endpoint,
+        "--gateway-url",
+        "http://127.0.0.1:8337",
+        "--gateway-metrics-url",
+        "http://127.0.0.1:8339",
+        "--wallet",
+        WALLET,
+    ]);
+    run.code(0).stdout_has("Sidecar written to");
+    let sidecar = assert_readable_sidecar(&home.sidecar());
+    assert_eq!(sidecar["vllm_endpoint"], home.endpoint().as_str());
+    assert_eq!(sidecar["model"], MODEL);
+    assert_eq!(sidecar["container_id"], "external");
+
+    // A sidecar OpenJarvis would skip is never written.
+    std::fs::remove_file(home.sidecar()).unwrap();
+    for (endpoint, model) in [(endpoint.as_str(), ""), ("", MODEL), (" ", MODEL)] {
+        home.jarvis(&[
+            "mine",
+            "attach",
+            "--vllm-endpoint",
+            endpoint,
+            "--model",
+            model,
+            "--gateway-url",
+            "http://127.0.0.1:8337",
+            "--gateway-metrics-url",
+            "http://127.0.0.1:8339",
+        ])
+        .code(2)
+        .stderr_has("cannot attach");
+        assert!(!home.sidecar().exists(), "{endpoint:?} {model:?}");
+    }
+}
+
+/// An external miner (not ours: no provider label), attached: `status`
+/// says whether it answers.
+#[test]
+#[ignore = "bug: `status` reports an attached session `running` when its endpoint does not answer (observe() never probes attached sessions, so derive() never sees ready=false)"]
+fn an_attached_miner_that_dies_is_failed() {
+    let _x = exclusive();
+    let cleanup = ContainerCleanup::new("lifecycle-attach");
+    let home = Home::new().configured();
+    let docker = docker();
+    let spec = jarvis_mine::docker::ContainerSpec {
+        name: Some(format!("jarvis-test-{}", cleanup.value())),
+        image: fake_miner_image(),
+        args: vec![
+            MODEL.into(),
+            "--host".into(),
+            "127.0.0.1".into(),
+            "--port".into(),
+            home.port.to_string(),
+        ],
+        labels: cleanup.labels(),
+        network_mode: "host".into(),
+        ..Default::default()
+    };
+    let id = docker.create(&spec).unwrap();
+    docker.start(&id).unwrap();
+    wait_for(Duration::from_secs(5), || {
+        TcpStream::connect(("127.0.0.1", home.port)).ok()
+    })
+    .expect("the external miner listens");
+    home.jarvis(&[
+        "mine",
+        "attach",
+        "--vllm-endpoint",
+        &home.endpoint(),
+        "--gateway-url",
+        "http://127.0.0.1:8337",
+        "--gateway-metrics-url",
+        "http://127.0.0.1:8339",
+    ])
+    .code(0);
+    let status = home.status_json();
+    assert_eq!(status["state"], "running", "{status:#}");
+    assert_eq!(status["session"]["container_id"], "external");
+
+    kill_container(&id);
+    wait_for(Duration::from_secs(5), || {
+        TcpStream::connect(("127.0.0.1", home.port)).err()
+    })
+    .expect("the external miner is gone");
+    let status = home.status_json();
+    assert_eq!(status["state"], "failed", "{status:#}");
+    let text = home.jarvis(&["mine", "status"]);
+    assert!(
+        text.code(0).row("state").unwrap().starts_with("failed"),
+        "{text}"
+    );
+}
+
+/// `stop` forgets an attached miner (the sidecar) and leaves it running.
+#[test]
+fn stop_forgets_an_attached_miner_and_leaves_it_running() {
+    let _x = exclusive();
+    let cleanup = ContainerCleanup::new("lifecycle-attach-stop");
+    let home = Home::new().configured();
+    let docker = docker();
+    let spec = jarvis_mine::docker::ContainerSpec {
+        name: Some(format!("jarvis-test-{}", cleanup.value())),
+        image: fake_miner_image(),
+        args: vec![
+            MODEL.into(),
+            "--host".into(),
+            "127.0.0.1".into(),
+            "--port".into(),
+            home.port.to_string(),
+        ],
+        labels: cleanup.labels(),
+        network_mode: "host".into(),
+        ..Default::default()
+    };
+    let id = docker.create(&spec).unwrap();
+    docker.start(&id).unwrap();
+    home.jarvis(&[
+        "mine",
+        "attach",
+        "--vllm-endpoint",
+        &home.endpoint(),
+        "--gateway-url",
+        "http://127.0.0.1:8337",
+        "--gateway-metrics-url",
+        "http://127.0.0.1:8339",
+    ])
+    .code(0);
+    home.jarvis(&["mine", "stop"]).code(0);
+    assert!(!home.sidecar().exists());
+    let state = docker.inspect(&id).unwrap().expect("the external miner");
+    assert!(
+        state.running,
+        "stop must not touch a miner it did not start"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// 3. Secrets.
+
+#[test]
+fn no_secret_in_anything_the_run_produced() {
+    let _x = exclusive();
+    let home = Home::new().configured();
+    home.jarvis(&["mine", "start"]).code(0);
+    let mut follower = Follower::spawn(&home, &["mine", "logs", "-f"]);
+    home.wait_status("blocks", |s| s["stats"]["shares_submitted"] == 3);
+    home.jarvis(&["mine", "status"]).code(0);
+    home.jarvis(&["mine", "logs", "-n", "100"]).code(0);
+    home.jarvis(&["mine", "logs"]).code(0);
+    home.jarvis(&["mine", "doctor", "--facts", h100_facts().to_str().unwrap()])
+        .code(0);
+    home.jarvis(&["mine", "doctor", "--json"]).code(0);
+    assert!(follower.until("Block rejected", Duration::from_secs(5)));
+    // The secrets did reach the container, which prints them: the point is
+    // that nothing of ours shows them.
+    let miner = the_one_miner();
+    let raw = docker().logs(&miner.id, usize::MAX).unwrap().join("\n");
+    assert!(raw.contains(PASSWORD) && raw.contains(HF_TOKEN), "{raw}");
+    let while_running = home.everything();
+    assert!(
+        while_running
+            .iter()
+            .any(|(name, _)| name.ends_with("runtime/mining.json")),
+        "the sidecar is among the files scanned"
+    );
+
+    // A failure shows the log tail; a second start recovers.
+    kill_container(&miner.id);
+    home.wait_status("the failure", |s| s["state"] == "failed");
+    home.jarvis(&["mine", "status"]).code(0);
+    home.jarvis(&["mine", "logs", "-n", "100"]).code(0);
+    home.jarvis(&["mine", "start"]).code(0);
+    home.jarvis(&["mine", "stop"]).code(0);
+    follower.exits_within(Duration::from_secs(10));
+    let follow_output = follower.seen.join("\n");
+    assert!(follow_output.contains("[REDACTED]"), "{follow_output}");
+
+    let mut scanned = while_running;
+    scanned.extend(home.everything());
+    scanned.push(("logs -f".into(), follow_output.into_bytes()));
+    assert!(scanned.len() > 20, "{}", scanned.len());
+    for (what, bytes) in &scanned {
+        assert_no_secret(what, bytes);
+    }
+}
+
+#[test]
+#[ignore = "bug: `-vv`/RUST_LOG=debug prints bollard's request and inspect bodies, including the container's Env with PEARLD_RPC_PASSWORD and HF_TOKEN, on stderr"]
+fn verbose_logs_show_no_secret() {
+    let _x = exclusive();
+    let home = Home::new().configured();
+    home.jarvis(&["mine", "-vv", "start"]).code(0);
+    home.jarvis(&["mine", "-vv", "status"]).code(0);
+    home.jarvis(&["mine", "-vvv", "logs"]).code(0);
+    home.jarvis_env(&["mine", "status"], &[("RUST_LOG", Some("debug"))])
+        .code(0);
+    home.jarvis(&["mine", "-vv", "stop"]).code(0);
+    for (what, bytes) in home.everything() {
+        assert_no_secret(&what, &bytes);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// 4, 5. One session, however often `start` runs.
+
+#[test]
+fn a_second_start_says_already_running() {
+    let _x = exclusive();
+    let home = Home::new().configured();
+    home.jarvis(&["mine", "start"])
+        .code(0)
+        .stdout_has("Started");
+    let first = the_one_miner();
+    let sidecar = std::fs::read(home.sidecar()).unwrap();
+    home.jarvis(&["mine", "start"]).code(0).stdout_has(&format!(
+        "vllm-pearl is already running ({})",
+        home.endpoint()
+    ));
+    assert_eq!(the_one_miner().id, first.id);
+    assert_eq!(std::fs::read(home.sidecar()).unwrap(), sidecar);
+    home.jarvis(&["mine", "stop"]).code(0);
+    assert_no_miner();
+}
+
+#[test]
+fn ten_concurrent_starts_make_one_session() {
+    let _x = exclusive();
+    let home = Home::new().configured();
+    let children: Vec<Child> = (0..10)
+        .map(|_| {
+            home.command(&["mine", "start"], &[])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let runs: Vec<Run> = children
+        .into_iter()
+        .map(|child| {
+            let run = Run::new("mine start", child.wait_with_output().unwrap());
+            home.record(&run);
+            run
+        })
+        .collect();
+    for run in &runs {
+        run.code(0);
+    }
+    let started = runs.iter().filter(|r| r.stdout.contains("Started")).count();
+    let already = runs
+        .iter()
+        .filter(|r| r.stdout.contains("already running"))
+        .count();
+    assert_eq!((started, already), (1, 9));
+    let miner = the_one_miner();
+    assert_eq!(miner.state, "running");
+    assert_eq!(
+        home.sidecar_json().unwrap()["container_id"],
+        miner.id.as_str()
+    );
+    home.jarvis(&["mine", "stop"]).code(0);
+    assert_no_miner();
+}
+
+// ---------------------------------------------------------------------------
+// 6, 7. Crashes.
+
+#[test]
+fn a_container_killed_from_outside_is_failed_and_start_recovers() {
+    let _x = exclusive();
+    let home = Home::new().configured();
+    home.jarvis(&["mine", "start"]).code(0);
+    home.wait_status("the third block", |s| s["stats"]["shares_submitted"] == 3);
+    let first = the_one_miner();
+    kill_container(&first.id);
+
+    let status = home.wait_status("the failure", |s| s["state"] == "failed");
+    assert_eq!(status["exit_code"], 137, "{status:#}");
+    let last: Vec<&str> = status["last_lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(
+        last.contains(&"Block rejected: stale template"),
+        "{status:#}"
+    );
+    assert!(!last.is_empty() && last.len() <= 10, "{last:?}");
+    // `status` repaired the stale sidecar and kept the container for `logs`.
+    assert!(
+        status["repairs"][0]
+            .as_str()
+            .is_some_and(|r| r.contains("stale sidecar removed") && r.contains("137")),
+        "{status:#}"
+    );
+    assert!(!home.sidecar().exists());
+    assert_eq!(the_one_miner().state, "exited");
+
+    let text = home.jarvis(&["mine", "status"]);
+    assert_eq!(
+        text.code(0).row("state"),
+        Some("failed (exit code 137)"),
+        "{text}"
+    );
+    text.stdout_has("last log lines:")
+        .stdout_has("  Block rejected: stale template");
+    home.jarvis(&["mine", "logs", "-n", "5"])
+        .code(0)
+        .stdout_has("Block rejected: stale template");
+
+    home.jarvis(&["mine", "start"])
+        .code(0)
+        .stdout_has("Started");
+    let second = the_one_miner();
+    assert_ne!(second.id, first.id);
+    assert_eq!(second.state, "running");
+    home.wait_status("running", |s| s["state"] == "running");
+
+    // Killed again, and `start` right away: it removes the stale sidecar
+    // itself.
+    kill_container(&second.id);
+    wait_for(Duration::from_secs(5), || {
+        (the_one_miner().state == "exited").then_some(())
+    })
+    .expect("the container exits");
+    home.jarvis(&["mine", "start"])
+        .code(0)
+        .stdout_has("Started")
+        .stderr_has("stale sidecar removed");
+    let third = the_one_miner();
+    assert_ne!(third.id, second.id);
+    assert_eq!(
+        home.sidecar_json().unwrap()["container_id"],
+        third.id.as_str()
+    );
+    home.jarvis(&["mine", "stop"]).code(0);
+    assert_no_miner();
+    assert!(!home.sidecar().exists());
+}
+
+#[test]
+fn jarvis_killed_during_start_leaves_no_orphan() {
+    let _x = exclusive();
+    let home = Home::new().configured();
+    let mut observed = Vec::new();
+    for (round, delay) in [0u64, 5, 20, 40, 60, 80, 100, 120, 150, 200, 300]
+        .into_iter()
+        .enumerate()
+    {
+        let mut child = home
+            .command(&["mine", "start"], &[])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(delay));
+        child.kill().unwrap(); // SIGKILL
+        let status = child.wait().unwrap();
+        observed.push((
+            delay,
+            status.code(),
+            miners().len(),
+            home.sidecar().exists(),
+        ));
+
+        // Recovery by `status` or by `start`, alternately.
+        if round % 2 == 0 {
+            home.jarvis(&["mine", "status"]).code(0);
+            let containers = miners();
+            assert!(containers.len() <= 1, "{delay} ms: {containers:#?}");
+            match home.sidecar_json() {
+                Some(sidecar) => {
+                    let c = containers.first().unwrap_or_else(|| {
+                        panic!("{delay} ms: a sidecar without a container: {sidecar}")
+                    });
+                    assert_eq!(sidecar["container_id"], c.id.as_str(), "{delay} ms");
+                    assert_eq!(c.state, "running", "{delay} ms");
+                }
+                None => assert!(
+                    containers.iter().all(|c| c.state != "running"),
+                    "{delay} ms: an orphan survived `status`: {containers:#?}"
+                ),
+            }
+        } else {
+            home.jarvis(&["mine", "start"]).code(0);
+            let c = the_one_miner();
+            assert_eq!(c.state, "running", "{delay} ms");
+            assert_eq!(
+                home.sidecar_json().unwrap()["container_id"],
+                c.id.as_str(),
+                "{delay} ms"
+            );
+        }
+        home.jarvis(&["mine", "stop"]).code(0);
+        assert_no_miner();
+        assert!(!home.sidecar().exists(), "{delay} ms");
+    }
+    // (delay ms, exit, containers and sidecar right after the kill)
+    eprintln!("{observed:?}");
+}
+
+// ---------------------------------------------------------------------------
+// 8. Errors: their own exit codes, nothing half-done.
+
+/// Nothing started: no container, no sidecar, the config as it was.
+#[track_caller]
+fn assert_nothing_done(home: &Home, config: Option<&str>) {
+    assert_no_miner();
+    assert!(!home.sidecar().exists(), "a sidecar was written");
+    assert_eq!(home.config_text().as_deref(), config, "the config changed");
+}
+
+#[test]
+fn docker_unreachable_exits_3() {
+    let _x = exclusive();
+    let unreachable = [("DOCKER_HOST", Some("unix:///nonexistent.sock"))];
+    let home = Home::new();
+    home.jarvis_env(&["mine", "status"], &unreachable)
+        .code(0)
+        .stdout_has("not configured");
+    let init = Home::new();
+    let image = fake_miner_image();
+    let port = init.port.to_string();
+    let facts = h100_facts();
+    init.jarvis_env(
+        &[
+            "mine",
+            "init",
+            "--provider",
+            "vllm-pearl",
+            "--wallet",
+            WALLET,
+            "--facts",
+            facts.to_str().unwrap(),
+            "--image",
+            &image,
+            "--vllm-port",
+            &port,
+            "--yes",
+        ],
+        &unreachable,
+    )
+    .code(3)
+    .stderr_has("nonexistent.sock");
+    assert_nothing_done(&init, None);
+
+    let home = home.configured();
+    let config = home.config_text();
+    for args in [
+        &["mine", "start"][..],
+        &["mine", "stop"],
+        &["mine", "status"],
+        &["mine", "logs"],
+    ] {
+        home.jarvis_env(args, &unreachable)
+            .code(3)
+            .stderr_has("Docker unavailable")
+            .stderr_has("nonexistent.sock");
+        assert_nothing_done(&home, config.as_deref());
+    }
+}
+
+#[test]
+fn a_bad_wallet_exits_4() {
+    let _x = exclusive();
+    let home = Home::new();
+    home.init_with("bad", &[])
+        .code(4)
+        .stderr_has("Invalid wallet address");
+    assert_nothing_done(&home, None);
+
+    let home = home.configured();
+    let config = home
+        .config_text()
+        .unwrap()
+        .replace(&format!("\"{WALLET}\""), "\"xyz\"");
+    std::fs::write(home.config(), &config).unwrap();
+    home.jarvis(&["mine", "start"])
+        .code(4)
+        .stderr_has("Invalid wallet address")
+        .stderr_has("'xyz'");
+    assert_nothing_done(&home, Some(&config));
+}
+
+#[test]
+fn an_unknown_model_exits_5() {
+    let _x = exclusive();
+    let home = Home::new();
+    home.init(&["--model", "foo/bar"])
+        .code(5)
+        .stderr_has("unknown model 'foo/bar'");
+    assert_nothing_done(&home, None);
+
+    let home = home.configured();
+    let config = home.config_text().unwrap().replace(MODEL, "foo/bar");
+    std::fs::write(home.config(), &config).unwrap();
+    home.jarvis(&["mine", "start"])
+        .code(5)
+        .stderr_has("unknown model 'foo/bar'");
+    assert_nothing_done(&home, Some(&config));
+}
+
+#[test]
+fn a_missing_password_exits_6() {
+    let _x = exclusive();
+    let home = Home::new().configured();
+    let config = home.config_text();
+    home.jarvis_env(&["mine", "start"], &[("PEARLD_RPC_PASSWORD", None)])
+        .code(6)
+        .stderr_has("'PEARLD_RPC_PASSWORD' is not set");
+    assert_nothing_done(&home, config.as_deref());
+}
+
+#[test]
+fn a_pool_target_exits_2() {
+    let _x = exclusive();
+    let home = Home::new().configured();
+    let config = home.config_text().unwrap().replace(
+        "submit_target = \"solo\"",
+        "submit_target = \"pool:https://x\"",
+    );
+    assert!(config.contains("pool:https://x"));
+    std::fs::write(home.config(), &config).unwrap();
+    home.jarvis(&["mine", "start"])
+        .code(2)
+        .stderr_has("pool mining is not supported yet");
+    assert_nothing_done(&home, Some(&config));
+}
+
+#[test]
+fn start_without_mining_table_exits_2() {
+    let _x = exclusive();
+    let home = Home::new();
+    home.jarvis(&["mine", "start"])
+        .code(2)
+        .stderr_has("no [mining] section");
+    assert_nothing_done(&home, None);
+    // OpenJarvis's own config, without [mining].
+    let config = "[engine]\ndefault = \"ollama\"\n";
+    std::fs::write(home.config(), config).unwrap();
+    home.jarvis(&["mine", "start"])
+        .code(2)
+        .stderr_has("run `jarvis mine init`");
+    assert_nothing_done(&home, Some(config));
+}
+
+#[test]
+fn init_on_an_rtx_4090_exits_7() {
+    let home = Home::new();
+    let facts = home.path().join("rtx4090.json");
+    std::fs::write(&facts, RTX_4090).unwrap();
+    let image = fake_miner_image();
+    home.jarvis(&[
+        "mine",
+        "init",
+        "--provider",
+        "vllm-pearl",
+        "--wallet",
+        WALLET,
+        "--facts",
+        facts.to_str().unwrap(),
+        "--image",
+        &image,
+        "--yes",
+    ])
+    .code(7)
+    .stderr_has("vllm-pearl not supported on this host")
+    .stderr_has("RTX 4090");
+    assert_eq!(home.config_text(), None);
+}
+
+#[test]
+fn init_twice_keeps_the_table_unless_forced() {
+    let home = Home::new().configured();
+    let config = home.config_text().unwrap();
+    home.init_with("prl1qanotheraddress", &[])
+        .code(0)
+        .stdout_has("already present");
+    assert_eq!(home.config_text().unwrap(), config);
+    home.init_with("prl1qanotheraddress", &["--force"])
+        .code(0)
+        .stdout_has("Wrote [mining]");
+    let forced = home.config_text().unwrap();
+    assert!(forced.contains("prl1qanotheraddress"), "{forced}");
+    assert!(!forced.contains(WALLET), "{forced}");
+}
+
+// ---------------------------------------------------------------------------
+// 9. Nothing configured.
+
+#[test]
+fn status_with_nothing_configured() {
+    let _x = exclusive();
+    let home = Home::new();
+    let text = home.jarvis(&["mine", "status"]);
+    assert_eq!(text.code(0).row("state"), Some("not configured"), "{text}");
+    let json = home.status_json();
+    assert_eq!(json["state"], "not configured");
+    assert_eq!(json["session"], Value::Null);
+    home.jarvis(&["mine", "stop"])
+        .code(0)
+        .stdout_has("nothing to stop");
+    home.jarvis(&["mine", "logs"])
+        .code(1)
+        .stderr_has("no mining container");
+    assert_eq!(home.config_text(), None);
+}
+
+#[test]
+#[ignore = "bug: `status` in a home with nothing configured reports another home's running miner as `failed` and force-removes it as an orphan"]
+fn status_in_another_home_leaves_a_running_miner_alone() {
+    let _x = exclusive();
+    let miner_home = Home::new().configured();
+    miner_home.jarvis(&["mine", "start"]).code(0);
+    let miner = the_one_miner();
+    let other = Home::new();
+    let text = other.jarvis(&["mine", "status"]);
+    assert_eq!(text.code(0).row("state"), Some("not configured"), "{text}");
+    assert_eq!(the_one_miner().id, miner.id);
+    assert_eq!(the_one_miner().state, "running");
+    miner_home.jarvis(&["mine", "stop"]).code(0);
+}
