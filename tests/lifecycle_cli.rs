@@ -760,7 +760,6 @@ fn the_sidecar_of_attach_passes_openjarvis_reader_rules() {
 /// An external miner (not ours: no provider label), attached: `status`
 /// says whether it answers.
 #[test]
-#[ignore = "bug: `status` reports an attached session `running` when its endpoint does not answer (observe() never probes attached sessions, so derive() never sees ready=false)"]
 fn an_attached_miner_that_dies_is_failed() {
     let _x = exclusive();
     let cleanup = ContainerCleanup::new("lifecycle-attach");
@@ -909,7 +908,6 @@ fn no_secret_in_anything_the_run_produced() {
 }
 
 #[test]
-#[ignore = "bug: `-vv`/RUST_LOG=debug prints bollard's request and inspect bodies, including the container's Env with PEARLD_RPC_PASSWORD and HF_TOKEN, on stderr"]
 fn verbose_logs_show_no_secret() {
     let _x = exclusive();
     let home = Home::new().configured();
@@ -1332,7 +1330,6 @@ fn status_with_nothing_configured() {
 }
 
 #[test]
-#[ignore = "bug: `status` in a home with nothing configured reports another home's running miner as `failed` and force-removes it as an orphan"]
 fn status_in_another_home_leaves_a_running_miner_alone() {
     let _x = exclusive();
     let miner_home = Home::new().configured();

@@ -7,7 +7,7 @@
 use crate::bindings;
 use crate::config::MiningConfig;
 use crate::docker::{self, Docker, ImageProgress};
-use crate::host::{self, LABEL_PROVIDER};
+use crate::host::{self, LABEL_HOME};
 use crate::paths::Paths;
 use crate::provider::LoadedProvider;
 use crate::registry::Registry;
@@ -292,10 +292,10 @@ impl Miner<'_> {
         Ok(state.filter(|s| s.running).map(|_| record))
     }
 
-    /// Containers the host created for any provider.
+    /// Containers the host created for any provider of this home.
     fn own_containers(&self, docker: &Docker) -> Result<Vec<docker::ContainerSummary>, MineError> {
         docker
-            .list_labelled(LABEL_PROVIDER, None)
+            .list_labelled(LABEL_HOME, Some(&self.paths.home().display().to_string()))
             .map_err(|e| MineError::Docker(e.to_string()))
     }
 
@@ -388,6 +388,10 @@ impl Miner<'_> {
         };
         let ready = match (&record, &container) {
             (Some(record), Some(c)) if c.running => Some(vllm_ready(&record.vllm_endpoint)),
+            // An attached miner has no container here: its endpoint is all there is.
+            (Some(record), None) if record.container_id == state::EXTERNAL_CONTAINER_ID => {
+                Some(vllm_ready(&record.vllm_endpoint))
+            }
             _ => None,
         };
         Ok(Observed {

@@ -2,7 +2,7 @@
 
 use super::session::open_docker;
 use super::{CliError, CliResult, exit};
-use crate::host::LABEL_PROVIDER;
+use crate::host::LABEL_HOME;
 use crate::host::containers::redactor_for;
 use crate::paths::Paths;
 use crate::session::sidecar;
@@ -32,7 +32,7 @@ pub fn run(args: &LogsArgs) -> CliResult {
     let id = match from_sidecar {
         Some(id) => id,
         None => docker
-            .list_labelled(LABEL_PROVIDER, None)
+            .list_labelled(LABEL_HOME, Some(&paths.home().display().to_string()))
             .map_err(|err| CliError::failure(err.to_string()))?
             .into_iter()
             .max_by_key(|c| c.created)

@@ -174,7 +174,19 @@ fn init_logging(verbose: u8) {
         2 => "debug",
         _ => "trace",
     };
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let mut filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    // The Docker client and its HTTP stack log request and response bodies
+    // at debug level, and a container's environment holds resolved secrets:
+    // they never get past warnings, whatever RUST_LOG asks for.
+    for quiet in [
+        "bollard=warn",
+        "hyper=warn",
+        "hyper_util=warn",
+        "h2=warn",
+        "tonic=warn",
+    ] {
+        filter = filter.add_directive(quiet.parse().expect("a valid directive"));
+    }
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -4,7 +4,8 @@
 //! carrying its own label.
 
 use super::{
-    HostContext, LABEL_COMPONENT, LABEL_PROVIDER, LABEL_SECRETS, LABEL_SESSION, docker_error,
+    HostContext, LABEL_COMPONENT, LABEL_HOME, LABEL_PROVIDER, LABEL_SECRETS, LABEL_SESSION,
+    docker_error,
 };
 use crate::bindings::Capability;
 use crate::bindings::openjarvis::mining::containers::{
@@ -146,10 +147,16 @@ fn owned(
     let Some(state) = docker.inspect(id).map_err(docker_error)? else {
         return Ok(None);
     };
-    match state.labels.get(LABEL_PROVIDER) {
-        Some(owner) if *owner == host.provider_id => Ok(Some(state)),
+    let home = host.session.paths.home().display().to_string();
+    match (
+        state.labels.get(LABEL_PROVIDER),
+        state.labels.get(LABEL_HOME),
+    ) {
+        (Some(owner), Some(owner_home)) if *owner == host.provider_id && *owner_home == home => {
+            Ok(Some(state))
+        }
         _ => Err(Error::Denied(format!(
-            "container {} is not owned by provider '{}'",
+            "container {} is not owned by provider '{}' of {home}",
             short(id),
             host.provider_id
         ))),
@@ -301,6 +308,10 @@ fn translate(host: &HostContext, spec: ContainerSpec) -> Result<docker::Containe
         (LABEL_COMPONENT.to_owned(), host.component_sha256.clone()),
         (LABEL_SESSION.to_owned(), host.session.id.clone()),
         (LABEL_SECRETS.to_owned(), secrets.join(",")),
+        (
+            LABEL_HOME.to_owned(),
+            host.session.paths.home().display().to_string(),
+        ),
     ]);
     Ok(docker::ContainerSpec {
         name: Some(spec.name),

@@ -19,6 +19,9 @@ use std::sync::Arc;
 pub const LABEL_PROVIDER: &str = "org.openjarvis.mining.provider";
 pub const LABEL_COMPONENT: &str = "org.openjarvis.mining.component";
 pub const LABEL_SESSION: &str = "org.openjarvis.mining.session";
+/// The OpenJarvis home whose session the container belongs to: two homes on
+/// one host (two users, or tests) never touch each other's containers.
+pub const LABEL_HOME: &str = "org.openjarvis.mining.home";
 /// Names (never values) of the environment variables resolved as secrets,
 /// so later log reads know what to redact.
 pub const LABEL_SECRETS: &str = "org.openjarvis.mining.secrets";
