@@ -48,7 +48,7 @@ pub async fn docker_facts() -> DockerFacts {
 
 /// The error with its causes, which hyper keeps out of its own message
 /// ("client error (Connect)" alone does not say "Connection refused").
-fn describe(error: &dyn Error) -> String {
+pub fn describe(error: &dyn Error) -> String {
     let mut message = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {

@@ -44,14 +44,7 @@ impl MiningConfig {
                 )));
             }
         };
-        if !range.contains(&value) {
-            return Err(Error::Invalid(format!(
-                "[mining.extra].{key} = {value} is out of range ({}..={})",
-                range.start(),
-                range.end()
-            )));
-        }
-        Ok(value)
+        in_range(key, value, range)
     }
 
     /// A number in `range`, or an `invalid` error naming the key.
@@ -74,14 +67,23 @@ impl MiningConfig {
                 )));
             }
         };
-        if !range.contains(&value) {
-            return Err(Error::Invalid(format!(
-                "[mining.extra].{key} = {value} is out of range ({}..={})",
-                range.start(),
-                range.end()
-            )));
-        }
+        in_range(key, value, range)
+    }
+}
+
+fn in_range<T: PartialOrd + std::fmt::Display>(
+    key: &str,
+    value: T,
+    range: std::ops::RangeInclusive<T>,
+) -> Result<T, Error> {
+    if range.contains(&value) {
         Ok(value)
+    } else {
+        Err(Error::Invalid(format!(
+            "[mining.extra].{key} = {value} is out of range ({}..={})",
+            range.start(),
+            range.end()
+        )))
     }
 }
 

@@ -164,16 +164,11 @@ impl<'p> BuildReport<'p> {
                     self.output("", stream.as_bytes());
                 }
                 if let (Some(id), Some(status)) = (info.id, info.status) {
-                    let detail = info.progress_detail.unwrap_or_default();
-                    (self.progress)(ImageProgress::Layer {
+                    (self.progress)(super::image::layer_progress(
                         id,
                         status,
-                        current: detail.current.and_then(|c| u64::try_from(c).ok()),
-                        total: detail
-                            .total
-                            .and_then(|t| u64::try_from(t).ok())
-                            .filter(|&t| t > 0),
-                    });
+                        info.progress_detail,
+                    ));
                 }
             }
         }

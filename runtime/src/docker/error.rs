@@ -1,8 +1,6 @@
 //! Errors of the Docker facade: plain messages that say what to do, never a
 //! request body and never a resolved environment value.
 
-use std::error::Error as StdError;
-
 use bollard::errors::Error as BollardError;
 
 use crate::redact::Redactor;
@@ -74,20 +72,7 @@ pub(crate) fn classify(error: &BollardError) -> Cause {
     }
 }
 
-/// The error with its causes, which hyper keeps out of its own message
-/// ("client error (Connect)" alone does not say "Connection refused").
-pub(crate) fn describe(error: &dyn StdError) -> String {
-    let mut message = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !message.contains(&cause_text) {
-            message = format!("{message}: {cause_text}");
-        }
-        source = cause.source();
-    }
-    message
-}
+pub(crate) use host_gpu::docker::describe;
 
 /// The message for `what` failing, redacted, as the right kind: transport
 /// problems are `Unavailable`, "No such container/image" (404) is

@@ -44,6 +44,24 @@ pub enum ImageProgress {
     Done(ImageSource),
 }
 
+/// A layer event from Docker's progress detail (bytes, when known).
+pub(super) fn layer_progress(
+    id: String,
+    status: String,
+    detail: Option<bollard::models::ProgressDetail>,
+) -> ImageProgress {
+    let detail = detail.unwrap_or_default();
+    ImageProgress::Layer {
+        id,
+        status,
+        current: detail.current.and_then(|c| u64::try_from(c).ok()),
+        total: detail
+            .total
+            .and_then(|t| u64::try_from(t).ok())
+            .filter(|&t| t > 0),
+    }
+}
+
 /// Why a pull did not produce the image.
 enum PullFailure {
     /// The daemon could not be reached: not worth trying to build.
@@ -185,16 +203,7 @@ impl Docker {
                 let status = info.status.unwrap_or_default();
                 match info.id {
                     Some(id) if !id.is_empty() => {
-                        let detail = info.progress_detail.unwrap_or_default();
-                        progress(ImageProgress::Layer {
-                            id,
-                            status,
-                            current: detail.current.and_then(|c| u64::try_from(c).ok()),
-                            total: detail
-                                .total
-                                .and_then(|t| u64::try_from(t).ok())
-                                .filter(|&t| t > 0),
-                        });
+                        progress(layer_progress(id, status, info.progress_detail));
                     }
                     _ if !status.is_empty() => progress(ImageProgress::Status(status)),
                     _ => {}
