@@ -13,29 +13,10 @@ use jarvis_mine::docker::{
     Mount, PEARL_DOCKERFILE, RestartPolicy,
 };
 use jarvis_mine::redact::{REDACTED, Redactor};
-use jarvis_mine_tests::{ContainerCleanup, fake_miner_image, free_port};
+use jarvis_mine_tests::{ContainerCleanup, fake_miner_image, free_port, raw_docker};
 
 fn docker() -> Docker {
     Docker::connect().expect("the test machine runs a Docker engine")
-}
-
-/// Raw Engine API access, to check what the facade really asked for.
-fn raw<T>(future: impl FnOnce(bollard::Docker) -> T) -> T::Output
-where
-    T: std::future::Future,
-{
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
-        let client = bollard::Docker::connect_with_defaults()
-            .unwrap()
-            .negotiate_version()
-            .await
-            .unwrap();
-        future(client).await
-    })
 }
 
 /// A spec running the fake miner on 127.0.0.1:`port` in the host network.
@@ -206,7 +187,7 @@ fn ensure_image_builds_from_a_pearl_checkout() {
     );
 
     // `.dockerignore` kept .git out of the context (it has a 1 MiB file).
-    let size = raw(|client| {
+    let size = raw_docker(|client| {
         let image = image.clone();
         async move { client.inspect_image(&image).await.unwrap().size }
     });
@@ -301,7 +282,7 @@ fn a_gpu_container_is_created_as_requested() {
     assert_eq!(state.labels["jarvis.provider"], "vllm-pearl");
     assert_eq!(state.name, spec.name.clone().unwrap());
 
-    let inspected = raw(|client| {
+    let inspected = raw_docker(|client| {
         let id = id.clone();
         async move { client.inspect_container(&id, None).await.unwrap() }
     });
@@ -373,7 +354,7 @@ fn a_gpu_container_is_created_as_requested() {
         ..spec
     };
     let id = docker.create(&all).unwrap();
-    let requests = raw(|client| {
+    let requests = raw_docker(|client| {
         let id = id.clone();
         async move { client.inspect_container(&id, None).await.unwrap() }
     })
@@ -555,7 +536,7 @@ fn a_container_killed_from_outside_exits_137() {
         .unwrap();
     docker.start(&id).unwrap();
     wait_for(&docker, &id, Duration::from_secs(10), |s| s.running);
-    raw(|client| {
+    raw_docker(|client| {
         let id = id.clone();
         async move {
             client

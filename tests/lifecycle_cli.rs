@@ -12,7 +12,9 @@
 
 use jarvis_mine::docker::{ContainerSummary, Docker};
 use jarvis_mine::host::LABEL_PROVIDER;
-use jarvis_mine_tests::{ContainerCleanup, FAKE_MINER_REPOSITORY, fake_miner_image, free_port};
+use jarvis_mine_tests::{
+    ContainerCleanup, FAKE_MINER_REPOSITORY, fake_miner_image, free_port, raw_docker,
+};
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -94,16 +96,7 @@ impl Drop for Exclusive {
 
 /// SIGKILL from outside, as the OOM killer or `docker kill` would.
 fn kill_container(id: &str) {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
-        let client = bollard::Docker::connect_with_defaults()
-            .unwrap()
-            .negotiate_version()
-            .await
-            .unwrap();
+    raw_docker(|client| async move {
         client
             .kill_container(id, None::<bollard::query_parameters::KillContainerOptions>)
             .await
@@ -757,13 +750,8 @@ fn the_sidecar_of_attach_passes_openjarvis_reader_rules() {
     }
 }
 
-/// An external miner (not ours: no provider label), attached: `status`
-/// says whether it answers.
-#[test]
-fn an_attached_miner_that_dies_is_failed() {
-    let _x = exclusive();
-    let cleanup = ContainerCleanup::new("lifecycle-attach");
-    let home = Home::new().configured();
+/// Starts a fake miner the way a user would by hand (no provider label).
+fn start_external_miner(home: &Home, cleanup: &ContainerCleanup) -> String {
     let docker = docker();
     let spec = jarvis_mine::docker::ContainerSpec {
         name: Some(format!("jarvis-test-{}", cleanup.value())),
@@ -781,6 +769,17 @@ fn an_attached_miner_that_dies_is_failed() {
     };
     let id = docker.create(&spec).unwrap();
     docker.start(&id).unwrap();
+    id
+}
+
+/// An external miner (not ours: no provider label), attached: `status`
+/// says whether it answers.
+#[test]
+fn an_attached_miner_that_dies_is_failed() {
+    let _x = exclusive();
+    let cleanup = ContainerCleanup::new("lifecycle-attach");
+    let home = Home::new().configured();
+    let id = start_external_miner(&home, &cleanup);
     wait_for(Duration::from_secs(5), || {
         TcpStream::connect(("127.0.0.1", home.port)).ok()
     })
@@ -820,23 +819,7 @@ fn stop_forgets_an_attached_miner_and_leaves_it_running() {
     let _x = exclusive();
     let cleanup = ContainerCleanup::new("lifecycle-attach-stop");
     let home = Home::new().configured();
-    let docker = docker();
-    let spec = jarvis_mine::docker::ContainerSpec {
-        name: Some(format!("jarvis-test-{}", cleanup.value())),
-        image: fake_miner_image(),
-        args: vec![
-            MODEL.into(),
-            "--host".into(),
-            "127.0.0.1".into(),
-            "--port".into(),
-            home.port.to_string(),
-        ],
-        labels: cleanup.labels(),
-        network_mode: "host".into(),
-        ..Default::default()
-    };
-    let id = docker.create(&spec).unwrap();
-    docker.start(&id).unwrap();
+    let id = start_external_miner(&home, &cleanup);
     home.jarvis(&[
         "mine",
         "attach",
@@ -850,7 +833,7 @@ fn stop_forgets_an_attached_miner_and_leaves_it_running() {
     .code(0);
     home.jarvis(&["mine", "stop"]).code(0);
     assert!(!home.sidecar().exists());
-    let state = docker.inspect(&id).unwrap().expect("the external miner");
+    let state = docker().inspect(&id).unwrap().expect("the external miner");
     assert!(
         state.running,
         "stop must not touch a miner it did not start"

@@ -236,3 +236,23 @@ pub fn free_port() -> u16 {
         .map(|addr| addr.port())
         .expect("binding 127.0.0.1:0")
 }
+
+/// Raw Engine API access for what the product's facade deliberately cannot
+/// do (kill a container from outside) or to check what it really asked for.
+pub fn raw_docker<T>(future: impl FnOnce(bollard::Docker) -> T) -> T::Output
+where
+    T: std::future::Future,
+{
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    runtime.block_on(async {
+        let client = bollard::Docker::connect_with_defaults()
+            .expect("Docker client")
+            .negotiate_version()
+            .await
+            .expect("Docker API version");
+        future(client).await
+    })
+}
