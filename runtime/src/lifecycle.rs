@@ -54,6 +54,18 @@ pub enum MineError {
     Session(String),
 }
 
+impl From<docker::DockerError> for MineError {
+    fn from(err: docker::DockerError) -> Self {
+        MineError::Docker(err.to_string())
+    }
+}
+
+impl From<crate::session::SidecarError> for MineError {
+    fn from(err: crate::session::SidecarError) -> Self {
+        MineError::Session(err.to_string())
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct StartReport {
     pub already_running: bool,
@@ -179,8 +191,7 @@ impl Miner<'_> {
             let _ = self.reconcile(&docker);
             return Err(failure);
         }
-        let session =
-            sidecar::read(&self.paths.sidecar()).map_err(|e| MineError::Session(e.to_string()))?;
+        let session = sidecar::read(&self.paths.sidecar()).map_err(MineError::from)?;
         Ok(StartReport {
             already_running: false,
             session,
@@ -194,8 +205,7 @@ impl Miner<'_> {
             SessionLock::acquire_for(&self.paths.lock_file(), LOCK_WAIT, Operation::Stop.word())?;
         let docker = self.docker()?;
         let repairs = self.reconcile(&docker)?;
-        let record =
-            sidecar::read(&self.paths.sidecar()).map_err(|e| MineError::Session(e.to_string()))?;
+        let record = sidecar::read(&self.paths.sidecar()).map_err(MineError::from)?;
         let mut stopped = false;
         if let Some(record) = record {
             let provider = self
@@ -223,9 +233,7 @@ impl Miner<'_> {
             }
         }
         for leftover in self.own_containers(&docker)? {
-            docker
-                .remove(&leftover.id)
-                .map_err(|e| MineError::Docker(e.to_string()))?;
+            docker.remove(&leftover.id).map_err(MineError::from)?;
             stopped = true;
         }
         Ok(StopReport { stopped, repairs })
@@ -281,14 +289,12 @@ impl Miner<'_> {
 
     /// The session, if its container is running.
     fn running_session(&self, docker: &Docker) -> Result<Option<SessionRecord>, MineError> {
-        let Some(record) =
-            sidecar::read(&self.paths.sidecar()).map_err(|e| MineError::Session(e.to_string()))?
-        else {
+        let Some(record) = sidecar::read(&self.paths.sidecar()).map_err(MineError::from)? else {
             return Ok(None);
         };
         let state = docker
             .inspect(&record.container_id)
-            .map_err(|e| MineError::Docker(e.to_string()))?;
+            .map_err(MineError::from)?;
         Ok(state.filter(|s| s.running).map(|_| record))
     }
 
@@ -296,7 +302,7 @@ impl Miner<'_> {
     fn own_containers(&self, docker: &Docker) -> Result<Vec<docker::ContainerSummary>, MineError> {
         docker
             .list_labelled(LABEL_HOME, Some(&self.paths.home().display().to_string()))
-            .map_err(|e| MineError::Docker(e.to_string()))
+            .map_err(MineError::from)
     }
 
     fn reconcile(&self, docker: &Docker) -> Result<Vec<String>, MineError> {
@@ -309,13 +315,10 @@ impl Miner<'_> {
             match repair {
                 Reconciliation::RemoveStaleSidecar { .. }
                 | Reconciliation::RemoveCorruptSidecar { .. } => {
-                    sidecar::remove(&self.paths.sidecar())
-                        .map_err(|e| MineError::Session(e.to_string()))?;
+                    sidecar::remove(&self.paths.sidecar()).map_err(MineError::from)?;
                 }
                 Reconciliation::RemoveOrphanContainer { id } => {
-                    docker
-                        .remove(id)
-                        .map_err(|e| MineError::Docker(e.to_string()))?;
+                    docker.remove(id).map_err(MineError::from)?;
                 }
             }
             tracing::warn!("{repair}");
@@ -356,9 +359,7 @@ impl Miner<'_> {
             })
             .or_else(|| containers.iter().max_by_key(|c| c.created));
         let container = match chosen {
-            Some(summary) => docker
-                .inspect(&summary.id)
-                .map_err(|e| MineError::Docker(e.to_string()))?,
+            Some(summary) => docker.inspect(&summary.id).map_err(MineError::from)?,
             None => None,
         };
         let observed_container = container.as_ref().and_then(|c| {

@@ -2,12 +2,10 @@
 //! `detect`, print one row per check.
 
 use super::output::{BAD, DIM, GOOD, HEADING, paint};
+use super::session::{paths_and_config, sandbox_and_registry};
 use super::{CliError, CliResult, exit, output_error};
-use crate::config::Config;
 use crate::doctor::{self, Check, DoctorInput, DoctorReport, SECTIONS};
-use crate::paths::Paths;
-use crate::registry::Registry;
-use crate::sandbox::{Sandbox, SandboxLimits};
+use crate::sandbox::SandboxLimits;
 use clap::Args;
 use host_gpu::HardwareFacts;
 use std::io::Write;
@@ -35,16 +33,12 @@ pub struct DoctorArgs {
 }
 
 pub fn run(args: &DoctorArgs, limits: SandboxLimits) -> CliResult {
-    let paths = Paths::from_env().map_err(|err| CliError::failure(err.to_string()))?;
-    let config = Config::load(paths.config_file())
-        .map_err(|err| CliError::invalid_input(err.to_string()))?;
+    let (paths, config) = paths_and_config()?;
     let facts = match &args.facts {
         Some(file) => load_facts(file)?,
         None => host_gpu::gather(&host_gpu::GatherOptions::default()),
     };
-    let sandbox = Sandbox::new(limits, Some(paths.component_cache()))
-        .map_err(|err| CliError::failure(format!("cannot start the provider sandbox: {err:#}")))?;
-    let registry = Registry::load(&sandbox, Some(&paths.installed_providers()));
+    let (sandbox, registry) = sandbox_and_registry(&paths, limits)?;
     let report = doctor::run(
         &sandbox,
         &registry,
