@@ -138,12 +138,6 @@ impl LoadedProvider {
         })
     }
 
-    pub fn is_running(&self, sandbox: &Sandbox, host: HostContext) -> Result<bool, ProviderError> {
-        sandbox.call(&self.pre, self.id(), Some(host), |instance, store| {
-            instance.openjarvis_mining_provider().call_is_running(store)
-        })
-    }
-
     pub fn stats(
         &self,
         sandbox: &Sandbox,
