@@ -4,7 +4,7 @@
 use jarvis_mine::provider::ProviderSource;
 use jarvis_mine::registry::{BUILTIN_COMPONENTS, Registry};
 use jarvis_mine::sandbox::SandboxLimits;
-use jarvis_mine_tests::{hostile_component, impure_component, sandbox};
+use jarvis_mine_tests::{hostile_component, impure_component, no_policy, sandbox};
 
 #[test]
 fn builtins_then_installed_with_each_failure_explained() {
@@ -23,7 +23,7 @@ fn builtins_then_installed_with_each_failure_explained() {
     put("notes.txt", b"ignored: not a .wasm file");
 
     let sandbox = sandbox(SandboxLimits::default());
-    let registry = Registry::load(&sandbox, Some(dir.path()));
+    let registry = Registry::load(&sandbox, Some(dir.path()), &no_policy());
 
     let ids: Vec<&str> = registry.providers.iter().map(|p| p.id()).collect();
     assert_eq!(
@@ -83,6 +83,7 @@ fn a_missing_providers_directory_is_just_empty() {
     let registry = Registry::load(
         &sandbox,
         Some(std::path::Path::new("/nonexistent/providers")),
+        &no_policy(),
     );
     assert_eq!(registry.providers.len(), 3);
     assert!(registry.failures.is_empty());

@@ -3,7 +3,7 @@
 
 use jarvis_mine::sandbox::{ProviderError, SandboxLimits};
 use jarvis_mine_tests::{
-    guest_facts, hostile_component, impure_component, linux_with_gpus, load, sandbox,
+    guest_facts, hostile_component, impure_component, linux_with_gpus, load, no_policy, sandbox,
 };
 use std::time::{Duration, Instant};
 
@@ -176,7 +176,7 @@ fn detect_cannot_reach_anything_impure_and_is_deterministic() {
 #[test]
 fn builtin_detect_is_deterministic() {
     let sandbox = sandbox(SandboxLimits::default());
-    let registry = jarvis_mine::registry::Registry::load(&sandbox, None);
+    let registry = jarvis_mine::registry::Registry::load(&sandbox, None, &no_policy());
     assert!(registry.failures.is_empty(), "{:?}", registry.failures);
     let facts = guest_facts(&linux_with_gpus(&[(
         "NVIDIA GeForce RTX 4090",

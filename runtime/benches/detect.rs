@@ -7,6 +7,7 @@
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use jarvis_mine::facts::{GpuSelection, to_guest};
+use jarvis_mine::policy::Policy;
 use jarvis_mine::registry::{BUILTIN_COMPONENTS, Registry};
 use jarvis_mine::sandbox::{Sandbox, SandboxLimits};
 use std::hint::black_box;
@@ -19,12 +20,16 @@ const H100_FACTS: &str = r#"{"os":"linux","arch":"x86_64","gpus":[{"index":0,"na
 const ENGINE: &str = jarvis_mine::doctor::DEFAULT_ENGINE;
 const MODEL: &str = pearl_catalog::DEFAULT_PEARL_MODEL;
 
+fn no_policy() -> Policy {
+    Policy::none(&jarvis_mine::paths::Paths::with_home("/nonexistent"))
+}
+
 fn sandbox_with_cache(dir: &std::path::Path) -> Sandbox {
     Sandbox::new(SandboxLimits::default(), Some(dir.to_owned())).expect("sandbox starts")
 }
 
 fn load_builtins(sandbox: &Sandbox) -> Registry {
-    let registry = Registry::load(sandbox, None);
+    let registry = Registry::load(sandbox, None, &no_policy());
     assert!(
         registry.failures.is_empty(),
         "built-in providers failed to load: {:?}",
@@ -70,7 +75,7 @@ fn registry_load_warm(c: &mut Criterion) {
     assert_eq!(entries, BUILTIN_COMPONENTS.len(), "cache is warm");
 
     c.bench_function("registry_load/warm_cache", |b| {
-        b.iter(|| Registry::load(black_box(&sandbox), None))
+        b.iter(|| Registry::load(black_box(&sandbox), None, &no_policy()))
     });
 }
 

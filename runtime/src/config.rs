@@ -3,6 +3,7 @@
 //! Only the mining tables are interpreted; the rest of the file belongs to
 //! OpenJarvis. A malformed file is an error naming the line and column.
 
+use crate::text_position::line_column;
 use std::path::{Path, PathBuf};
 use toml::{Table, Value};
 
@@ -261,14 +262,6 @@ impl MiningConfig {
             extra,
         }
     }
-}
-
-/// 1-based line and column (in characters) of a byte offset.
-fn line_column(text: &str, offset: usize) -> (usize, usize) {
-    let before = &text[..offset.min(text.len())];
-    let line = before.matches('\n').count() + 1;
-    let column = before.rsplit('\n').next().unwrap_or("").chars().count() + 1;
-    (line, column)
 }
 
 #[cfg(test)]

@@ -20,6 +20,7 @@
 //! - the result is re-read with [`crate::config::Config::parse`] before it is
 //!   written, so what `init` writes is always loadable.
 
+use crate::text_position::line_column;
 use std::collections::HashSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -447,18 +448,6 @@ fn atomic_write(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     Ok(())
 }
 
-/// 1-based line and column (in characters) of a byte offset.
-fn line_column(text: &str, offset: usize) -> (usize, usize) {
-    let mut offset = offset.min(text.len());
-    while !text.is_char_boundary(offset) {
-        offset -= 1;
-    }
-    let before = &text[..offset];
-    let line = before.matches('\n').count() + 1;
-    let column = before.rsplit('\n').next().unwrap_or("").chars().count() + 1;
-    (line, column)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -797,13 +786,5 @@ tools = [ "a",   "b" ]
         let mode = std::fs::metadata(&real).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o664, "kept exactly, whatever the umask");
         assert_eq!(home.files(), ["config.toml", "dotfiles"]);
-    }
-
-    #[test]
-    fn line_column_counts_characters() {
-        assert_eq!(line_column("a\nbé\nc", 5), (2, 3));
-        assert_eq!(line_column("a\nbé\nc", 6), (3, 1));
-        assert_eq!(line_column("é", 1), (1, 1));
-        assert_eq!(line_column("ab", 99), (1, 3));
     }
 }

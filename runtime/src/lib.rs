@@ -6,6 +6,7 @@
 //! call in a fresh, limited instance ([`sandbox`]). The `jarvis` binary is a
 //! thin CLI over this library.
 
+pub mod audit;
 pub mod bindings;
 pub mod cli;
 pub mod config;
@@ -16,8 +17,10 @@ pub mod facts;
 pub mod host;
 pub mod lifecycle;
 pub mod paths;
+pub mod policy;
 pub mod provider;
 pub mod redact;
 pub mod registry;
 pub mod sandbox;
 pub mod session;
+pub mod text_position;

@@ -62,6 +62,16 @@ impl Paths {
         self.home.join("mining").join("providers")
     }
 
+    /// The user's capability policy (docs/policy.md).
+    pub fn user_policy(&self) -> PathBuf {
+        self.home.join("mining").join("policy.toml")
+    }
+
+    /// The audit log of privileged calls and policy decisions.
+    pub fn audit_log(&self) -> PathBuf {
+        self.home.join("logs").join("mining-audit.jsonl")
+    }
+
     /// Compiled-component cache.
     pub fn component_cache(&self) -> PathBuf {
         self.home.join("cache").join("mining").join("components")

@@ -2,9 +2,12 @@
 
 use crate::bindings::{self, HardwareFacts, MiningProviderPre};
 use crate::host::{HostContext, capability_name};
-use crate::sandbox::{CallState, ProviderError, Sandbox};
+use crate::policy::{Policy, ProviderPolicy};
+use crate::sandbox::{CallState, Caller, ProviderError, Sandbox};
 use serde::Serialize;
+use std::borrow::Cow;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// Where a provider came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,23 +48,29 @@ pub struct LoadedProvider {
     pub sha256: String,
     /// What `info()` asked for, as the host's policy gate sees it.
     requested: Vec<bindings::Capability>,
+    /// What the policy grants it, and its identity and limits for calls.
+    policy: Arc<ProviderPolicy>,
+    caller: Caller,
     pre: MiningProviderPre<CallState>,
 }
 
 impl LoadedProvider {
-    /// Calls `info` once in a fresh instance and validates what it says.
+    /// Calls `info` once in a fresh instance, validates what it says, and
+    /// takes the policy's grant for the id it reports.
     pub fn new(
         sandbox: &Sandbox,
         pre: MiningProviderPre<CallState>,
         source: ProviderSource,
         sha256: String,
         label: &str,
+        policy: &Policy,
     ) -> Result<Self, ProviderError> {
-        let raw = sandbox.call(&pre, label, None, |instance, store| {
+        let loading = sandbox.caller(label, &sha256);
+        let raw = sandbox.call(&pre, &loading, None, |instance, store| {
             instance.openjarvis_mining_provider().call_info(store)
         })?;
         let returned = raw.id.len() + raw.version.len() + raw.description.len();
-        check_output(returned, sandbox)?;
+        check_output(returned, &loading)?;
         let info = ProviderInfo {
             id: raw.id,
             version: raw.version,
@@ -73,11 +82,19 @@ impl LoadedProvider {
                 .collect(),
         };
         validate_id(&info.id)?;
+        let policy = policy.for_provider(&info.id, source == ProviderSource::Builtin);
+        let caller = Caller {
+            provider: info.id.clone(),
+            component: sha256.clone(),
+            limits: policy.limits(sandbox.limits()),
+        };
         Ok(LoadedProvider {
             info,
             source,
             sha256,
             requested: raw.capabilities,
+            policy: Arc::new(policy),
+            caller,
             pre,
         })
     }
@@ -86,7 +103,32 @@ impl LoadedProvider {
         &self.info.id
     }
 
-    /// Runs the provider's pure `detect`.
+    pub fn policy(&self) -> &ProviderPolicy {
+        &self.policy
+    }
+
+    /// The capabilities `info()` requested.
+    pub fn requested(&self) -> &[bindings::Capability] {
+        &self.requested
+    }
+
+    /// The limits its calls run under.
+    pub fn limits(&self) -> &crate::sandbox::SandboxLimits {
+        &self.caller.limits
+    }
+
+    /// `facts` without the GPUs the policy does not let this provider use.
+    fn visible<'a>(&self, facts: &'a HardwareFacts) -> Cow<'a, HardwareFacts> {
+        let visible = |gpu: &bindings::Gpu| self.policy.gpu_visible(gpu.index, gpu.uuid.as_deref());
+        if facts.gpus.iter().all(visible) {
+            return Cow::Borrowed(facts);
+        }
+        let mut narrowed = facts.clone();
+        narrowed.gpus.retain(visible);
+        Cow::Owned(narrowed)
+    }
+
+    /// Runs the provider's pure `detect` on the facts the policy lets it see.
     pub fn detect(
         &self,
         sandbox: &Sandbox,
@@ -94,13 +136,14 @@ impl LoadedProvider {
         engine_id: &str,
         model: &str,
     ) -> Result<Verdict, ProviderError> {
+        let facts = self.visible(facts);
         let caps: bindings::Capabilities =
-            sandbox.call(&self.pre, self.id(), None, |instance, store| {
+            sandbox.call(&self.pre, &self.caller, None, |instance, store| {
                 instance
                     .openjarvis_mining_provider()
-                    .call_detect(store, facts, engine_id, model)
+                    .call_detect(store, &facts, engine_id, model)
             })?;
-        check_output(caps.reason.as_ref().map_or(0, String::len), sandbox)?;
+        check_output(caps.reason.as_ref().map_or(0, String::len), &self.caller)?;
         Ok(Verdict {
             supported: caps.supported,
             reason: caps.reason,
@@ -112,7 +155,13 @@ impl LoadedProvider {
 impl LoadedProvider {
     /// The host context for a lifecycle call of this provider.
     pub fn host_context(&self, session: crate::host::Session) -> HostContext {
-        HostContext::new(self.id(), &self.sha256, self.requested.clone(), session)
+        HostContext {
+            provider_id: self.id().to_owned(),
+            component_sha256: self.sha256.clone(),
+            requested: self.requested.clone(),
+            policy: Arc::clone(&self.policy),
+            session,
+        }
     }
 
     pub fn start(
@@ -121,7 +170,7 @@ impl LoadedProvider {
         host: HostContext,
         config: &bindings::MiningConfig,
     ) -> Result<Result<(), bindings::Error>, ProviderError> {
-        sandbox.call(&self.pre, self.id(), Some(host), |instance, store| {
+        sandbox.call(&self.pre, &self.caller, Some(host), |instance, store| {
             instance
                 .openjarvis_mining_provider()
                 .call_start(store, config)
@@ -133,7 +182,7 @@ impl LoadedProvider {
         sandbox: &Sandbox,
         host: HostContext,
     ) -> Result<Result<(), bindings::Error>, ProviderError> {
-        sandbox.call(&self.pre, self.id(), Some(host), |instance, store| {
+        sandbox.call(&self.pre, &self.caller, Some(host), |instance, store| {
             instance.openjarvis_mining_provider().call_stop(store)
         })
     }
@@ -143,16 +192,19 @@ impl LoadedProvider {
         sandbox: &Sandbox,
         host: HostContext,
     ) -> Result<bindings::MiningStats, ProviderError> {
-        let stats = sandbox.call(&self.pre, self.id(), Some(host), |instance, store| {
+        let stats = sandbox.call(&self.pre, &self.caller, Some(host), |instance, store| {
             instance.openjarvis_mining_provider().call_stats(store)
         })?;
-        check_output(stats.last_error.as_ref().map_or(0, String::len), sandbox)?;
+        check_output(
+            stats.last_error.as_ref().map_or(0, String::len),
+            &self.caller,
+        )?;
         Ok(stats)
     }
 }
 
-fn check_output(returned: usize, sandbox: &Sandbox) -> Result<(), ProviderError> {
-    let limit = sandbox.limits().output_bytes;
+fn check_output(returned: usize, caller: &Caller) -> Result<(), ProviderError> {
+    let limit = caller.limits.output_bytes;
     if returned > limit {
         return Err(ProviderError::OutputTooLarge { returned, limit });
     }

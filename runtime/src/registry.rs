@@ -4,6 +4,8 @@
 //! A broken file never affects the others; it is reported with the reason.
 //! Ids are unique: on a clash the built-in (or the first file) wins.
 
+use crate::audit;
+use crate::policy::Policy;
 use crate::provider::{LoadedProvider, ProviderSource};
 use crate::sandbox::Sandbox;
 use sha2::{Digest, Sha256};
@@ -37,8 +39,9 @@ pub struct Registry {
 }
 
 impl Registry {
-    /// Loads the built-ins and every `*.wasm` in `installed_dir` (if given).
-    pub fn load(sandbox: &Sandbox, installed_dir: Option<&Path>) -> Registry {
+    /// Loads the built-ins and every `*.wasm` in `installed_dir` (if given)
+    /// that the policy admits.
+    pub fn load(sandbox: &Sandbox, installed_dir: Option<&Path>, policy: &Policy) -> Registry {
         let mut candidates: Vec<Candidate> = BUILTIN_COMPONENTS
             .iter()
             .map(|builtin| Candidate {
@@ -64,7 +67,7 @@ impl Registry {
         let loaded: Vec<Result<LoadedProvider, String>> = std::thread::scope(|scope| {
             let handles: Vec<_> = candidates
                 .iter()
-                .map(|candidate| scope.spawn(|| candidate.load(sandbox)))
+                .map(|candidate| scope.spawn(|| candidate.load(sandbox, policy)))
                 .collect();
             handles
                 .into_iter()
@@ -130,12 +133,23 @@ impl Candidate {
         }
     }
 
-    fn load(&self, sandbox: &Sandbox) -> Result<LoadedProvider, String> {
+    fn load(&self, sandbox: &Sandbox, policy: &Policy) -> Result<LoadedProvider, String> {
         let bytes = self.bytes.as_ref().map_err(Clone::clone)?;
         let sha256 = self
             .sha256
             .clone()
             .unwrap_or_else(|| format!("{:x}", Sha256::digest(bytes)));
+        if self.source != ProviderSource::Builtin
+            && let Err(denial) = policy.admit_installed(&sha256)
+        {
+            if let Some(log) = sandbox.audit_log() {
+                let mut record = audit::Record::new(&self.name, &sha256, "load", "load".into());
+                record.decision = audit::Decision::Deny;
+                record.reason = Some(denial.clone());
+                let _ = log.append(&record);
+            }
+            return Err(format!("not loaded: {denial}"));
+        }
         let component = sandbox
             .compile(bytes, &sha256)
             .map_err(|err| describe_compile_error(bytes, &err))?;
@@ -145,8 +159,15 @@ impl Candidate {
                 first_line(&format!("{err:#}"))
             )
         })?;
-        let provider = LoadedProvider::new(sandbox, pre, self.source.clone(), sha256, &self.name)
-            .map_err(|err| format!("info() failed: {err}"))?;
+        let provider = LoadedProvider::new(
+            sandbox,
+            pre,
+            self.source.clone(),
+            sha256,
+            &self.name,
+            policy,
+        )
+        .map_err(|err| format!("info() failed: {err}"))?;
         if let Some(expected) = self.expected_id.filter(|id| *id != provider.id()) {
             return Err(format!(
                 "built-in provider reports id '{}', expected '{expected}'",

@@ -3,6 +3,7 @@
 
 use jarvis_mine::bindings::HardwareFacts;
 use jarvis_mine::facts::{GpuSelection, to_guest};
+use jarvis_mine::policy::Policy;
 use jarvis_mine::provider::{LoadedProvider, ProviderSource};
 use jarvis_mine::sandbox::{Sandbox, SandboxLimits};
 use std::path::Path;
@@ -26,8 +27,14 @@ pub fn sandbox(limits: SandboxLimits) -> Sandbox {
     Sandbox::new(limits, None).expect("sandbox starts")
 }
 
-/// Loads component bytes as an installed provider.
+/// Loads component bytes as an installed provider, with no policy files
+/// (so it may not use any host capability).
 pub fn load(sandbox: &Sandbox, bytes: &[u8]) -> LoadedProvider {
+    load_with_policy(sandbox, bytes, &no_policy())
+}
+
+/// Loads component bytes as an installed provider under `policy`.
+pub fn load_with_policy(sandbox: &Sandbox, bytes: &[u8], policy: &Policy) -> LoadedProvider {
     let component = sandbox.compile(bytes, "test").expect("component compiles");
     let pre = sandbox.prepare(&component).expect("component links");
     LoadedProvider::new(
@@ -36,8 +43,16 @@ pub fn load(sandbox: &Sandbox, bytes: &[u8]) -> LoadedProvider {
         ProviderSource::Installed("test.wasm".into()),
         "test".into(),
         "test",
+        policy,
     )
     .expect("info() succeeds")
+}
+
+/// No system or user policy file.
+pub fn no_policy() -> Policy {
+    Policy::none(&jarvis_mine::paths::Paths::with_home(
+        "/nonexistent-openjarvis-home",
+    ))
 }
 
 /// Facts for a Linux host with these GPUs `(name, compute capability, MiB)`.

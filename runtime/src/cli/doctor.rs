@@ -38,7 +38,7 @@ pub fn run(args: &DoctorArgs, limits: SandboxLimits) -> CliResult {
         Some(file) => load_facts(file)?,
         None => host_gpu::gather(&host_gpu::GatherOptions::default()),
     };
-    let (sandbox, registry) = sandbox_and_registry(&paths, limits)?;
+    let (sandbox, registry, policy) = sandbox_and_registry(&paths, limits)?;
     let report = doctor::run(
         &sandbox,
         &registry,
@@ -46,6 +46,7 @@ pub fn run(args: &DoctorArgs, limits: SandboxLimits) -> CliResult {
             paths: &paths,
             config: &config,
             facts: &facts,
+            policy: &policy,
             model: args.model.clone(),
             engine: Some(args.engine.clone()),
         },

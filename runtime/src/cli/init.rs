@@ -146,7 +146,7 @@ pub fn run(args: &InitArgs, limits: SandboxLimits) -> CliResult {
     }
     // The provider's own verdict, from its sandboxed detect.
     if local_model.is_none() {
-        let (sandbox, registry) = sandbox_and_registry(&paths, limits)?;
+        let (sandbox, registry, _) = sandbox_and_registry(&paths, limits)?;
         let loaded = registry.get(provider).ok_or_else(|| {
             CliError::failure(format!(
                 "provider '{provider}' failed to load: see `jarvis mine doctor`"

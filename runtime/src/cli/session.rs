@@ -2,10 +2,12 @@
 //! the Docker client, and turning their failures into exit codes.
 
 use super::{CliError, exit};
+use crate::audit::AuditLog;
 use crate::config::Config;
 use crate::docker::Docker;
 use crate::lifecycle::{MineError, Miner};
 use crate::paths::Paths;
+use crate::policy::Policy;
 use crate::registry::Registry;
 use crate::sandbox::{Sandbox, SandboxLimits};
 use crate::session::LockError;
@@ -38,19 +40,28 @@ pub fn paths_and_config() -> Result<(Paths, Config), CliError> {
     Ok((paths, config))
 }
 
+/// The policy files; a broken user policy is the user's to fix (exit 2).
+pub fn policy(paths: &Paths) -> Result<Policy, CliError> {
+    Policy::load(paths).map_err(|err| CliError::invalid_input(err.to_string()))
+}
+
+/// The sandbox (recording privileged calls in the audit log) and the
+/// providers the policy admits.
 pub fn sandbox_and_registry(
     paths: &Paths,
     limits: SandboxLimits,
-) -> Result<(Sandbox, Registry), CliError> {
+) -> Result<(Sandbox, Registry, Policy), CliError> {
+    let policy = policy(paths)?;
     let sandbox = Sandbox::new(limits, Some(paths.component_cache()))
-        .map_err(|err| CliError::failure(format!("cannot start the provider sandbox: {err:#}")))?;
-    let registry = Registry::load(&sandbox, Some(&paths.installed_providers()));
-    Ok((sandbox, registry))
+        .map_err(|err| CliError::failure(format!("cannot start the provider sandbox: {err:#}")))?
+        .with_audit(Arc::new(AuditLog::new(paths.audit_log())));
+    let registry = Registry::load(&sandbox, Some(&paths.installed_providers()), &policy);
+    Ok((sandbox, registry, policy))
 }
 
 pub fn open(limits: SandboxLimits) -> Result<Opened, CliError> {
     let (paths, config) = paths_and_config()?;
-    let (sandbox, registry) = sandbox_and_registry(&paths, limits)?;
+    let (sandbox, registry, _) = sandbox_and_registry(&paths, limits)?;
     let docker = Docker::connect()
         .map(Arc::new)
         .map_err(|err| err.to_string());

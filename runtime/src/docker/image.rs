@@ -73,15 +73,27 @@ enum PullFailure {
 impl Docker {
     /// Whether `image` (name:tag, or an id) is present locally.
     pub fn image_present(&self, image: &str) -> Result<bool, DockerError> {
+        self.image_digests(image).map(|digests| digests.is_some())
+    }
+
+    /// The local image's id and repo digests (`name@sha256:...`); `None`
+    /// when it is not present.
+    pub fn image_digests(&self, image: &str) -> Result<Option<Vec<String>>, DockerError> {
         let result = self.call(
             &format!("inspecting image '{image}'"),
             self.timeouts.request,
             self.client.inspect_image(image),
         )?;
         match result {
-            Ok(_) => Ok(true),
+            Ok(inspect) => Ok(Some(
+                inspect
+                    .id
+                    .into_iter()
+                    .chain(inspect.repo_digests.unwrap_or_default())
+                    .collect(),
+            )),
             Err(error) => match classify(&error) {
-                Cause::Daemon { status: 404, .. } => Ok(false),
+                Cause::Daemon { status: 404, .. } => Ok(None),
                 _ => Err(self.error(&format!("failed to inspect image '{image}'"), &error)),
             },
         }

@@ -9,6 +9,7 @@ pub use wallet::check_address;
 use crate::config::{Config, MiningConfig};
 use crate::facts::{GpuSelection, default_provider, to_guest};
 use crate::paths::Paths;
+use crate::policy::Policy;
 use crate::registry::Registry;
 use crate::sandbox::Sandbox;
 use host_gpu::HardwareFacts;
@@ -22,13 +23,14 @@ const MIN_FREE_DISK_GB: u64 = 200;
 /// The engine the reference always detects against.
 pub const DEFAULT_ENGINE: &str = "vllm";
 
-pub const SECTIONS: [&str; 8] = [
+pub const SECTIONS: [&str; 9] = [
     "Hardware",
     "Docker",
     "Disk",
     "Pearl tools",
     "Pearl node",
     "Wallet",
+    "Policy",
     "Provider capability",
     "Session",
 ];
@@ -77,6 +79,7 @@ pub struct DoctorInput<'a> {
     pub paths: &'a Paths,
     pub config: &'a Config,
     pub facts: &'a HardwareFacts,
+    pub policy: &'a Policy,
     pub model: Option<String>,
     pub engine: Option<String>,
 }
@@ -109,6 +112,7 @@ pub fn run(sandbox: &Sandbox, registry: &Registry, input: &DoctorInput) -> Docto
     pearl_tool_checks(&mut checks, input.facts);
     checks.push(pearld_check(mining));
     checks.push(wallet_check(mining));
+    policy_checks(&mut checks, input.policy);
     checks.push(model_registry_check(&model));
     session_checks(&mut checks, input.paths);
 
@@ -397,4 +401,42 @@ fn session_checks(checks: &mut Vec<Check>, paths: &Paths) {
             checks.push(check("Session", "Container", true, container));
         }
     }
+}
+
+/// Which policy files apply; a broken system policy is a failed check
+/// (everything privileged is denied until it is fixed).
+fn policy_checks(checks: &mut Vec<Check>, policy: &Policy) {
+    let system = policy.system_file();
+    checks.push(match policy.system_problem() {
+        Some(problem) => Check {
+            section: "Policy",
+            name: "system policy".into(),
+            ok: false,
+            info: problem,
+        },
+        None => Check {
+            section: "Policy",
+            name: "system policy".into(),
+            ok: true,
+            info: if system.exists() {
+                system.display().to_string()
+            } else {
+                format!("none ({} does not exist)", system.display())
+            },
+        },
+    });
+    let user = policy.user_path();
+    checks.push(Check {
+        section: "Policy",
+        name: "user policy".into(),
+        ok: true,
+        info: if user.exists() {
+            user.display().to_string()
+        } else {
+            format!(
+                "none: installed providers get no capabilities until {} grants them",
+                user.display()
+            )
+        },
+    });
 }

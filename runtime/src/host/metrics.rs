@@ -1,10 +1,12 @@
-//! The `metrics` import: GET a Prometheus endpoint of the provider's own
-//! session and parse it here, so a guest never holds a socket. Loopback only,
-//! no redirects, size- and time-capped.
+//! The `metrics` import: GET a Prometheus endpoint and parse it here, so a
+//! guest never holds a socket. The provider's own session's loopback
+//! endpoints, and others only where the policy grants them; no redirects,
+//! size- and time-capped.
 
 use crate::bindings::Capability;
 use crate::bindings::openjarvis::mining::metrics::{Host, Sample};
 use crate::bindings::openjarvis::mining::types::Error;
+use crate::policy::{Request, ScrapeRequest};
 use crate::sandbox::CallState;
 use openmetrics_parser::PrometheusValue;
 use std::net::IpAddr;
@@ -19,48 +21,50 @@ pub const SCRAPE_TIMEOUT: Duration = Duration::from_secs(2);
 
 impl Host for CallState {
     fn scrape(&mut self, url: String) -> Result<Vec<Sample>, Error> {
-        let host = self.authorize(Capability::Metrics, "metrics.scrape")?;
-        let allowed_ports = host.session_ports();
-        check_endpoint(&url, &allowed_ports)?;
-        let text = fetch(&url)?;
-        parse_samples(&text)
-            .map_err(|err| Error::Failed(format!("{url} is not Prometheus text: {err}")))
+        self.privileged(Capability::Metrics, "metrics.scrape", |gate| {
+            let timeout = SCRAPE_TIMEOUT.min(gate.time_left());
+            let (host, port) = endpoint(&url)?;
+            let session = is_loopback(&host) && gate.session_ports().contains(&port);
+            gate.permit(Request::Scrape(&ScrapeRequest {
+                host,
+                port,
+                session,
+            }))?;
+            let text = fetch(&url, timeout)?;
+            parse_samples(&text)
+                .map_err(|err| Error::Failed(format!("{url} is not Prometheus text: {err}")))
+        })
     }
 }
 
-/// Only loopback endpoints on the ports of this provider's own session.
-pub fn check_endpoint(url: &str, allowed_ports: &[u16]) -> Result<(), Error> {
+/// The host and port of an `http://` URL (the only scheme fetched).
+pub fn endpoint(url: &str) -> Result<(String, u16), Error> {
     let uri: ureq::http::Uri = url
         .parse()
         .map_err(|_| Error::Invalid(format!("'{url}' is not a URL")))?;
     if uri.scheme_str() != Some("http") {
-        return Err(Error::Denied(format!(
-            "'{url}': only http:// loopback endpoints may be scraped"
+        return Err(Error::Invalid(format!(
+            "'{url}': only http:// endpoints may be scraped"
         )));
     }
     let host = uri
         .host()
         .unwrap_or_default()
         .trim_start_matches('[')
-        .trim_end_matches(']');
-    let loopback = host == "localhost" || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
-    if !loopback {
-        return Err(Error::Denied(format!(
-            "'{url}' is not a loopback endpoint: providers may only scrape their own session's endpoints"
-        )));
-    }
-    let port = uri.port_u16().unwrap_or(80);
-    if !allowed_ports.contains(&port) {
-        return Err(Error::Denied(format!(
-            "'{url}' is not an endpoint of this provider's session (ports {allowed_ports:?})"
-        )));
-    }
-    Ok(())
+        .trim_end_matches(']')
+        .to_ascii_lowercase();
+    Ok((host, uri.port_u16().unwrap_or(80)))
 }
 
-fn fetch(url: &str) -> Result<String, Error> {
+fn is_loopback(host: &str) -> bool {
+    host == "localhost" || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// GETs `url` within `timeout`; redirects are not followed (a redirect is
+/// an answer, not a way to reach an endpoint the policy did not grant).
+fn fetch(url: &str, timeout: Duration) -> Result<String, Error> {
     let agent: ureq::Agent = ureq::Agent::config_builder()
-        .timeout_global(Some(SCRAPE_TIMEOUT))
+        .timeout_global(Some(timeout))
         .max_redirects(0)
         .http_status_as_error(false)
         .build()
@@ -168,27 +172,27 @@ mod tests {
     }
 
     #[test]
-    fn only_own_loopback_endpoints() {
-        let own = [8000, 8339];
-        assert!(check_endpoint("http://127.0.0.1:8000/metrics", &own).is_ok());
-        assert!(check_endpoint("http://localhost:8339/metrics", &own).is_ok());
-        assert!(check_endpoint("http://[::1]:8000/metrics", &own).is_ok());
-        for (url, why) in [
-            ("http://10.0.0.5:8000/metrics", "not a loopback"),
-            ("https://127.0.0.1:8000/metrics", "only http://"),
-            (
-                "http://127.0.0.1:22/",
-                "not an endpoint of this provider's session",
-            ),
-            ("http://metadata.google.internal/", "not a loopback"),
-            ("not a url at all", "not a URL"),
+    fn endpoints_are_http_host_and_port() {
+        assert_eq!(
+            endpoint("http://127.0.0.1:8000/metrics").unwrap(),
+            ("127.0.0.1".into(), 8000)
+        );
+        assert_eq!(
+            endpoint("http://[::1]:8339/").unwrap(),
+            ("::1".into(), 8339)
+        );
+        assert_eq!(
+            endpoint("http://LocalHost/").unwrap(),
+            ("localhost".into(), 80)
+        );
+        for bad in [
+            "https://127.0.0.1:8000/",
+            "file:///etc/passwd",
+            "not a url at all",
         ] {
-            let err = check_endpoint(url, &own).unwrap_err();
-            let text = match err {
-                Error::Denied(m) | Error::Invalid(m) => m,
-                other => panic!("{other:?}"),
-            };
-            assert!(text.contains(why), "{url}: {text}");
+            assert!(endpoint(bad).is_err(), "{bad}");
         }
+        assert!(is_loopback("::1") && is_loopback("localhost") && is_loopback("127.0.0.2"));
+        assert!(!is_loopback("10.0.0.5") && !is_loopback("metadata.google.internal"));
     }
 }

@@ -6,58 +6,99 @@ use super::HostContext;
 use crate::bindings::Capability;
 use crate::bindings::openjarvis::mining::sidecar::{Host, Session};
 use crate::bindings::openjarvis::mining::types::Error;
+use crate::policy::Request;
 use crate::sandbox::CallState;
 use crate::session::{SessionRecord, sidecar};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 impl Host for CallState {
     fn write(&mut self, session: Session) -> Result<(), Error> {
-        let host = self.authorize(Capability::Sidecar, "sidecar.write")?;
-        let record = SessionRecord {
-            provider: host.provider_id.clone(),
-            vllm_endpoint: session.vllm_endpoint,
-            model: session.model,
-            gateway_url: session.gateway_url,
-            gateway_metrics_url: session.gateway_metrics_url,
-            container_id: session.container_id,
-            wallet_address: session.wallet_address,
-            started_at: SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs()),
-            session_id: Some(host.session.id.clone()),
-            metrics_url: Some(session.metrics_url),
-            image: Some(session.image),
-            gateway_pid: None,
-            miner_loop_pid: None,
-        };
-        sidecar::validate(&record)
-            .map_err(|err| Error::Invalid(format!("session record rejected: {err}")))?;
-        sidecar::write(&host.session.paths.sidecar(), &record)
-            .map_err(|err| Error::Failed(format!("cannot write the session record: {err}")))
+        self.privileged(Capability::Sidecar, "sidecar.write", |gate| {
+            check_sizes(&session)?;
+            let host = gate.permit(Request::Own { target: RECORD })?;
+            write(host, session)
+        })
     }
 
     fn read(&mut self) -> Result<Option<Session>, Error> {
-        let host = self.authorize(Capability::Sidecar, "sidecar.read")?;
-        Ok(own_record(host)?.map(|record| Session {
-            vllm_endpoint: record.vllm_endpoint,
-            model: record.model,
-            gateway_url: record.gateway_url,
-            gateway_metrics_url: record.gateway_metrics_url,
-            metrics_url: record.metrics_url.unwrap_or_default(),
-            container_id: record.container_id,
-            wallet_address: record.wallet_address,
-            image: record.image.unwrap_or_default(),
-        }))
+        self.privileged(Capability::Sidecar, "sidecar.read", |gate| {
+            let host = gate.permit(Request::Own { target: RECORD })?;
+            Ok(own_record(host)?.map(|record| Session {
+                vllm_endpoint: record.vllm_endpoint,
+                model: record.model,
+                gateway_url: record.gateway_url,
+                gateway_metrics_url: record.gateway_metrics_url,
+                metrics_url: record.metrics_url.unwrap_or_default(),
+                container_id: record.container_id,
+                wallet_address: record.wallet_address,
+                image: record.image.unwrap_or_default(),
+            }))
+        })
     }
 
     fn remove(&mut self) -> Result<(), Error> {
-        let host = self.authorize(Capability::Sidecar, "sidecar.remove")?;
-        if own_record(host)?.is_none() {
-            return Ok(());
-        }
-        sidecar::remove(&host.session.paths.sidecar())
-            .map_err(|err| Error::Failed(format!("cannot remove the session record: {err}")))
+        self.privileged(Capability::Sidecar, "sidecar.remove", |gate| {
+            let host = gate.permit(Request::Own { target: RECORD })?;
+            if own_record(host)?.is_none() {
+                return Ok(());
+            }
+            sidecar::remove(&host.session.paths.sidecar())
+                .map_err(|err| Error::Failed(format!("cannot remove the session record: {err}")))
+        })
     }
+}
+
+/// What audit records name as the target.
+const RECORD: &str = "runtime/mining.json";
+/// The longest value a session record field may hold.
+const MAX_FIELD_BYTES: usize = 2048;
+
+/// Every field is a URL, an id, a name or an address: none is long.
+fn check_sizes(session: &Session) -> Result<(), Error> {
+    let fields = [
+        ("vllm-endpoint", &session.vllm_endpoint),
+        ("model", &session.model),
+        ("gateway-url", &session.gateway_url),
+        ("gateway-metrics-url", &session.gateway_metrics_url),
+        ("metrics-url", &session.metrics_url),
+        ("container-id", &session.container_id),
+        ("wallet-address", &session.wallet_address),
+        ("image", &session.image),
+    ];
+    match fields
+        .iter()
+        .find(|(_, value)| value.len() > MAX_FIELD_BYTES)
+    {
+        Some((name, value)) => Err(Error::Invalid(format!(
+            "session record rejected: {name} is {} bytes; the limit is {MAX_FIELD_BYTES}",
+            value.len()
+        ))),
+        None => Ok(()),
+    }
+}
+
+fn write(host: &HostContext, session: Session) -> Result<(), Error> {
+    let record = SessionRecord {
+        provider: host.provider_id.clone(),
+        vllm_endpoint: session.vllm_endpoint,
+        model: session.model,
+        gateway_url: session.gateway_url,
+        gateway_metrics_url: session.gateway_metrics_url,
+        container_id: session.container_id,
+        wallet_address: session.wallet_address,
+        started_at: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+        session_id: Some(host.session.id.clone()),
+        metrics_url: Some(session.metrics_url),
+        image: Some(session.image),
+        gateway_pid: None,
+        miner_loop_pid: None,
+    };
+    sidecar::validate(&record)
+        .map_err(|err| Error::Invalid(format!("session record rejected: {err}")))?;
+    sidecar::write(&host.session.paths.sidecar(), &record)
+        .map_err(|err| Error::Failed(format!("cannot write the session record: {err}")))
 }
 
 /// The current record if it is this provider's; another provider's session

@@ -7,6 +7,9 @@ use std::time::Duration;
 pub struct SandboxLimits {
     /// Wall-clock budget of one call; a spinning guest is killed at this deadline.
     pub call_timeout: Duration,
+    /// Wall time one lifecycle call may spend inside host calls (image
+    /// acquisition excepted): host calls are clamped to what is left.
+    pub host_time: Duration,
     /// Linear memory a single instance may grow to.
     pub memory_bytes: usize,
     /// Bytes a guest may log (log import plus stdout/stderr) in one call.
@@ -25,6 +28,7 @@ impl Default for SandboxLimits {
     fn default() -> Self {
         SandboxLimits {
             call_timeout: Duration::from_secs(2),
+            host_time: Duration::from_secs(300),
             memory_bytes: 64 << 20,
             log_bytes: 64 << 10,
             output_bytes: 64 << 10,

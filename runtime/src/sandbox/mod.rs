@@ -14,12 +14,14 @@ pub use cache::ComponentCache;
 pub use error::{ProviderError, human_bytes, human_duration};
 pub use limits::SandboxLimits;
 
+use crate::audit::AuditLog;
 use crate::bindings::{MiningProvider, MiningProviderPre};
 use crate::host::HostContext;
 use crate::host::log::GuestLog;
 use error::CallEvidence;
 use limits::Limiter;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
 use wasmtime::{
@@ -33,6 +35,9 @@ const EPOCH_TICK: Duration = Duration::from_millis(10);
 
 /// Provider instances that may be live at once (pool slots).
 const POOL_INSTANCES: u32 = 64;
+
+/// WASI resources (streams, pollables, ...) one call may hold at once.
+const MAX_RESOURCES: usize = 1024;
 
 /// Memory kept resident between calls when the kernel cannot scan for
 /// touched pages (see `engine_config`).
@@ -49,6 +54,23 @@ pub struct CallState {
     pub(crate) log: GuestLog,
     /// Present for lifecycle calls only (see `host::HostContext`).
     pub(crate) host: Option<HostContext>,
+    /// Who is calling, for audit records.
+    pub(crate) caller: Caller,
+    pub(crate) audit_log: Option<Arc<AuditLog>>,
+    /// Privileged imports called so far in this call.
+    pub(crate) privileged_calls: u32,
+    /// What is left of `SandboxLimits::host_time`.
+    pub(crate) host_time_left: Duration,
+}
+
+/// The provider a call is for and the limits it runs under (the sandbox's,
+/// narrowed by the policy).
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub provider: String,
+    /// sha256 of the component.
+    pub component: String,
+    pub limits: SandboxLimits,
 }
 
 struct WasiState {
@@ -83,6 +105,7 @@ pub struct Sandbox {
     linker: Linker<CallState>,
     limits: SandboxLimits,
     cache: Option<ComponentCache>,
+    audit_log: Option<Arc<AuditLog>>,
 }
 
 impl Sandbox {
@@ -100,7 +123,27 @@ impl Sandbox {
             linker,
             limits,
             cache,
+            audit_log: None,
         })
+    }
+
+    /// Records every privileged call in `log`.
+    pub fn with_audit(mut self, log: Arc<AuditLog>) -> Self {
+        self.audit_log = Some(log);
+        self
+    }
+
+    pub fn audit_log(&self) -> Option<&Arc<AuditLog>> {
+        self.audit_log.as_ref()
+    }
+
+    /// A caller with the sandbox's own limits.
+    pub fn caller(&self, provider: &str, component: &str) -> Caller {
+        Caller {
+            provider: provider.to_owned(),
+            component: component.to_owned(),
+            limits: self.limits,
+        }
     }
 
     pub fn limits(&self) -> &SandboxLimits {
@@ -141,25 +184,32 @@ impl Sandbox {
     pub fn call<R>(
         &self,
         pre: &MiningProviderPre<CallState>,
-        provider: &str,
+        caller: &Caller,
         host: Option<HostContext>,
         call: impl FnOnce(&MiningProvider, &mut Store<CallState>) -> wasmtime::Result<R>,
     ) -> Result<R, ProviderError> {
         let lifecycle = host.is_some();
+        let limits = caller.limits;
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(MAX_RESOURCES);
         let state = CallState {
-            limiter: Limiter::new(self.limits),
-            table: ResourceTable::new(),
+            limiter: Limiter::new(limits),
+            table,
             wasi: None,
-            stdio_cap: self.limits.log_bytes,
-            log: GuestLog::new(provider, self.limits.log_bytes),
+            stdio_cap: limits.log_bytes,
+            log: GuestLog::new(&caller.provider, limits.log_bytes),
             host,
+            caller: caller.clone(),
+            audit_log: self.audit_log.clone(),
+            privileged_calls: 0,
+            host_time_left: limits.host_time,
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limiter);
-        store.set_epoch_deadline(deadline_ticks(self.limits.call_timeout));
+        store.set_epoch_deadline(deadline_ticks(limits.call_timeout));
         store.epoch_deadline_trap();
         if lifecycle {
-            store.call_hook(guest_time_budget(self.limits.call_timeout));
+            store.call_hook(guest_time_budget(limits.call_timeout));
         }
         let result = pre
             .instantiate(&mut store)
@@ -174,7 +224,7 @@ impl Sandbox {
                     panic_message: state.log.panic_message(),
                     stdio_overflowed,
                 },
-                &self.limits,
+                &limits,
             )
         })
     }
