@@ -45,7 +45,7 @@ pub enum MineError {
         provider: String,
         error: ProviderError,
     },
-    #[error("{provider}: {}", host::describe(error))]
+    #[error("{provider}: {}{}", if matches!(error, bindings::Error::Denied(_)) { "denied: " } else { "" }, host::describe(error))]
     Refused {
         provider: String,
         error: bindings::Error,

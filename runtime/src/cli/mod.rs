@@ -35,6 +35,8 @@ pub mod exit {
     pub const UNSUPPORTED: u8 = 7;
     /// Another `jarvis mine` command holds the session lock.
     pub const BUSY: u8 = 8;
+    /// The capability policy denied what was asked (the message names the key).
+    pub const DENIED: u8 = 9;
 }
 
 /// An error that ends the command, with its exit code.

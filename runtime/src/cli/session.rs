@@ -86,6 +86,10 @@ pub fn mine_error(err: MineError) -> CliError {
             ..
         } => exit::INVALID_INPUT,
         MineError::Refused {
+            error: E::Denied(_),
+            ..
+        } => exit::DENIED,
+        MineError::Refused {
             error: E::Unavailable(message),
             ..
         } if message.starts_with("environment variable") => exit::MISSING_SECRET,

@@ -213,7 +213,9 @@ impl CallState {
         }
         record.duration_us = elapsed.as_micros() as u64;
         match (&denial, &result) {
-            (Some(denial), _) => {
+            (Some(denial), _) | (None, Err(Error::Denied(denial))) => {
+                // The policy's denial, or a host invariant's (a forbidden
+                // mount, a container the provider does not own).
                 record.decision = audit::Decision::Deny;
                 record.reason = Some(denial.clone());
             }
