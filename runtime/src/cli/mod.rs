@@ -2,11 +2,13 @@
 //! Each subcommand is a thin file over the library.
 
 mod attach;
+mod audit;
 mod doctor;
 mod init;
 mod logs;
 mod models;
 mod output;
+mod policy;
 mod session;
 mod start;
 mod status;
@@ -143,6 +145,10 @@ enum MineCommand {
     Attach(attach::AttachArgs),
     /// Print the Pearl miner container log tail.
     Logs(logs::LogsArgs),
+    /// Show effective capability grants, or check a policy file.
+    Policy(policy::PolicyArgs),
+    /// Read the audit log of privileged calls and policy decisions.
+    Audit(audit::AuditArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -158,6 +164,8 @@ pub fn main() -> ExitCode {
             MineCommand::Status(args) => status::run(&args, mine.sandbox.limits()),
             MineCommand::Attach(args) => attach::run(&args),
             MineCommand::Logs(args) => logs::run(&args),
+            MineCommand::Policy(args) => policy::run(&args, mine.sandbox.limits()),
+            MineCommand::Audit(args) => audit::run(&args),
         },
     };
     result.unwrap_or_else(|err| {

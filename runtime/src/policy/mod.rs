@@ -105,6 +105,25 @@ impl Policy {
         }
     }
 
+    /// Each policy file and what became of it, for `policy show` and `doctor`.
+    pub fn sources(&self) -> Vec<PolicySource> {
+        let source = |role, path: &Path, layer: &Layer| PolicySource {
+            role,
+            path: path.to_owned(),
+            state: match layer {
+                Layer::Absent => "absent".into(),
+                Layer::Loaded(_) => "loaded".into(),
+                Layer::Broken(error) => {
+                    format!("invalid, every privileged call is denied: {error}")
+                }
+            },
+        };
+        vec![
+            source("system", &self.system_path, &self.system),
+            source("user", &self.user_path, &self.user),
+        ]
+    }
+
     pub fn user_path(&self) -> &Path {
         &self.user_path
     }
@@ -208,6 +227,14 @@ impl Policy {
             broken: self.system_problem(),
         }
     }
+}
+
+/// A policy file and its state: `absent`, `loaded` or `invalid, ...`.
+#[derive(Debug, Clone, Serialize)]
+pub struct PolicySource {
+    pub role: &'static str,
+    pub path: PathBuf,
+    pub state: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -1,0 +1,95 @@
+//! `jarvis mine audit`: read the record of privileged calls and policy
+//! decisions (`<home>/logs/mining-audit.jsonl` and its rotations).
+
+use super::output::{BAD, DIM, GOOD, paint};
+use super::session::paths_and_config;
+use super::{CliError, CliResult, output_error};
+use crate::audit::{self, Decision, Filter, Record};
+use clap::Args;
+use std::io::Write;
+use std::process::ExitCode;
+
+#[derive(Args)]
+pub struct AuditArgs {
+    /// Only records of this provider.
+    #[arg(long, value_name = "ID")]
+    provider: Option<String>,
+    /// Only denials.
+    #[arg(long)]
+    denied: bool,
+    /// How many of the newest records to print.
+    #[arg(short = 'n', long = "lines", value_name = "N", default_value_t = 50)]
+    lines: usize,
+    /// Keep printing records as they are written.
+    #[arg(short, long)]
+    follow: bool,
+    /// One JSON object per line (the log's own format).
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(args: &AuditArgs) -> CliResult {
+    let (paths, _) = paths_and_config()?;
+    let path = paths.audit_log();
+    let filter = Filter {
+        provider: args.provider.clone(),
+        denied_only: args.denied,
+    };
+    let records = audit::read(&path, &filter, Some(args.lines)).map_err(|err| {
+        CliError::failure(format!(
+            "cannot read the audit log {}: {err}",
+            path.display()
+        ))
+    })?;
+    let mut out = anstream::stdout().lock();
+    if records.is_empty() && !args.follow && !args.json {
+        writeln!(
+            out,
+            "{}",
+            paint(DIM, &format!("no matching records in {}", path.display()))
+        )
+        .map_err(output_error)?;
+    }
+    for record in &records {
+        write_record(&mut out, record, args.json).map_err(output_error)?;
+    }
+    out.flush().map_err(output_error)?;
+    if args.follow {
+        let mut failed = None;
+        audit::follow(&path, &filter, |record| {
+            let written = write_record(&mut out, record, args.json).and_then(|()| out.flush());
+            failed = written.err();
+            failed.is_none()
+        })
+        .map_err(|err| CliError::failure(format!("cannot follow {}: {err}", path.display())))?;
+        if let Some(err) = failed {
+            return Err(output_error(err));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn write_record(out: &mut impl Write, record: &Record, json: bool) -> std::io::Result<()> {
+    if json {
+        let line = serde_json::to_string(record).expect("records serialize");
+        return writeln!(out, "{line}");
+    }
+    let decision = match record.decision {
+        Decision::Allow => paint(GOOD, "allow"),
+        Decision::Deny => paint(BAD, "deny "),
+    };
+    let outcome = match (&record.outcome, &record.reason) {
+        (_, Some(reason)) => format!(" - {reason}"),
+        (Some(outcome), None) if outcome != "ok" => format!(" - {outcome}"),
+        _ => String::new(),
+    };
+    writeln!(
+        out,
+        "{} {decision} {:<16} {:<10} {}{outcome} {}",
+        paint(DIM, &record.time),
+        record.provider,
+        record.capability,
+        record.action,
+        paint(DIM, &format!("({} µs)", record.duration_us)),
+    )
+}
