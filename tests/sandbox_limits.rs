@@ -3,7 +3,8 @@
 
 use jarvis_mine::sandbox::{ProviderError, SandboxLimits};
 use jarvis_mine_tests::{
-    guest_facts, hostile_component, impure_component, linux_with_gpus, load, no_policy, sandbox,
+    guest_facts, hostile_component, impure_component, linux_with_gpus, load, load_with_policy,
+    no_policy, sandbox, user_policy,
 };
 use std::time::{Duration, Instant};
 
@@ -111,7 +112,9 @@ fn a_log_flood_is_capped_and_the_call_completes() {
 #[test]
 fn after_a_trap_the_next_call_gets_a_fresh_instance() {
     let sandbox = sandbox(SandboxLimits::default());
-    let provider = load(&sandbox, &hostile_component());
+    // An installed provider sees only the GPUs its grant names.
+    let policy = user_policy("[providers.hostile]\ngpus = [\"*\"]\n");
+    let provider = load_with_policy(&sandbox, &hostile_component(), &policy);
     let facts = guest_facts(&linux_with_gpus(&[(
         "NVIDIA H100 80GB HBM3",
         "9.0",

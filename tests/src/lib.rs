@@ -48,6 +48,16 @@ pub fn load_with_policy(sandbox: &Sandbox, bytes: &[u8], policy: &Policy) -> Loa
     .expect("info() succeeds")
 }
 
+/// A user policy file with `text` and no system policy.
+pub fn user_policy(text: &str) -> Policy {
+    let path = std::path::PathBuf::from("/test/mining/policy.toml");
+    let file = jarvis_mine::policy::PolicyFile::parse(text, &path).expect("test policy parses");
+    Policy::with_files(
+        ("/nonexistent/mining-policy.toml".into(), None),
+        (path, Some(file)),
+    )
+}
+
 /// No system or user policy file.
 pub fn no_policy() -> Policy {
     Policy::none(&jarvis_mine::paths::Paths::with_home(
