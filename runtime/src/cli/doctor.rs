@@ -109,14 +109,25 @@ fn write_report(out: &mut impl Write, report: &DoctorReport) -> std::io::Result<
                 };
                 let mut notes = Vec::new();
                 if provider.selected {
-                    notes.push(if report.configured {
-                        "configured"
-                    } else {
-                        "default"
-                    });
+                    notes.push(
+                        if report.configured {
+                            "configured"
+                        } else {
+                            "default"
+                        }
+                        .to_owned(),
+                    );
                 }
                 if provider.source != "builtin" {
-                    notes.push(provider.source);
+                    notes.push(provider.source.to_owned());
+                }
+                if provider.hidden_gpus > 0 {
+                    notes.push(format!(
+                        "policy hides {} GPU{}: see `jarvis mine policy show --provider {}`",
+                        provider.hidden_gpus,
+                        if provider.hidden_gpus == 1 { "" } else { "s" },
+                        provider.id
+                    ));
                 }
                 let notes = if notes.is_empty() {
                     String::new()

@@ -53,6 +53,13 @@ pub struct ProviderRow {
     pub error: Option<String>,
     /// The configured provider (or the default when nothing is configured).
     pub selected: bool,
+    /// GPUs of this host the policy keeps this provider from seeing.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub hidden_gpus: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -126,6 +133,15 @@ pub fn run(sandbox: &Sandbox, registry: &Registry, input: &DoctorInput) -> Docto
                     Ok(verdict) => (verdict.supported, verdict.reason, None),
                     Err(err) => (false, None, Some(err.to_string())),
                 };
+            let hidden_gpus = guest_facts
+                .gpus
+                .iter()
+                .filter(|gpu| {
+                    !provider
+                        .policy()
+                        .gpu_visible(gpu.index, gpu.uuid.as_deref())
+                })
+                .count();
             ProviderRow {
                 selected: provider.id() == selected_provider,
                 id: provider.id().to_owned(),
@@ -133,6 +149,7 @@ pub fn run(sandbox: &Sandbox, registry: &Registry, input: &DoctorInput) -> Docto
                 supported,
                 reason,
                 error,
+                hidden_gpus,
             }
         })
         .collect();
@@ -143,6 +160,7 @@ pub fn run(sandbox: &Sandbox, registry: &Registry, input: &DoctorInput) -> Docto
         reason: None,
         error: Some(failure.error.clone()),
         selected: false,
+        hidden_gpus: 0,
     }));
     DoctorReport {
         model,
