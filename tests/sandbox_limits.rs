@@ -35,7 +35,8 @@ fn a_spinning_guest_is_killed_at_the_default_deadline() {
     let (result, elapsed) = detect(SandboxLimits::default(), "spin");
     assert_eq!(result.unwrap_err().to_string(), "timed out after 2 s");
     assert!(elapsed >= Duration::from_millis(1900), "{elapsed:?}");
-    assert!(elapsed < Duration::from_millis(2500), "{elapsed:?}");
+    // Killed, not waited for: generous, as a loaded CI machine delays threads.
+    assert!(elapsed < Duration::from_millis(4000), "{elapsed:?}");
 }
 
 #[test]
