@@ -676,6 +676,26 @@ output_kib = 64
     }
 
     #[test]
+    fn every_example_in_the_policy_docs_parses() {
+        let docs = include_str!("../../../docs/policy.md");
+        let blocks: Vec<&str> = docs
+            .split("```toml\n")
+            .skip(1)
+            .map(|rest| rest.split("```").next().unwrap())
+            .collect();
+        assert!(blocks.len() >= 4, "{}", blocks.len());
+        for block in blocks {
+            // The reference block abbreviates digests; give them their length.
+            let block = block
+                .replace("<64 hex>", &"a".repeat(64))
+                .replace("\"ID\"", "\"some-provider\"");
+            if let Err(err) = parse(&block) {
+                panic!("{err}\n{block}");
+            }
+        }
+    }
+
+    #[test]
     fn gpu_ids_match_by_index_or_uuid() {
         let by_index = GpuId::from_text("1").unwrap();
         let by_uuid = GpuId::from_text("GPU-abc").unwrap();
