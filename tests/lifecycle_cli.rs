@@ -1325,3 +1325,153 @@ fn status_in_another_home_leaves_a_running_miner_alone() {
     assert_eq!(the_one_miner().state, "running");
     miner_home.jarvis(&["mine", "stop"]).code(0);
 }
+
+/// A system policy in its own file, passed as `OPENJARVIS_MINING_POLICY`.
+fn system_policy(home: &Home, text: &str) -> PathBuf {
+    let path = home.path().join("system-policy.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn audit(home: &Home, args: &[&str]) -> Vec<Value> {
+    let mut all = vec!["mine", "audit", "--json", "-n", "1000"];
+    all.extend_from_slice(args);
+    let run = home.jarvis(&all);
+    run.code(0);
+    run.stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect()
+}
+
+#[test]
+fn a_system_policy_denies_an_image_and_the_audit_log_says_so() {
+    let _x = exclusive();
+    let home = Home::new().configured();
+    let policy = system_policy(
+        &home,
+        "[providers.vllm-pearl.containers]\nimages = [\"openjarvis/pearl-miner:*\"]\n",
+    );
+    let env = [("OPENJARVIS_MINING_POLICY", policy.to_str())];
+    let image = fake_miner_image();
+    home.jarvis_env(&["mine", "start"], &env)
+        .code(9)
+        .stderr_has(&format!(
+            "vllm-pearl: denied: image '{image}' is not in providers.\"vllm-pearl\".containers.images (policy {})",
+            policy.display()
+        ));
+    assert_no_miner();
+    assert!(!home.sidecar().exists(), "nothing half-written");
+
+    let denied = audit(&home, &["--denied"]);
+    assert_eq!(denied.len(), 1, "{denied:#?}");
+    let record = &denied[0];
+    assert_eq!(record["provider"], "vllm-pearl");
+    assert_eq!(record["capability"], "containers");
+    assert_eq!(record["decision"], "deny");
+    assert_eq!(record["wit"], "openjarvis:mining@0.1.0");
+    assert_eq!(
+        record["action"],
+        format!("containers.ensure-image image={image}").as_str()
+    );
+    assert_eq!(record["component"].as_str().map(str::len), Some(64));
+    assert!(record["time"].as_str().unwrap().ends_with('Z'));
+}
+
+#[test]
+fn a_granted_start_is_recorded_call_by_call_without_secrets() {
+    let _x = exclusive();
+    let home = Home::new().configured();
+    let image = fake_miner_image();
+    let repository = image.split(':').next().unwrap();
+    let policy = system_policy(
+        &home,
+        &format!(
+            "[providers.vllm-pearl.containers]\nimages = [\"{repository}:*\"]\nsecrets = [\"PEARLD_RPC_PASSWORD\", \"HF_TOKEN\"]\n"
+        ),
+    );
+    let env = [("OPENJARVIS_MINING_POLICY", policy.to_str())];
+    home.jarvis_env(&["mine", "start"], &env).code(0);
+    the_one_miner();
+    home.jarvis_env(&["mine", "stop"], &env).code(0);
+
+    let records = audit(&home, &["--provider", "vllm-pearl"]);
+    let actions: Vec<&str> = records
+        .iter()
+        .map(|r| r["action"].as_str().unwrap())
+        .collect();
+    let run = records
+        .iter()
+        .find(|r| r["action"].as_str().unwrap().starts_with("containers.run"))
+        .unwrap_or_else(|| panic!("no containers.run in {actions:#?}"));
+    assert_eq!(run["decision"], "allow");
+    assert_eq!(run["outcome"], "ok");
+    let summary = run["action"].as_str().unwrap();
+    assert!(
+        summary.contains("secrets=PEARLD_RPC_PASSWORD,HF_TOKEN"),
+        "{summary}"
+    );
+    assert!(
+        actions.iter().any(|a| a.starts_with("sidecar.write")),
+        "{actions:#?}"
+    );
+    assert!(
+        actions.iter().any(|a| a.starts_with("containers.stop")),
+        "{actions:#?}"
+    );
+    assert!(
+        records.iter().all(|r| r["decision"] == "allow"),
+        "{records:#?}"
+    );
+    let log = std::fs::read(home.path().join("logs/mining-audit.jsonl")).unwrap();
+    assert_no_secret("the audit log", &log);
+
+    // A pinned digest that is not the image's: denied before anything runs.
+    let pinned = system_policy(
+        &home,
+        &format!(
+            "[providers.vllm-pearl.containers]\ndigests = [\"sha256:{}\"]\n",
+            "0".repeat(64)
+        ),
+    );
+    home.jarvis_env(
+        &["mine", "start"],
+        &[("OPENJARVIS_MINING_POLICY", pinned.to_str())],
+    )
+    .code(9)
+    .stderr_has("is not in providers.\"vllm-pearl\".containers.digests");
+    assert_no_miner();
+}
+
+#[test]
+fn a_broken_system_policy_denies_everything_but_doctor_still_runs() {
+    let _x = exclusive();
+    let home = Home::new().configured();
+    let policy = system_policy(&home, "[providers.vllm-pearl]\ncapabilites = []\n");
+    let env = [("OPENJARVIS_MINING_POLICY", policy.to_str())];
+    let facts = h100_facts();
+    let doctor = home.jarvis_env(
+        &["mine", "doctor", "--facts", facts.to_str().unwrap()],
+        &env,
+    );
+    doctor.code(0);
+    let row = doctor
+        .stdout
+        .lines()
+        .find(|line| line.trim_start().starts_with("system policy"))
+        .unwrap_or_default();
+    assert!(
+        row.contains(&format!("{}:2:1", policy.display())) && row.ends_with("FAIL"),
+        "{doctor}"
+    );
+    home.jarvis_env(&["mine", "start"], &env)
+        .code(9)
+        .stderr_has("the system policy is unusable, so every privileged call is denied");
+    assert_no_miner();
+    home.jarvis_env(&["mine", "policy", "check", policy.to_str().unwrap()], &[])
+        .code(2)
+        .stderr_has(&format!(
+            "{}:2:1: unknown field `capabilites`",
+            policy.display()
+        ));
+}
