@@ -33,17 +33,13 @@ impl Provider for AppleMpsPearl {
 export_provider!(AppleMpsPearl);
 
 fn check(facts: &HardwareFacts) -> Result<(), String> {
-    let os = facts.os.as_deref().unwrap_or("unknown");
+    let os = facts.os_name();
     if os != "darwin" {
         return Err(format!(
             "apple-mps-pearl requires macOS; this host is '{os}'"
         ));
     }
-    if !facts
-        .gpus
-        .iter()
-        .any(|gpu| gpu.vendor.eq_ignore_ascii_case("apple"))
-    {
+    if facts.gpus_by_vendor("apple").next().is_none() {
         return Err("apple-mps-pearl requires an Apple GPU".into());
     }
     if let Some(reason) = python_packages_reason(facts.pearl.python_packages.as_deref()) {

@@ -32,7 +32,7 @@ impl Provider for CpuPearl {
 export_provider!(CpuPearl);
 
 fn check(facts: &HardwareFacts) -> Result<(), String> {
-    let os = facts.os.as_deref().unwrap_or("unknown");
+    let os = facts.os_name();
     if os != "linux" && os != "darwin" {
         return Err(format!(
             "v1 cpu-pearl supports darwin/linux only; this host is '{os}'"

@@ -10,7 +10,11 @@
 //! ```
 //!
 //! The SDK installs a panic hook that logs the panic message through the host's
-//! `log` import before the trap, so `jarvis mine doctor` can say why.
+//! `log` import before the trap, so `jarvis mine doctor` can say why. It adds
+//! helpers to the generated types: `[mining.extra]` readers on `MiningConfig`
+//! (`config`), questions about `HardwareFacts` (`facts`), readable host
+//! errors (`error`), and `Capabilities::supported()`/`unsupported(reason)`.
+//! `providers/examples/rust-template` is a provider to start from.
 
 wit_bindgen::generate!({
     world: "mining-provider",
@@ -22,6 +26,8 @@ wit_bindgen::generate!({
 });
 
 pub mod config;
+pub mod error;
+pub mod facts;
 pub mod log;
 
 use exports::openjarvis::mining::provider::Guest;

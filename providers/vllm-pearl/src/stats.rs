@@ -23,14 +23,16 @@ pub fn collect() -> MiningStats {
         Ok(Some(session)) => session,
         Ok(None) => return stats,
         Err(err) => {
-            stats.last_error = Some(format!("cannot read the session: {err}"));
+            stats.last_error = Some(format!("cannot read the session: {}", err.describe()));
             return stats;
         }
     };
     let now = clock::now().ok();
     match metrics::scrape(&session.metrics_url) {
         Ok(samples) => apply_vllm(&mut stats, &samples, now),
-        Err(err) => stats.last_error = Some(format!("vLLM metrics unavailable: {err}")),
+        Err(err) => {
+            stats.last_error = Some(format!("vLLM metrics unavailable: {}", err.describe()))
+        }
     }
     let gateway = format!(
         "{}/metrics",
@@ -44,7 +46,9 @@ pub fn collect() -> MiningStats {
             MAX_LOG_LINES,
         ) {
             Ok(lines) => apply_log_lines(&mut stats, &lines),
-            Err(err) => stats.last_error = Some(format!("cannot read the miner's logs: {err}")),
+            Err(err) => {
+                stats.last_error = Some(format!("cannot read the miner's logs: {}", err.describe()))
+            }
         },
     }
     stats
