@@ -8,12 +8,15 @@
 use sha2::{Digest, Sha256};
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use wasmtime::Engine;
 use wasmtime::component::Component;
 
 const MAGIC: &[u8; 8] = b"JMCWASM1";
 const HEADER_LEN: usize = MAGIC.len() + 32;
+/// Entries are `<sha256>-<ENGINE_KEY_LEN hex digits>.cwasm`.
+const ENGINE_KEY_LEN: usize = 16;
+const EXTENSION: &str = ".cwasm";
 
 pub struct ComponentCache {
     dir: PathBuf,
@@ -30,9 +33,52 @@ impl ComponentCache {
         }
     }
 
+    /// Every entry in `dir` for the component with this sha256, whichever
+    /// engine compiled it (another wasmtime version or setting leaves its own).
+    pub fn entries(dir: &Path, sha256: &str) -> std::io::Result<Vec<PathBuf>> {
+        let listing = match std::fs::read_dir(dir) {
+            Ok(listing) => listing,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(err) => return Err(err),
+        };
+        let mut entries = Vec::new();
+        for entry in listing {
+            let path = entry?.path();
+            let is_entry = path
+                .file_name()
+                .and_then(|name| name.to_str())
+                .and_then(|name| name.strip_prefix(sha256)?.strip_prefix('-'))
+                .and_then(|rest| rest.strip_suffix(EXTENSION))
+                .is_some_and(|key| {
+                    key.len() == ENGINE_KEY_LEN && key.bytes().all(|b| b.is_ascii_hexdigit())
+                });
+            if is_entry {
+                entries.push(path);
+            }
+        }
+        entries.sort();
+        Ok(entries)
+    }
+
+    /// Deletes every entry for this sha256 ([`entries`](Self::entries)) and
+    /// returns what it deleted. An entry another process removed first is
+    /// not an error.
+    pub fn remove(dir: &Path, sha256: &str) -> std::io::Result<Vec<PathBuf>> {
+        let mut removed = Vec::new();
+        for path in ComponentCache::entries(dir, sha256)? {
+            match std::fs::remove_file(&path) {
+                Ok(()) => removed.push(path),
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+                Err(err) => return Err(err),
+            }
+        }
+        Ok(removed)
+    }
+
     /// The entry for a component with this sha256 (hex).
     pub fn entry_path(&self, sha256: &str) -> PathBuf {
-        self.dir.join(format!("{sha256}-{}.cwasm", self.engine_key))
+        self.dir
+            .join(format!("{sha256}-{}{EXTENSION}", self.engine_key))
     }
 
     /// A cached compiled component, or `None` on any kind of miss.
@@ -77,5 +123,58 @@ impl ComponentCache {
         file.as_file().sync_all()?;
         file.persist(self.entry_path(sha256))?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_of_one_component_across_engines_are_found_and_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let sha = "ab".repeat(32);
+        let other = "cd".repeat(32);
+        let names = [
+            format!("{sha}-0123456789abcdef.cwasm"),
+            format!("{sha}-fedcba9876543210.cwasm"),
+            format!("{other}-0123456789abcdef.cwasm"),
+            format!("{sha}-notanengine.cwasm"),
+            format!("{sha}-0123456789abcdef.cwasm.bak"),
+            ".compile-x1y2".to_owned(),
+        ];
+        for name in &names {
+            std::fs::write(dir.path().join(name), b"x").unwrap();
+        }
+        let found = ComponentCache::entries(dir.path(), &sha).unwrap();
+        assert_eq!(
+            found,
+            [dir.path().join(&names[0]), dir.path().join(&names[1])]
+        );
+        assert_eq!(ComponentCache::remove(dir.path(), &sha).unwrap(), found);
+        assert!(
+            ComponentCache::entries(dir.path(), &sha)
+                .unwrap()
+                .is_empty()
+        );
+        for kept in &names[2..] {
+            assert!(dir.path().join(kept).exists(), "{kept}");
+        }
+        assert!(
+            ComponentCache::entries(&dir.path().join("missing"), &sha)
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn an_entry_path_is_one_of_its_entries() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = Engine::default();
+        let cache = ComponentCache::new(dir.path().into(), &engine);
+        let sha = "ef".repeat(32);
+        let path = cache.entry_path(&sha);
+        std::fs::write(&path, b"x").unwrap();
+        assert_eq!(ComponentCache::entries(dir.path(), &sha).unwrap(), [path]);
     }
 }
