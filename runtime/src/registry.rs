@@ -5,9 +5,10 @@
 //! Ids are unique: on a clash the built-in (or the first file) wins.
 
 use crate::audit;
+use crate::bindings::MiningProviderPre;
 use crate::policy::Policy;
 use crate::provider::{LoadedProvider, ProviderSource};
-use crate::sandbox::Sandbox;
+use crate::sandbox::{CallState, Sandbox};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 
@@ -150,15 +151,7 @@ impl Candidate {
             }
             return Err(format!("not loaded: {denial}"));
         }
-        let component = sandbox
-            .compile(bytes, &sha256)
-            .map_err(|err| describe_compile_error(bytes, &err))?;
-        let pre = sandbox.prepare(&component).map_err(|err| {
-            format!(
-                "does not implement the openjarvis:mining/mining-provider@0.1.0 world: {}",
-                first_line(&format!("{err:#}"))
-            )
-        })?;
+        let pre = link(sandbox, bytes, &sha256)?;
         let provider = LoadedProvider::new(
             sandbox,
             pre,
@@ -186,6 +179,24 @@ impl Candidate {
     }
 }
 
+/// Compiles (or loads from the cache) a component and links it as a
+/// `mining-provider`; the error says what the bytes are instead.
+pub(crate) fn link(
+    sandbox: &Sandbox,
+    bytes: &[u8],
+    sha256: &str,
+) -> Result<MiningProviderPre<CallState>, String> {
+    let component = sandbox
+        .compile(bytes, sha256)
+        .map_err(|err| describe_compile_error(bytes, &err))?;
+    sandbox.prepare(&component).map_err(|err| {
+        format!(
+            "does not implement the openjarvis:mining/mining-provider@0.1.0 world: {}",
+            first_line(&format!("{err:#}"))
+        )
+    })
+}
+
 fn installed_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
@@ -200,7 +211,7 @@ fn installed_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-fn read_component_file(path: &Path) -> Result<Vec<u8>, String> {
+pub(crate) fn read_component_file(path: &Path) -> Result<Vec<u8>, String> {
     let size = std::fs::metadata(path)
         .map_err(|err| format!("cannot read: {err}"))?
         .len();
@@ -229,7 +240,7 @@ fn first_line(text: &str) -> &str {
     text.lines().next().unwrap_or_default()
 }
 
-fn file_name(path: &Path) -> String {
+pub(crate) fn file_name(path: &Path) -> String {
     path.file_name().map_or_else(
         || path.display().to_string(),
         |n| n.to_string_lossy().into_owned(),
