@@ -9,6 +9,7 @@ mod logs;
 mod models;
 mod output;
 mod policy;
+mod providers;
 mod session;
 mod start;
 mod status;
@@ -149,6 +150,8 @@ enum MineCommand {
     Policy(policy::PolicyArgs),
     /// Read the audit log of privileged calls and policy decisions.
     Audit(audit::AuditArgs),
+    /// Install, inspect and remove community providers.
+    Providers(providers::ProvidersArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -166,6 +169,7 @@ pub fn main() -> ExitCode {
             MineCommand::Logs(args) => logs::run(&args),
             MineCommand::Policy(args) => policy::run(&args, mine.sandbox.limits()),
             MineCommand::Audit(args) => audit::run(&args),
+            MineCommand::Providers(args) => providers::run(&args, mine.sandbox.limits()),
         },
     };
     result.unwrap_or_else(|err| {
