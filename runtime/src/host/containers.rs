@@ -20,20 +20,27 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// Host paths no container may mount, whatever the spec says.
-const FORBIDDEN_MOUNTS: [&str; 6] = [
+/// Host paths no container may mount, whatever the spec says: neither
+/// they, nor what is below them, nor a directory that holds one (mounting
+/// `/run` would hand over the Docker socket in it just the same).
+const FORBIDDEN_MOUNTS: [&str; 7] = [
     "/",
     "/proc",
     "/sys",
     "/dev",
     "/var/run/docker.sock",
     "/run/docker.sock",
+    "/run/containerd/containerd.sock",
 ];
 const MAX_ARGS: usize = 256;
 const MAX_TEXT: usize = 4096;
 const MAX_SHM_BYTES: u64 = 64 << 30;
 /// Log lines read to answer one grep (the newest).
 const GREP_WINDOW: usize = 200_000;
+/// Patterns one grep may ask for, and their length: the search is host
+/// time the guest's deadline does not see.
+const MAX_PATTERNS: usize = 64;
+const MAX_PATTERN_BYTES: usize = 1024;
 
 impl Host for CallState {
     fn ensure_image(&mut self, image: String) -> Result<(), Error> {
@@ -65,6 +72,7 @@ impl Host for CallState {
         self.privileged(Capability::Containers, "containers.stop", |gate| {
             let timeout =
                 Duration::from_secs(u64::from(timeout_seconds.min(600))).min(gate.time_left());
+            check_id(&id)?;
             let host = gate.permit(Request::Own { target: &id })?;
             let docker = host.docker()?;
             if owned(host, &docker, &id)?.is_none() {
@@ -76,6 +84,7 @@ impl Host for CallState {
 
     fn remove(&mut self, id: String) -> Result<(), Error> {
         self.privileged(Capability::Containers, "containers.remove", |gate| {
+            check_id(&id)?;
             let host = gate.permit(Request::Own { target: &id })?;
             let docker = host.docker()?;
             if owned(host, &docker, &id)?.is_none() {
@@ -87,6 +96,7 @@ impl Host for CallState {
 
     fn inspect(&mut self, id: String) -> Result<Option<ContainerState>, Error> {
         self.privileged(Capability::Containers, "containers.inspect", |gate| {
+            check_id(&id)?;
             let host = gate.permit(Request::Own { target: &id })?;
             let docker = host.docker()?;
             Ok(owned(host, &docker, &id)?.map(|state| ContainerState {
@@ -106,6 +116,13 @@ impl Host for CallState {
         limit: u32,
     ) -> Result<Vec<String>, Error> {
         self.privileged(Capability::Containers, "containers.grep-logs", |gate| {
+            check_id(&id)?;
+            if patterns.len() > MAX_PATTERNS || patterns.iter().any(|p| p.len() > MAX_PATTERN_BYTES)
+            {
+                return Err(invalid(format!(
+                    "grep-logs takes at most {MAX_PATTERNS} patterns of {MAX_PATTERN_BYTES} bytes each"
+                )));
+            }
             let host = gate.permit(Request::Own { target: &id })?;
             let docker = host.docker()?;
             let Some(state) = owned(host, &docker, &id)? else {
@@ -200,6 +217,25 @@ fn short(id: &str) -> &str {
 
 fn invalid(message: String) -> Error {
     Error::Invalid(message)
+}
+
+/// A container id or name as Docker spells them.
+fn check_id(id: &str) -> Result<(), Error> {
+    let plain = !id.is_empty()
+        && id.len() <= 128
+        && id.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+    if plain {
+        Ok(())
+    } else {
+        let shown: String = id.chars().take(64).collect();
+        Err(invalid(format!(
+            "container id or name {shown:?}{} is not valid",
+            if shown.len() < id.len() { "..." } else { "" }
+        )))
+    }
 }
 
 fn check_image(image: &str) -> Result<(), Error> {
@@ -431,10 +467,7 @@ fn configured_dir(path: &str) -> Result<PathBuf, Error> {
             expanded.display()
         ))
     })?;
-    if FORBIDDEN_MOUNTS
-        .iter()
-        .any(|f| resolved == Path::new(f) || (*f != "/" && resolved.starts_with(f)))
-    {
+    if forbidden_mount(&resolved) {
         return Err(Error::Denied(format!(
             "mounting {} into a container is not allowed",
             resolved.display()
@@ -447,4 +480,26 @@ fn configured_dir(path: &str) -> Result<PathBuf, Error> {
         )));
     }
     Ok(resolved)
+}
+
+/// Whether `resolved` (canonical) is, is below, or holds one of
+/// [`FORBIDDEN_MOUNTS`] or the socket of the Docker daemon the host uses.
+fn forbidden_mount(resolved: &Path) -> bool {
+    let socket = Docker::default_host()
+        .strip_prefix("unix://")
+        .map(PathBuf::from);
+    FORBIDDEN_MOUNTS
+        .iter()
+        .map(PathBuf::from)
+        .chain(socket)
+        .flat_map(|path| {
+            // The path as named and as it resolves (`/var/run` is a link).
+            let canonical = path.canonicalize().ok();
+            [Some(path), canonical]
+        })
+        .flatten()
+        .any(|forbidden| {
+            forbidden.starts_with(resolved)
+                || (forbidden != Path::new("/") && resolved.starts_with(&forbidden))
+        })
 }

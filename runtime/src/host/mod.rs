@@ -212,17 +212,18 @@ impl CallState {
             self.host_time_left = self.host_time_left.saturating_sub(elapsed);
         }
         record.duration_us = elapsed.as_micros() as u64;
+        clip(&mut record.action);
         match (&denial, &result) {
             (Some(denial), _) | (None, Err(Error::Denied(denial))) => {
                 // The policy's denial, or a host invariant's (a forbidden
                 // mount, a container the provider does not own).
                 record.decision = audit::Decision::Deny;
-                record.reason = Some(denial.clone());
+                record.reason = Some(clipped(denial));
             }
             (None, Ok(_)) => record.outcome = Some("ok".into()),
             (None, Err(err)) => {
                 record.outcome = Some(error_kind(err).into());
-                record.reason = Some(describe(err).to_owned());
+                record.reason = Some(clipped(describe(err)));
             }
         }
         self.audit(&record);
@@ -248,6 +249,11 @@ impl CallState {
                 host.provider_id
             ));
         }
+        // The capability itself, before the import looks at its arguments
+        // (or asks Docker about an image for a digest-pinning policy).
+        if let Some(withheld) = host.policy.withheld(capability) {
+            return Err(withheld);
+        }
         if self.host_time_left.is_zero() {
             return Err(format!(
                 "{import}: this call has used its host-time budget; raise limits.host_time_ms in the policy if the provider needs more"
@@ -270,6 +276,27 @@ impl CallState {
             tracing::warn!("{err}");
         }
     }
+}
+
+/// The longest action or reason an audit record keeps: what a guest sends
+/// (an id, a URL) must not let it flood the log or rotate it away.
+const MAX_RECORD_TEXT: usize = 1024;
+
+fn clip(text: &mut String) {
+    if text.len() > MAX_RECORD_TEXT {
+        let mut end = MAX_RECORD_TEXT;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+        text.push_str("...");
+    }
+}
+
+fn clipped(text: &str) -> String {
+    let mut text = text.to_owned();
+    clip(&mut text);
+    text
 }
 
 /// The import whose time is not charged to the host-time budget.

@@ -78,6 +78,16 @@ fn check_sizes(session: &Session) -> Result<(), Error> {
 }
 
 fn write(host: &HostContext, session: Session) -> Result<(), Error> {
+    // Another provider's session is not this provider's to replace (a record
+    // that cannot be read is nobody's, and is replaced).
+    if let Ok(Some(current)) = sidecar::read(&host.session.paths.sidecar())
+        && current.provider != host.provider_id
+    {
+        return Err(Error::Denied(format!(
+            "the session record belongs to provider '{}'; provider '{}' may not replace it",
+            current.provider, host.provider_id
+        )));
+    }
     let record = SessionRecord {
         provider: host.provider_id.clone(),
         vllm_endpoint: session.vllm_endpoint,
