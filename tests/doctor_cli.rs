@@ -279,7 +279,9 @@ fn failing_providers_are_rows_and_never_stop_the_others() {
     ]);
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(
-        text.contains("  hostile                ERROR - timed out after 300 ms (installed)"),
+        text.contains(
+            "  hostile                ERROR - timed out after 300 ms (installed, policy hides 1 GPU: see `jarvis mine policy show --provider hostile`)"
+        ),
         "{text}"
     );
 }
