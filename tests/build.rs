@@ -4,8 +4,9 @@
 use provider_build::{Guest, GuestTarget, build_components};
 use std::path::Path;
 
-const GUESTS: [(&str, GuestTarget); 2] = [
+const GUESTS: [(&str, GuestTarget); 3] = [
     ("guest-hostile", GuestTarget::Bare),
+    ("guest-escape", GuestTarget::Bare),
     ("guest-impure", GuestTarget::Wasi),
 ];
 

@@ -1,0 +1,1451 @@
+//! The escape suite: a hostile provider (tests/guests/escape) tries one
+//! escape per call through the host imports, and each attempt must be
+//! contained with nothing lost and an audit record written.
+//!
+//! Each test loads the guest as an installed provider under a policy of its
+//! own, in a temporary OpenJarvis home, with the machine's Docker engine and
+//! the locally built fake-miner image (no registry). For every attempt it
+//! checks (1) the error's kind and that its message names the policy key or
+//! the host invariant, (2) that nothing happened (no container, the victim
+//! still running, the session record unchanged byte for byte, the secret's
+//! value nowhere), and (3) the audit record: provider id, component sha256,
+//! WIT version, capability and decision.
+//!
+//! The table-driven test at the end calls every privileged import under
+//! each denying policy, and from `detect`, and proves each one denied before
+//! any side effect with exactly one deny record.
+
+use jarvis_mine::audit::{self, AuditLog, Decision, Record};
+use jarvis_mine::bindings::{
+    Error, ExtraValue, HardwareFacts, MiningConfig, SoloTarget, SubmitTarget,
+};
+use jarvis_mine::docker::{self, ContainerSummary, Docker};
+use jarvis_mine::host::{
+    LABEL_COMPONENT, LABEL_HOME, LABEL_PROVIDER, MAX_PRIVILEGED_CALLS, Session,
+};
+use jarvis_mine::paths::Paths;
+use jarvis_mine::policy::{Policy, PolicyFile, SYSTEM_POLICY_ENV};
+use jarvis_mine::provider::{LoadedProvider, ProviderSource, Verdict};
+use jarvis_mine::sandbox::{ProviderError, Sandbox, SandboxLimits};
+use jarvis_mine_tests::{
+    ContainerCleanup, FAKE_MINER_REPOSITORY, fake_miner_image, guest_facts, linux_with_gpus,
+    raw_docker,
+};
+use sha2::{Digest, Sha256};
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+const ESCAPE: &str = "escape";
+
+// ---------------------------------------------------------------------------
+// The guest, its policy, its home.
+
+fn component() -> &'static (Vec<u8>, String) {
+    static COMPONENT: OnceLock<(Vec<u8>, String)> = OnceLock::new();
+    COMPONENT.get_or_init(|| {
+        let bytes = std::fs::read(env!("GUEST_ESCAPE")).expect("the escape guest was built");
+        let sha256 = format!("{:x}", Sha256::digest(&bytes));
+        (bytes, sha256)
+    })
+}
+
+/// What the user policy grants the escape provider: everything a miner
+/// needs, narrowly. `mounts` and `endpoints` are TOML array items; `more`
+/// is appended (further tables).
+fn grant(mounts: &str, endpoints: &str, more: &str) -> String {
+    format!(
+        r#"
+[providers.escape]
+capabilities = ["containers", "sidecar", "metrics"]
+gpus = ["1"]
+
+[providers.escape.containers]
+images = ["{FAKE_MINER_REPOSITORY}:*"]
+mounts = [{mounts}]
+network_modes = ["none"]
+ports = ["1024-65535"]
+env = ["*"]
+secrets = ["ESCAPE_GRANTED_*"]
+
+[providers.escape.metrics]
+endpoints = [{endpoints}]
+{more}
+"#
+    )
+}
+
+fn default_grant() -> String {
+    grant("", r#""session""#, "")
+}
+
+/// Removes, when dropped, every container the host created for this home.
+struct HomeContainers(String);
+
+impl Drop for HomeContainers {
+    fn drop(&mut self) {
+        let home = self.0.clone();
+        let _ = std::panic::catch_unwind(move || {
+            let Ok(docker) = Docker::connect() else {
+                return;
+            };
+            if let Ok(containers) = docker.list_labelled(LABEL_HOME, Some(&home)) {
+                for container in containers {
+                    let _ = docker.remove(&container.id);
+                }
+            }
+        });
+    }
+}
+
+/// One OpenJarvis home with the escape provider loaded under a policy.
+struct Harness {
+    _home: tempfile::TempDir,
+    paths: Paths,
+    sandbox: Sandbox,
+    provider: LoadedProvider,
+    docker: Result<Arc<Docker>, String>,
+    _containers: HomeContainers,
+}
+
+impl Harness {
+    /// The user policy `user` (and no system policy).
+    fn new(user: &str) -> Harness {
+        Harness::with(|paths| {
+            Policy::with_files(
+                (paths.home().join("system-policy.toml"), None),
+                (paths.user_policy(), Some(parse(user, &paths.user_policy()))),
+            )
+        })
+    }
+
+    /// No policy file at all: an installed provider no policy names.
+    fn unnamed() -> Harness {
+        Harness::with(|paths| {
+            Policy::with_files(
+                (paths.home().join("system-policy.toml"), None),
+                (paths.user_policy(), None),
+            )
+        })
+    }
+
+    fn with(policy: impl FnOnce(&Paths) -> Policy) -> Harness {
+        Harness::with_limits(SandboxLimits::default(), policy)
+    }
+
+    fn with_limits(limits: SandboxLimits, policy: impl FnOnce(&Paths) -> Policy) -> Harness {
+        let home = tempfile::tempdir().unwrap();
+        // Canonical, so that paths the host resolves compare equal.
+        let paths = Paths::with_home(home.path().canonicalize().unwrap());
+        let policy = policy(&paths);
+        let sandbox = Sandbox::new(limits, None)
+            .unwrap()
+            .with_audit(Arc::new(AuditLog::new(paths.audit_log())));
+        let (bytes, sha256) = component();
+        let compiled = sandbox.compile(bytes, sha256).unwrap();
+        let pre = sandbox.prepare(&compiled).unwrap();
+        let provider = LoadedProvider::new(
+            &sandbox,
+            pre,
+            ProviderSource::Installed(paths.installed_providers().join("escape.wasm")),
+            sha256.clone(),
+            "escape.wasm",
+            &policy,
+        )
+        .expect("info() succeeds");
+        assert_eq!(provider.id(), ESCAPE);
+        let docker = Docker::connect()
+            .map(Arc::new)
+            .map_err(|err| err.to_string());
+        Harness {
+            _containers: HomeContainers(paths.home().display().to_string()),
+            _home: home,
+            paths,
+            sandbox,
+            provider,
+            docker,
+        }
+    }
+
+    fn home(&self) -> &Path {
+        self.paths.home()
+    }
+
+    fn session(&self) -> Session {
+        Session {
+            id: "escape-session".into(),
+            paths: self.paths.clone(),
+            docker: self.docker.clone(),
+            pearl_source_dir: None,
+            progress: Box::new(|_| {}),
+        }
+    }
+
+    /// `start` with `[mining.extra]` = `extra`.
+    fn start(&self, extra: &[(&str, ExtraValue)]) -> Result<Result<(), Error>, ProviderError> {
+        let host = self.provider.host_context(self.session());
+        self.provider.start(&self.sandbox, host, &config(extra))
+    }
+
+    /// `start`, expecting the guest to return the host's error.
+    fn attack(&self, extra: &[(&str, ExtraValue)]) -> Error {
+        match self.start(extra) {
+            Ok(Err(error)) => error,
+            other => {
+                let mut asked = format!("{extra:?}");
+                asked.truncate(300);
+                panic!("expected the host's error for {asked}, got {other:?}")
+            }
+        }
+    }
+
+    fn detect(&self, facts: &HardwareFacts, model: &str) -> Result<Verdict, ProviderError> {
+        self.provider.detect(&self.sandbox, facts, "vllm", model)
+    }
+
+    fn docker(&self) -> &Docker {
+        self.docker
+            .as_ref()
+            .expect("the test machine runs a Docker engine")
+    }
+
+    /// Every audit record so far.
+    fn records(&self) -> Vec<Record> {
+        audit::read(&self.paths.audit_log(), &audit::Filter::default(), None).unwrap()
+    }
+
+    /// The records written since `before` records.
+    fn records_since(&self, before: usize) -> Vec<Record> {
+        self.records().split_off(before)
+    }
+
+    fn audit_text(&self) -> String {
+        std::fs::read_to_string(self.paths.audit_log()).unwrap_or_default()
+    }
+
+    /// Containers the host created for this home.
+    fn containers(&self) -> Vec<ContainerSummary> {
+        self.docker()
+            .list_labelled(LABEL_HOME, Some(&self.home().display().to_string()))
+            .unwrap()
+    }
+
+    /// Writes a session record as the host would for `provider`.
+    fn write_record(&self, provider: &str, vllm_port: u16) -> Vec<u8> {
+        let record = jarvis_mine::session::SessionRecord {
+            provider: provider.into(),
+            vllm_endpoint: format!("http://127.0.0.1:{vllm_port}/v1"),
+            model: "pearl-ai/model".into(),
+            gateway_url: "http://127.0.0.1:8337".into(),
+            gateway_metrics_url: "http://127.0.0.1:8339".into(),
+            container_id: "0123456789ab".into(),
+            wallet_address: "prl1owner".into(),
+            started_at: 1_767_225_600,
+            session_id: Some("owner-session".into()),
+            metrics_url: Some(format!("http://127.0.0.1:{vllm_port}/metrics")),
+            image: Some("owner/image:1".into()),
+            gateway_pid: None,
+            miner_loop_pid: None,
+        };
+        jarvis_mine::session::sidecar::write(&self.paths.sidecar(), &record).unwrap();
+        std::fs::read(self.paths.sidecar()).unwrap()
+    }
+
+    fn sidecar_bytes(&self) -> Option<Vec<u8>> {
+        std::fs::read(self.paths.sidecar()).ok()
+    }
+}
+
+fn parse(text: &str, path: &Path) -> PolicyFile {
+    PolicyFile::parse(text, path).unwrap_or_else(|err| panic!("{err}\n{text}"))
+}
+
+fn config(extra: &[(&str, ExtraValue)]) -> MiningConfig {
+    MiningConfig {
+        provider: ESCAPE.into(),
+        wallet_address: "prl1escape".into(),
+        submit_target: SubmitTarget::Solo(SoloTarget {
+            pearld_rpc_url: "http://127.0.0.1:44107".into(),
+        }),
+        fee_bps: 0,
+        fee_payout_address: None,
+        extra: extra
+            .iter()
+            .map(|(key, value)| ((*key).to_owned(), value.clone()))
+            .collect(),
+    }
+}
+
+fn text(value: impl Into<String>) -> ExtraValue {
+    ExtraValue::Text(value.into())
+}
+
+fn texts(values: &[&str]) -> ExtraValue {
+    ExtraValue::Texts(values.iter().map(|v| (*v).to_owned()).collect())
+}
+
+fn int(value: i64) -> ExtraValue {
+    ExtraValue::Integer(value)
+}
+
+fn message(error: &Error) -> &str {
+    match error {
+        Error::Denied(m) | Error::Invalid(m) | Error::Unavailable(m) | Error::Failed(m) => m,
+    }
+}
+
+/// The message of a `denied` error; anything else fails the test.
+fn denied(error: Error) -> String {
+    match error {
+        Error::Denied(message) => message,
+        other => panic!("expected denied, got {other:?}"),
+    }
+}
+
+fn invalid(error: Error) -> String {
+    match error {
+        Error::Invalid(message) => message,
+        other => panic!("expected invalid, got {other:?}"),
+    }
+}
+
+fn assert_contains(haystack: &str, needles: &[&str]) {
+    for needle in needles {
+        assert!(
+            haystack.contains(needle),
+            "{needle:?} is missing from:\n{haystack}"
+        );
+    }
+}
+
+/// Checks one audit record's identity, capability and decision.
+#[track_caller]
+fn assert_record(record: &Record, import: &str, decision: Decision) {
+    let capability = import.split('.').next().unwrap();
+    assert_eq!(record.provider, ESCAPE, "{record:?}");
+    assert_eq!(record.component, component().1, "{record:?}");
+    assert_eq!(record.wit, audit::WIT_VERSION, "{record:?}");
+    assert_eq!(record.capability, capability, "{record:?}");
+    assert!(
+        record.action == import || record.action.starts_with(&format!("{import} ")),
+        "{import}: {record:?}"
+    );
+    assert_eq!(record.decision, decision, "{record:?}");
+    if decision == Decision::Deny {
+        assert!(record.reason.is_some(), "{record:?}");
+    }
+}
+
+/// The one record a single attack left, checked.
+#[track_caller]
+fn one_record(h: &Harness, before: usize, import: &str, decision: Decision) -> Record {
+    let records = h.records_since(before);
+    assert_eq!(records.len(), 1, "{records:#?}");
+    assert_record(&records[0], import, decision);
+    records.into_iter().next().unwrap()
+}
+
+/// A running fake-miner container made directly through Docker (not by the
+/// provider), removed by `cleanup`.
+fn victim(cleanup: &ContainerCleanup, tag: &str, labels: &[(&str, &str)]) -> String {
+    let docker = Docker::connect().unwrap();
+    let mut all = cleanup.labels();
+    for (key, value) in labels {
+        all.insert((*key).to_owned(), (*value).to_owned());
+    }
+    let spec = docker::ContainerSpec {
+        name: Some(format!("escape-victim-{tag}-{}", cleanup.value())),
+        image: fake_miner_image(),
+        args: vec![
+            "victim/model".into(),
+            "--host".into(),
+            "127.0.0.1".into(),
+            "--port".into(),
+            "8000".into(),
+        ],
+        env: vec![("PEARLD_RPC_PASSWORD".into(), "victim-password".into())],
+        labels: all,
+        network_mode: "none".into(),
+        ..Default::default()
+    };
+    let id = docker.create(&spec).unwrap();
+    docker.start(&id).unwrap();
+    id
+}
+
+fn running(id: &str) -> bool {
+    Docker::connect()
+        .unwrap()
+        .inspect(id)
+        .unwrap()
+        .is_some_and(|state| state.running)
+}
+
+/// A loopback listener counting the connections it accepts; `reply` (if
+/// any) is written to each after its request is read, else the connection
+/// is held open, unanswered, until the listener is dropped.
+struct Server {
+    port: u16,
+    accepted: Arc<AtomicUsize>,
+}
+
+impl Server {
+    fn start(reply: Option<String>) -> Server {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let count = Arc::clone(&accepted);
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { return };
+                count.fetch_add(1, Ordering::SeqCst);
+                match &reply {
+                    Some(reply) => {
+                        let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+                        let mut buffer = [0u8; 4096];
+                        let _ = stream.read(&mut buffer);
+                        let _ = stream.write_all(reply.as_bytes());
+                    }
+                    None => held.push(stream),
+                }
+            }
+        });
+        Server { port, accepted }
+    }
+
+    fn accepted(&self) -> usize {
+        // Let a connection in flight be counted.
+        std::thread::sleep(Duration::from_millis(100));
+        self.accepted.load(Ordering::SeqCst)
+    }
+}
+
+fn http_reply(status: &str, headers: &str, body: &str) -> String {
+    format!(
+        "HTTP/1.1 {status}\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+/// Runs test `name` again in a child process of this test binary, with
+/// `env` added to its environment (what cannot be set safely in a
+/// multi-threaded test process). Returns true in the child, which then runs
+/// the test's body; in the parent, checks the child passed.
+fn in_child(name: &str, env: &[(&str, &str)]) -> bool {
+    const CHILD: &str = "JARVIS_ESCAPE_CHILD";
+    if std::env::var_os(CHILD).is_some() {
+        return true;
+    }
+    let output = Command::new(std::env::current_exe().unwrap())
+        .args([name, "--exact", "--nocapture", "--test-threads=1"])
+        .env(CHILD, "1")
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success() && stdout.contains("1 passed"),
+        "{name} failed in its child process ({}):\n{stdout}\n{stderr}",
+        output.status
+    );
+    false
+}
+
+// ---------------------------------------------------------------------------
+// Images and container specs.
+
+#[test]
+fn a_disallowed_image_is_denied_before_docker_sees_it() {
+    let h = Harness::new(&default_grant());
+    let image = "evil/miner:latest";
+    let before = h.records().len();
+    let error = h.attack(&[("attack", text("ensure-image")), ("image", text(image))]);
+    let message = denied(error);
+    assert_contains(
+        &message,
+        &[
+            "image 'evil/miner:latest' is not in providers.\"escape\".containers.images",
+            &h.paths.user_policy().display().to_string(),
+        ],
+    );
+    let record = one_record(&h, before, "containers.ensure-image", Decision::Deny);
+    assert_eq!(
+        record.action,
+        "containers.ensure-image image=evil/miner:latest"
+    );
+    assert_eq!(record.reason.as_deref(), Some(message.as_str()));
+    assert!(!h.docker().image_present(image).unwrap());
+
+    let before = h.records().len();
+    let error = h.attack(&[("attack", text("run")), ("image", text(image))]);
+    assert_contains(&denied(error), &["providers.\"escape\".containers.images"]);
+    one_record(&h, before, "containers.run", Decision::Deny);
+    assert!(h.containers().is_empty());
+}
+
+#[test]
+fn privileged_flags_are_only_arguments_and_namespaces_stay_private() {
+    let h = Harness::new(&default_grant());
+    let args = [
+        "--privileged",
+        "--pid=host",
+        "--ipc=host",
+        "--uts=host",
+        "--userns=host",
+        "--cap-add=ALL",
+        "--device=/dev/mem",
+        "--security-opt=seccomp=unconfined",
+        "-v",
+        "/:/host",
+        "--network=host",
+    ];
+    let before = h.records().len();
+    let outcome = h.start(&[
+        ("attack", text("run")),
+        ("image", text(fake_miner_image())),
+        ("name", text(format!("escape-flags-{}", std::process::id()))),
+        ("args", texts(&args)),
+    ]);
+    assert_eq!(outcome, Ok(Ok(())));
+    let record = one_record(&h, before, "containers.run", Decision::Allow);
+    assert_eq!(record.outcome.as_deref(), Some("ok"));
+
+    let containers = h.containers();
+    assert_eq!(containers.len(), 1, "{containers:?}");
+    let created = &containers[0];
+    assert_eq!(created.labels[LABEL_PROVIDER], ESCAPE);
+    assert_eq!(created.labels[LABEL_COMPONENT], component().1);
+    let id = created.id.clone();
+    let inspected = raw_docker(|client| async move {
+        client
+            .inspect_container(
+                &id,
+                None::<bollard::query_parameters::InspectContainerOptions>,
+            )
+            .await
+            .unwrap()
+    });
+    let config = inspected.config.unwrap();
+    assert_eq!(
+        config.cmd.unwrap(),
+        args.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+        "the flags reach the entrypoint as arguments, nothing else"
+    );
+    let host = inspected.host_config.unwrap();
+    assert_ne!(host.privileged, Some(true));
+    for (what, mode) in [
+        ("pid", host.pid_mode.clone()),
+        ("ipc", host.ipc_mode.clone()),
+        ("uts", host.uts_mode.clone()),
+        ("userns", host.userns_mode.clone()),
+        ("network", host.network_mode.clone()),
+    ] {
+        assert!(
+            !mode.as_deref().unwrap_or_default().starts_with("host"),
+            "{what} mode {mode:?}"
+        );
+    }
+    assert_eq!(host.network_mode.as_deref(), Some("none"));
+    assert!(host.cap_add.unwrap_or_default().is_empty());
+    assert!(host.devices.unwrap_or_default().is_empty());
+    assert!(host.device_requests.unwrap_or_default().is_empty());
+    assert!(host.security_opt.unwrap_or_default().is_empty());
+    assert!(host.binds.unwrap_or_default().is_empty());
+    assert!(host.mounts.unwrap_or_default().is_empty());
+    assert!(inspected.mounts.unwrap_or_default().is_empty());
+
+    // Sharing another container's namespaces is not a network mode.
+    let before = h.records().len();
+    let network = format!("container:{}", created.id);
+    let error = h.attack(&[
+        ("attack", text("run")),
+        ("image", text(fake_miner_image())),
+        ("name", text("escape-shared-ns")),
+        ("network", text(network.clone())),
+    ]);
+    assert_contains(
+        &invalid(error),
+        &[&format!(
+            "network \"{network}\" is not one of host, bridge, none"
+        )],
+    );
+    let record = one_record(&h, before, "containers.run", Decision::Allow);
+    assert_eq!(record.outcome.as_deref(), Some("invalid"));
+    // And the host network is not in the grant.
+    let before = h.records().len();
+    let error = h.attack(&[
+        ("attack", text("run")),
+        ("image", text(fake_miner_image())),
+        ("name", text("escape-host-net")),
+        ("network", text("host")),
+    ]);
+    assert_contains(
+        &denied(error),
+        &["network mode 'host' is not in providers.\"escape\".containers.network_modes"],
+    );
+    one_record(&h, before, "containers.run", Decision::Deny);
+    assert_eq!(h.containers().len(), 1);
+}
+
+#[test]
+fn the_docker_socket_and_system_paths_are_never_mounted_even_when_slash_is_granted() {
+    let h = Harness::new(&grant(r#"{ path = "/" }"#, r#""session""#, ""));
+    let socket_dir = Path::new("/run/docker.sock")
+        .parent()
+        .unwrap()
+        .display()
+        .to_string();
+    let mut forbidden = vec![
+        "/".to_owned(),
+        "/var/run/docker.sock".to_owned(),
+        "/run/docker.sock".to_owned(),
+        "/proc".to_owned(),
+        "/proc/1/root".to_owned(),
+        "/sys".to_owned(),
+        "/dev".to_owned(),
+        // Directories that hold the socket expose it just the same.
+        "/var/run".to_owned(),
+        "/var".to_owned(),
+        socket_dir,
+        "/proc/../run".to_owned(),
+    ];
+    if let Some(unix) = Docker::default_host().strip_prefix("unix://") {
+        forbidden.push(unix.to_owned());
+        forbidden.push(Path::new(unix).parent().unwrap().display().to_string());
+    }
+    for mount in &forbidden {
+        if !Path::new(mount).exists() {
+            continue;
+        }
+        let before = h.records().len();
+        let error = h.attack(&[
+            ("attack", text("run")),
+            ("image", text(fake_miner_image())),
+            ("mount", text(mount.clone())),
+        ]);
+        let message = denied(error);
+        assert_contains(&message, &["into a container is not allowed"]);
+        let record = one_record(&h, before, "containers.run", Decision::Deny);
+        assert_eq!(record.reason.as_deref(), Some(message.as_str()), "{mount}");
+    }
+    assert!(h.containers().is_empty(), "{:?}", h.containers());
+}
+
+#[test]
+fn mounts_outside_the_grant_are_denied_after_resolving_dots_and_symlinks() {
+    let outer = tempfile::tempdir().unwrap();
+    let outer = outer.path().canonicalize().unwrap();
+    let granted = outer.join("granted");
+    let outside = outer.join("outside");
+    std::fs::create_dir_all(granted.join("models")).unwrap();
+    std::fs::create_dir_all(&outside).unwrap();
+    std::os::unix::fs::symlink(&outside, granted.join("link")).unwrap();
+    std::os::unix::fs::symlink("/etc", granted.join("etc")).unwrap();
+    let h = Harness::new(&grant(
+        &format!(r#"{{ path = "{}" }}"#, granted.display()),
+        r#""session""#,
+        "",
+    ));
+    let cases = [
+        (format!("{}/../outside", granted.display()), outside.clone()),
+        (granted.join("link").display().to_string(), outside.clone()),
+        // `link/..` is `outer` once the link is resolved.
+        (
+            granted.join("link/../outside").display().to_string(),
+            outside.clone(),
+        ),
+        (granted.join("etc").display().to_string(), "/etc".into()),
+    ];
+    for (mount, resolved) in &cases {
+        let before = h.records().len();
+        let error = h.attack(&[
+            ("attack", text("run")),
+            ("image", text(fake_miner_image())),
+            ("mount", text(mount.clone())),
+        ]);
+        assert_contains(
+            &denied(error),
+            &[&format!(
+                "mount of {} (read-write) is not in providers.\"escape\".containers.mounts",
+                resolved.display()
+            )],
+        );
+        one_record(&h, before, "containers.run", Decision::Deny);
+    }
+    assert!(h.containers().is_empty());
+
+    // The grant itself works: the denials above are about the paths.
+    let outcome = h.start(&[
+        ("attack", text("run")),
+        ("image", text(fake_miner_image())),
+        ("name", text(format!("escape-mount-{}", std::process::id()))),
+        ("mount", text(granted.join("models").display().to_string())),
+        ("read_only", ExtraValue::Boolean(true)),
+    ]);
+    assert_eq!(outcome, Ok(Ok(())));
+    assert_eq!(h.containers().len(), 1);
+}
+
+// ---------------------------------------------------------------------------
+// Containers it does not own.
+
+#[test]
+fn containers_it_does_not_own_cannot_be_stopped_read_inspected_or_removed() {
+    let cleanup = ContainerCleanup::new("escape-foreign");
+    let h = Harness::new(&default_grant());
+    let other_home = "/somewhere/else/.openjarvis";
+    let victims = [
+        victim(&cleanup, "plain", &[]),
+        // Labelled for this provider, but for another home.
+        victim(
+            &cleanup,
+            "other-home",
+            &[(LABEL_PROVIDER, ESCAPE), (LABEL_HOME, other_home)],
+        ),
+        // This home, another provider.
+        victim(
+            &cleanup,
+            "other-provider",
+            &[
+                (LABEL_PROVIDER, "vllm-pearl"),
+                (LABEL_HOME, &h.home().display().to_string()),
+            ],
+        ),
+    ];
+    std::thread::sleep(Duration::from_millis(300));
+    for id in &victims {
+        for (attack, import) in [
+            ("stop", "containers.stop"),
+            ("grep-logs", "containers.grep-logs"),
+            ("inspect", "containers.inspect"),
+            ("remove", "containers.remove"),
+        ] {
+            let before = h.records().len();
+            let error = h.attack(&[
+                ("attack", text(attack)),
+                ("container", text(id.clone())),
+                ("patterns", texts(&["gateway", "PEARLD"])),
+            ]);
+            let message = denied(error);
+            assert_contains(
+                &message,
+                &[
+                    &format!("container {} is not owned by provider 'escape'", &id[..12]),
+                    &h.home().display().to_string(),
+                ],
+            );
+            assert!(!message.contains("victim-password"), "{message}");
+            let record = one_record(&h, before, import, Decision::Deny);
+            assert_eq!(record.action, format!("{import} {id}"));
+            assert!(running(id), "{attack} stopped {id}");
+        }
+        // By name as well as by id.
+        let name = Docker::connect()
+            .unwrap()
+            .inspect(id)
+            .unwrap()
+            .unwrap()
+            .name;
+        denied(h.attack(&[("attack", text("stop")), ("container", text(name))]));
+        assert!(running(id));
+    }
+    assert!(!h.audit_text().contains("victim-password"));
+}
+
+// ---------------------------------------------------------------------------
+// Secrets.
+
+const UNGRANTED_SECRET: &str = "ESCAPE_UNGRANTED_SECRET";
+const SECRET_VALUE_ENV: &str = "JARVIS_ESCAPE_SECRET_VALUE";
+
+#[test]
+fn a_secret_it_was_not_granted_is_denied_and_never_read() {
+    let value = format!("s3cr3t-{}-{:?}", std::process::id(), Instant::now());
+    if !in_child(
+        "a_secret_it_was_not_granted_is_denied_and_never_read",
+        &[(UNGRANTED_SECRET, &value), (SECRET_VALUE_ENV, &value)],
+    ) {
+        return;
+    }
+    let value = std::env::var(SECRET_VALUE_ENV).unwrap();
+    assert_eq!(std::env::var(UNGRANTED_SECRET).unwrap(), value);
+    let h = Harness::new(&default_grant());
+    for secret in [UNGRANTED_SECRET, "HOME", "DOCKER_HOST"] {
+        let before = h.records().len();
+        let error = h.attack(&[
+            ("attack", text("run")),
+            ("image", text(fake_miner_image())),
+            ("secret", text(secret)),
+        ]);
+        let message = denied(error);
+        assert_contains(
+            &message,
+            &[&format!(
+                "secret '{secret}' is not in providers.\"escape\".containers.secrets"
+            )],
+        );
+        assert!(!message.contains(&value));
+        let record = one_record(&h, before, "containers.run", Decision::Deny);
+        assert_contains(&record.action, &[&format!("secrets={secret}")]);
+    }
+    assert!(h.containers().is_empty());
+    let audit = h.audit_text();
+    assert!(!audit.is_empty());
+    assert!(
+        !audit.contains(&value),
+        "the secret's value is in the audit log"
+    );
+    // Nothing under the home holds it either.
+    for entry in walk(h.home()) {
+        let bytes = std::fs::read(&entry).unwrap_or_default();
+        assert!(
+            !String::from_utf8_lossy(&bytes).contains(&value),
+            "{} holds the secret",
+            entry.display()
+        );
+    }
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
+
+// ---------------------------------------------------------------------------
+// Metrics scrapes.
+
+#[test]
+fn scrapes_reach_only_granted_loopback_endpoints_and_follow_no_redirect() {
+    let ok_metrics = http_reply(
+        "200 OK",
+        "Content-Type: text/plain\r\n",
+        "# TYPE up gauge\nup 1\n",
+    );
+    let target = Server::start(Some(ok_metrics.clone()));
+    let redirector = Server::start(Some(http_reply(
+        "302 Found",
+        &format!("Location: http://127.0.0.1:{}/metrics\r\n", target.port),
+        "",
+    )));
+    let bystander = Server::start(Some(ok_metrics.clone()));
+    let session = Server::start(Some(ok_metrics));
+    let h = Harness::new(&grant(
+        "",
+        &format!(r#""session", "http://127.0.0.1:{}""#, redirector.port),
+        "",
+    ));
+    h.write_record(ESCAPE, session.port);
+
+    // Not loopback; loopback but neither the session's nor granted; tricks
+    // that name one host and mean another.
+    let refused = [
+        "http://10.1.2.3:9100/metrics".to_owned(),
+        "http://169.254.169.254:80/latest/meta-data".to_owned(),
+        format!("http://127.0.0.1:{}/metrics", bystander.port),
+        format!("http://localhost:{}/metrics", bystander.port),
+        format!("http://0.0.0.0:{}/metrics", session.port),
+        format!("http://[::ffff:127.0.0.1]:{}/metrics", session.port),
+        format!(
+            "http://127.0.0.1:{}@10.1.2.3:{}/metrics",
+            session.port, session.port
+        ),
+    ];
+    for url in &refused {
+        let before = h.records().len();
+        let started = Instant::now();
+        let message = denied(h.attack(&[("attack", text("scrape")), ("url", text(url.clone()))]));
+        assert!(started.elapsed() < Duration::from_secs(1), "{url}");
+        assert_contains(
+            &message,
+            &[
+                "is not one of this session's loopback endpoints and is not in providers.\"escape\".metrics.endpoints",
+                &h.paths.user_policy().display().to_string(),
+            ],
+        );
+        one_record(&h, before, "metrics.scrape", Decision::Deny);
+    }
+    assert_eq!(bystander.accepted(), 0);
+
+    // The session's own endpoint answers (the control).
+    let url = format!("http://127.0.0.1:{}/metrics", session.port);
+    assert_eq!(
+        h.start(&[("attack", text("scrape")), ("url", text(url))]),
+        Ok(Ok(()))
+    );
+    assert_eq!(session.accepted(), 1);
+
+    // A granted endpoint redirecting elsewhere: an answer, not a way there.
+    let before = h.records().len();
+    let url = format!("http://127.0.0.1:{}/metrics", redirector.port);
+    let error = h.attack(&[("attack", text("scrape")), ("url", text(url))]);
+    let Error::Failed(message) = &error else {
+        panic!("expected failed, got {error:?}");
+    };
+    assert_contains(message, &["HTTP 302"]);
+    let record = one_record(&h, before, "metrics.scrape", Decision::Allow);
+    assert_eq!(record.outcome.as_deref(), Some("failed"));
+    assert_eq!(redirector.accepted(), 1);
+    assert_eq!(target.accepted(), 0, "the redirect was followed");
+
+    // Another provider's session record makes no endpoint its own.
+    h.write_record("vllm-pearl", session.port);
+    let url = format!("http://127.0.0.1:{}/metrics", session.port);
+    denied(h.attack(&[("attack", text("scrape")), ("url", text(url))]));
+    assert_eq!(session.accepted(), 1);
+}
+
+#[test]
+fn a_host_call_cannot_sleep_past_the_host_time_budget() {
+    let silent = Server::start(None);
+    let policy = grant(
+        "",
+        &format!(r#""http://127.0.0.1:{}""#, silent.port),
+        "[providers.escape.limits]\nhost_time_ms = 500\n",
+    );
+    let h = Harness::new(&policy);
+    assert_eq!(h.provider.limits().host_time, Duration::from_millis(500));
+    let url = format!("http://127.0.0.1:{}/metrics", silent.port);
+    let before = h.records().len();
+    let started = Instant::now();
+    let error = h.attack(&[
+        ("attack", text("scrape")),
+        ("url", text(url)),
+        ("count", int(5)),
+    ]);
+    let elapsed = started.elapsed();
+    assert!(elapsed < Duration::from_secs(5), "{elapsed:?}");
+    let report = message(&error).to_owned();
+    let lines: Vec<&str> = report.lines().collect();
+    assert_eq!(lines.len(), 5, "{report}");
+    assert!(lines[0].starts_with("scrape#0\tunavailable: "), "{report}");
+    for line in &lines[1..] {
+        assert_contains(
+            line,
+            &["\tdenied: ", "host-time budget", "limits.host_time_ms"],
+        );
+    }
+    let records = h.records_since(before);
+    assert_eq!(records.len(), 5, "{records:#?}");
+    assert_eq!(records[0].outcome.as_deref(), Some("unavailable"));
+    for record in &records[1..] {
+        assert_record(record, "metrics.scrape", Decision::Deny);
+    }
+
+    // Without a budget in the policy the scrape's own timeout still holds.
+    let h = Harness::new(&grant(
+        "",
+        &format!(r#""http://127.0.0.1:{}""#, silent.port),
+        "",
+    ));
+    let started = Instant::now();
+    let error = h.attack(&[
+        ("attack", text("scrape")),
+        ("url", text(format!("http://127.0.0.1:{}/", silent.port))),
+    ]);
+    assert!(matches!(error, Error::Unavailable(_)), "{error:?}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+// ---------------------------------------------------------------------------
+// The session record.
+
+#[test]
+fn sidecar_writes_of_a_foreign_shape_or_size_leave_the_record_unchanged() {
+    let h = Harness::new(&default_grant());
+    let original = h.write_record(ESCAPE, 8000);
+    let cases: [(&[(&str, ExtraValue)], &str); 6] = [
+        (
+            &[("huge_field", text("model")), ("huge_size", int(3000))],
+            "model is 3000 bytes; the limit is 2048",
+        ),
+        (
+            &[
+                ("huge_field", text("wallet_address")),
+                ("huge_size", int(1 << 20)),
+            ],
+            "wallet-address is 1048576 bytes; the limit is 2048",
+        ),
+        (
+            &[("vllm_endpoint", text("file:///etc/passwd"))],
+            "sidecar field `vllm_endpoint` is not acceptable",
+        ),
+        (
+            &[("gateway_url", text("http://10.0.0.1:8337"))],
+            "sidecar field `gateway_url` is not acceptable: the host must be loopback",
+        ),
+        (
+            &[("metrics_url", text("http://user:pw@127.0.0.1:8000/metrics"))],
+            "must not carry credentials",
+        ),
+        (
+            &[("wallet_address", text("prl1\nprovider = \"vllm-pearl\""))],
+            "sidecar field `wallet_address` contains a control character",
+        ),
+    ];
+    for (extra, expected) in cases {
+        let mut all = vec![("attack", text("sidecar-write"))];
+        all.extend(extra.iter().cloned());
+        let before = h.records().len();
+        let message = invalid(h.attack(&all));
+        assert_contains(&message, &["session record rejected", expected]);
+        assert_eq!(
+            h.sidecar_bytes().as_deref(),
+            Some(&original[..]),
+            "{expected}"
+        );
+        let record = one_record(&h, before, "sidecar.write", Decision::Allow);
+        assert_eq!(record.outcome.as_deref(), Some("invalid"));
+        assert!(record.action.len() < 4096, "{}", record.action.len());
+    }
+
+    // Another provider's record: neither read, removed, nor replaced.
+    let foreign = h.write_record("vllm-pearl", 8000);
+    assert_eq!(h.start(&[("attack", text("sidecar-read"))]), Ok(Ok(())));
+    assert_eq!(h.start(&[("attack", text("sidecar-remove"))]), Ok(Ok(())));
+    assert_eq!(h.sidecar_bytes().as_deref(), Some(&foreign[..]));
+    let before = h.records().len();
+    let message = denied(h.attack(&[("attack", text("sidecar-write"))]));
+    assert_contains(&message, &["provider 'vllm-pearl'"]);
+    one_record(&h, before, "sidecar.write", Decision::Deny);
+    assert_eq!(h.sidecar_bytes().as_deref(), Some(&foreign[..]));
+}
+
+// ---------------------------------------------------------------------------
+// Limits: the resource table, import loops, sleeping in the host, sizes.
+
+#[test]
+fn the_resource_table_is_capped_and_the_next_call_works() {
+    let h = Harness::new(&default_grant());
+    let outcome = h.start(&[("attack", text("resources")), ("count", int(100_000))]);
+    // The classification keeps the trap's first line only, which does not
+    // say "resource table"; that the call traps rather than returns is what
+    // matters here.
+    assert!(
+        matches!(outcome, Err(ProviderError::Trapped(_))),
+        "{outcome:?}"
+    );
+    // A fresh store: the next call has its whole table (a pollable on a
+    // timer takes two of its MAX_RESOURCES = 1024 entries).
+    let error = h.attack(&[("attack", text("resources")), ("count", int(500))]);
+    assert_eq!(message(&error), "held 500 pollables");
+    // Dropping what it makes keeps a guest under the cap indefinitely.
+    let error = h.attack(&[("attack", text("resources-cycle")), ("count", int(20_000))]);
+    assert_eq!(message(&error), "cycled 20000 pollables");
+    // `detect` has the same cap.
+    let facts = guest_facts(&linux_with_gpus(&[]));
+    assert!(matches!(
+        h.detect(&facts, "resources:100000"),
+        Err(ProviderError::Trapped(_))
+    ));
+    assert!(h.detect(&facts, "resources:10").is_ok());
+}
+
+#[test]
+fn a_tight_loop_of_imports_is_cut_off_then_killed() {
+    let h = Harness::new(&default_grant());
+    // A bounded loop: the first MAX_PRIVILEGED_CALLS run, the rest are denied.
+    let calls = 3 * MAX_PRIVILEGED_CALLS as i64;
+    let error = h.attack(&[
+        ("attack", text("loop")),
+        ("import", text("sidecar.read")),
+        ("count", int(calls)),
+    ]);
+    let report = message(&error).to_owned();
+    assert_contains(
+        &report,
+        &[
+            &format!(
+                "{calls} calls: {MAX_PRIVILEGED_CALLS} ok, {} denied, 0 other",
+                calls - MAX_PRIVILEGED_CALLS as i64
+            ),
+            &format!("more than {MAX_PRIVILEGED_CALLS} privileged calls in one provider call"),
+        ],
+    );
+    let records = h.records();
+    assert_eq!(records.len(), MAX_PRIVILEGED_CALLS as usize + 1);
+    assert!(
+        records[..MAX_PRIVILEGED_CALLS as usize]
+            .iter()
+            .all(|r| r.decision == Decision::Allow && r.outcome.as_deref() == Some("ok"))
+    );
+    let last = records.last().unwrap();
+    assert_record(last, "sidecar.read", Decision::Deny);
+
+    // An endless loop: denied past the cap, then killed at the deadline. The
+    // deadline counts guest time only and a call into the host is host
+    // time, so in wall time the kill comes many deadlines late (the report
+    // this suite came with has the numbers).
+    let h = Harness::new(&grant(
+        "",
+        r#""session""#,
+        "[providers.escape.limits]\ncall_timeout_ms = 250\n",
+    ));
+    for import in ["sidecar.read", "clock.now", "log"] {
+        let before = h.records().len();
+        let started = Instant::now();
+        let outcome = h.start(&[
+            ("attack", text("loop")),
+            ("import", text(import)),
+            ("count", int(0)),
+        ]);
+        let elapsed = started.elapsed();
+        eprintln!("an endless {import} loop was killed after {elapsed:?} (guest budget 250 ms)");
+        assert_eq!(
+            outcome,
+            Err(ProviderError::Timeout(Duration::from_millis(250))),
+            "{import}"
+        );
+        assert!(elapsed < Duration::from_secs(30), "{import}: {elapsed:?}");
+        let records = h.records_since(before);
+        let expected = if import == "sidecar.read" {
+            MAX_PRIVILEGED_CALLS as usize + 1
+        } else {
+            0
+        };
+        assert_eq!(records.len(), expected, "{import}");
+    }
+}
+
+#[test]
+fn audit_records_stay_small_whatever_the_guest_sends() {
+    let h = Harness::new(&default_grant());
+    let huge = "a".repeat(1 << 20);
+    for (attack, import) in [
+        ("stop", "containers.stop"),
+        ("remove", "containers.remove"),
+        ("inspect", "containers.inspect"),
+        ("grep-logs", "containers.grep-logs"),
+    ] {
+        let before = h.records().len();
+        let message =
+            invalid(h.attack(&[("attack", text(attack)), ("container", text(huge.clone()))]));
+        assert_contains(&message, &["container id or name", "is not valid"]);
+        assert!(message.len() < 4096, "{attack}: {}", message.len());
+        let record = one_record(&h, before, import, Decision::Allow);
+        assert_eq!(record.outcome.as_deref(), Some("invalid"));
+    }
+    let long_url = format!("http://{}.example:80/metrics", "b".repeat(60_000));
+    let before = h.records().len();
+    denied(h.attack(&[("attack", text("scrape")), ("url", text(long_url))]));
+    one_record(&h, before, "metrics.scrape", Decision::Deny);
+    for line in h.audit_text().lines() {
+        assert!(line.len() < 4096, "an audit line of {} bytes", line.len());
+    }
+}
+
+#[test]
+fn log_searches_are_bounded_in_patterns() {
+    let h = Harness::new(&default_grant());
+    let patterns: Vec<String> = (0..1000).map(|i| format!("pattern-{i}")).collect();
+    let patterns: Vec<&str> = patterns.iter().map(String::as_str).collect();
+    let error = h.attack(&[
+        ("attack", text("grep-logs")),
+        ("container", text("escape-miner")),
+        ("patterns", texts(&patterns)),
+    ]);
+    assert_contains(&invalid(error), &["patterns"]);
+}
+
+// ---------------------------------------------------------------------------
+// GPUs.
+
+#[test]
+fn gpus_outside_the_grant_are_invisible_and_cannot_be_asked_for() {
+    let h = Harness::new(&default_grant());
+    let facts = guest_facts(&linux_with_gpus(&[
+        ("NVIDIA H100", "9.0", 81559),
+        ("NVIDIA H100", "9.0", 81559),
+        ("NVIDIA H100", "9.0", 81559),
+    ]));
+    let verdict = h.detect(&facts, "llama").unwrap();
+    let reason = verdict.reason.unwrap();
+    assert!(reason.starts_with("gpus=[1] "), "{reason}");
+    // ... and detect may not read the session record either.
+    assert_contains(
+        &reason,
+        &["sidecar.read=denied: sidecar.read is not available here: info() and detect() are pure"],
+    );
+
+    for (gpus, what) in [
+        (texts(&["0"]), "GPU '0' is not in providers.\"escape\".gpus"),
+        (
+            texts(&["1", "2"]),
+            "GPU '2' is not in providers.\"escape\".gpus",
+        ),
+        (
+            texts(&["GPU-00000000"]),
+            "GPU 'GPU-00000000' is not in providers.\"escape\".gpus",
+        ),
+        (text("all"), "all GPUs is not in providers.\"escape\".gpus"),
+        (int(1), "a number of GPUs"),
+    ] {
+        let before = h.records().len();
+        let error = h.attack(&[
+            ("attack", text("run")),
+            ("image", text(fake_miner_image())),
+            ("gpus", gpus),
+        ]);
+        assert_contains(&denied(error), &[what]);
+        let record = one_record(&h, before, "containers.run", Decision::Deny);
+        assert_contains(&record.action, &["gpus="]);
+    }
+    assert!(h.containers().is_empty());
+}
+
+// ---------------------------------------------------------------------------
+// One choke point: every import under every denying policy.
+
+/// The privileged imports, as `all-imports` reports them.
+const IMPORTS: [&str; 10] = [
+    "containers.ensure-image",
+    "containers.run",
+    "containers.stop",
+    "containers.remove",
+    "containers.inspect",
+    "containers.grep-logs",
+    "sidecar.write",
+    "sidecar.read",
+    "sidecar.remove",
+    "metrics.scrape",
+];
+
+/// Parses `all-imports`' report into `(import, answer)` pairs.
+fn report(text: &str) -> Vec<(String, String)> {
+    text.lines()
+        .map(|line| {
+            let (import, answer) = line.split_once('\t').expect("import<TAB>answer");
+            (import.to_owned(), answer.to_owned())
+        })
+        .collect()
+}
+
+/// Sets the stage so that any import that got through would leave a mark:
+/// a running container this provider would own, its own session record, a
+/// live session endpoint. Calls every import once, through `call`, and
+/// checks each was denied with `because`, that nothing moved, and that there
+/// is exactly one deny record per import.
+fn every_import_denied(
+    h: &Harness,
+    because: &str,
+    call: impl FnOnce(&Harness, &[(&str, ExtraValue)]) -> String,
+) {
+    let cleanup = ContainerCleanup::new("escape-table");
+    let home = h.home().display().to_string();
+    let own = victim(
+        &cleanup,
+        "own",
+        &[(LABEL_PROVIDER, ESCAPE), (LABEL_HOME, &home)],
+    );
+    let endpoint = Server::start(Some(http_reply("200 OK", "", "up 1\n")));
+    let record = h.write_record(ESCAPE, endpoint.port);
+    let image = "jarvis-test/escape-never-pulled:1";
+    let before = h.records().len();
+    let answers = report(&call(
+        h,
+        &[
+            ("attack", text("all-imports")),
+            ("image", text(image)),
+            ("container", text(own.clone())),
+            ("name", text(format!("escape-table-{}", cleanup.value()))),
+            (
+                "url",
+                text(format!("http://127.0.0.1:{}/metrics", endpoint.port)),
+            ),
+        ],
+    ));
+
+    let privileged: Vec<&(String, String)> =
+        answers.iter().filter(|(i, _)| i != "clock.now").collect();
+    assert_eq!(
+        privileged
+            .iter()
+            .map(|(i, _)| i.as_str())
+            .collect::<Vec<_>>(),
+        IMPORTS
+    );
+    for (import, answer) in &privileged {
+        assert!(
+            answer.starts_with("denied: ") && answer.contains(because),
+            "{import} was not denied because {because:?}: {answer}"
+        );
+    }
+    // Nothing moved.
+    assert!(running(&own), "the provider's container was stopped");
+    let containers = h.containers();
+    assert_eq!(containers.len(), 1, "{containers:?}");
+    assert_eq!(containers[0].id, own);
+    assert_eq!(h.sidecar_bytes().as_deref(), Some(&record[..]));
+    assert_eq!(endpoint.accepted(), 0, "the endpoint was scraped");
+    assert!(!h.docker().image_present(image).unwrap());
+    // One deny record per import, in order.
+    let records = h.records_since(before);
+    assert_eq!(records.len(), IMPORTS.len(), "{records:#?}");
+    for (record, import) in records.iter().zip(IMPORTS) {
+        assert_record(record, import, Decision::Deny);
+        assert_contains(record.reason.as_deref().unwrap(), &[because]);
+    }
+}
+
+fn all_imports_from_start(h: &Harness, extra: &[(&str, ExtraValue)]) -> String {
+    let error = h.attack(extra);
+    let Error::Failed(report) = error else {
+        panic!("expected the report, got {error:?}");
+    };
+    assert_contains(&report, &["clock.now\tok"]);
+    report
+}
+
+#[test]
+fn every_import_is_denied_to_an_installed_provider_no_policy_names() {
+    let h = Harness::unnamed();
+    every_import_denied(
+        &h,
+        "provider is installed and no policy grants it anything",
+        all_imports_from_start,
+    );
+}
+
+#[test]
+fn every_import_is_denied_under_a_system_policy_granting_no_capability() {
+    let h = Harness::with(|paths| {
+        let system = paths.home().join("system-policy.toml");
+        Policy::with_files(
+            (
+                system.clone(),
+                Some(parse("[default]\ncapabilities = []\n", &system)),
+            ),
+            (
+                paths.user_policy(),
+                Some(parse(&default_grant(), &paths.user_policy())),
+            ),
+        )
+    });
+    every_import_denied(&h, "is not in default.capabilities", all_imports_from_start);
+}
+
+#[test]
+fn every_import_is_denied_under_a_broken_system_policy() {
+    let dir = tempfile::tempdir().unwrap();
+    let broken = dir.path().join("mining-policy.toml");
+    std::fs::write(&broken, "[default]\ncapabilities = [\"everything\"]\n").unwrap();
+    if !in_child(
+        "every_import_is_denied_under_a_broken_system_policy",
+        &[(SYSTEM_POLICY_ENV, broken.to_str().unwrap())],
+    ) {
+        return;
+    }
+    let h = Harness::with(|paths| {
+        std::fs::create_dir_all(paths.user_policy().parent().unwrap()).unwrap();
+        std::fs::write(paths.user_policy(), default_grant()).unwrap();
+        let policy = Policy::load(paths).unwrap();
+        assert!(policy.system_problem().is_some());
+        policy
+    });
+    every_import_denied(
+        &h,
+        "the system policy is unusable, so every privileged call is denied",
+        all_imports_from_start,
+    );
+}
+
+#[test]
+fn every_import_is_denied_in_detect_whatever_the_policy_grants() {
+    let h = Harness::new(&default_grant());
+    every_import_denied(
+        &h,
+        "is not available here: info() and detect() are pure",
+        |h, _| {
+            let facts = guest_facts(&linux_with_gpus(&[]));
+            let reason = h.detect(&facts, "all-imports").unwrap().reason.unwrap();
+            assert_contains(&reason, &["clock.now\tdenied: "]);
+            reason
+        },
+    );
+}
+
+/// A hole this suite found that the host does not close yet: WASI's
+/// `monotonic-clock.subscribe-duration` arms a real timer although the clock
+/// the guest sees is frozen, and `pollable.block` sleeps on it inside the
+/// host, where epochs do not interrupt. `detect` (doctor) and lifecycle
+/// calls alike run as long as the guest asks (`u64::MAX` ns is "never");
+/// the timeout is only reported afterwards.
+#[test]
+#[ignore = "open hole: a WASI pollable sleeps inside the host past the call deadline"]
+fn a_guest_cannot_sleep_inside_a_wasi_call_past_its_deadline() {
+    let h = Harness::new(&default_grant());
+    let facts = guest_facts(&linux_with_gpus(&[]));
+    let started = Instant::now();
+    let outcome = h.detect(&facts, "sleep:8000");
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed < Duration::from_secs(5),
+        "detect slept {elapsed:?}: {outcome:?}"
+    );
+    let started = Instant::now();
+    let outcome = h.start(&[("attack", text("sleep")), ("count", int(8000))]);
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed < Duration::from_secs(5),
+        "start slept {elapsed:?}: {outcome:?}"
+    );
+}
+
+#[test]
+fn an_ungranted_capability_is_denied_before_the_request_is_even_read() {
+    let h = Harness::unnamed();
+    let because = "provider is installed and no policy grants it anything";
+    let cases: [(&[(&str, ExtraValue)], &str); 5] = [
+        (
+            &[
+                ("attack", text("run")),
+                ("network", text("container:0123456789ab")),
+            ],
+            "containers.run",
+        ),
+        (
+            &[
+                ("attack", text("ensure-image")),
+                ("image", text("not an image")),
+            ],
+            "containers.ensure-image",
+        ),
+        (
+            &[
+                ("attack", text("stop")),
+                ("container", text("x".repeat(100_000))),
+            ],
+            "containers.stop",
+        ),
+        (
+            &[
+                ("attack", text("sidecar-write")),
+                ("huge_field", text("model")),
+                ("huge_size", int(10_000)),
+            ],
+            "sidecar.write",
+        ),
+        (
+            &[("attack", text("scrape")), ("url", text("gopher://x"))],
+            "metrics.scrape",
+        ),
+    ];
+    for (extra, import) in cases {
+        let before = h.records().len();
+        assert_contains(&denied(h.attack(extra)), &[because]);
+        one_record(&h, before, import, Decision::Deny);
+    }
+}
