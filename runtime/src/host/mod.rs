@@ -188,7 +188,9 @@ impl CallState {
             capability_name(capability),
             import.to_owned(),
         );
-        let (result, denial) = match self.admit(capability, import) {
+        let admission = self.admit(capability, import);
+        let admitted = admission.is_ok();
+        let (result, denial) = match admission {
             Err(denial) => (Err(Error::Denied(denial.clone())), Some(denial)),
             Ok(()) => {
                 let host = self.host.as_mut().expect("admit checked the host context");
@@ -207,9 +209,15 @@ impl CallState {
             }
         };
         let elapsed = started.elapsed();
-        // Image acquisition has its own progress and can take most of an hour.
-        if import != IMPORT_ENSURE_IMAGE {
-            self.host_time_left = self.host_time_left.saturating_sub(elapsed);
+        if admitted {
+            // Host work is not the guest's time: it is charged to the
+            // host-time budget instead, except image acquisition, which has
+            // its own progress and can take most of an hour. A denied call
+            // costs the guest, so a loop of them runs out of guest time.
+            self.privileged_time += elapsed;
+            if import != IMPORT_ENSURE_IMAGE {
+                self.host_time_left = self.host_time_left.saturating_sub(elapsed);
+            }
         }
         record.duration_us = elapsed.as_micros() as u64;
         clip(&mut record.action);

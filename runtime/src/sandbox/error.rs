@@ -62,7 +62,9 @@ impl ProviderError {
             None if evidence.panic_message.is_some() => {
                 ProviderError::Panicked(evidence.panic_message.map(str::to_owned))
             }
-            None => ProviderError::Trapped(first_line(&format!("{err:#}"))),
+            // The root cause names what failed (e.g. a full resource table);
+            // the outer context is only "error while executing".
+            None => ProviderError::Trapped(first_line(&err.root_cause().to_string())),
         }
     }
 }

@@ -61,6 +61,8 @@ pub struct CallState {
     pub(crate) privileged_calls: u32,
     /// What is left of `SandboxLimits::host_time`.
     pub(crate) host_time_left: Duration,
+    /// Time spent in admitted privileged calls: not charged to the guest.
+    pub(crate) privileged_time: Duration,
 }
 
 /// The provider a call is for and the limits it runs under (the sandbox's,
@@ -114,6 +116,7 @@ impl Sandbox {
         let engine = Engine::new(&engine_config(&limits)).map_err(anyhow::Error::from)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(anyhow::Error::from)?;
+        wasi::freeze_timers(&mut linker)?;
         MiningProvider::add_to_linker::<CallState, HasSelf<CallState>>(&mut linker, |state| state)
             .map_err(anyhow::Error::from)?;
         spawn_epoch_ticker(&engine);
@@ -203,6 +206,7 @@ impl Sandbox {
             audit_log: self.audit_log.clone(),
             privileged_calls: 0,
             host_time_left: limits.host_time,
+            privileged_time: Duration::ZERO,
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limiter);
@@ -261,24 +265,23 @@ fn engine_config(limits: &SandboxLimits) -> Config {
     config
 }
 
-/// Keeps the epoch deadline on guest time: time inside host calls is not
-/// charged to the guest's budget.
+/// Keeps the epoch deadline on the call's own time: everything since the call
+/// began except admitted privileged host calls (charged to the host-time
+/// budget instead). Cheap imports called in a loop (log, clock, denied
+/// requests) therefore count against the guest like any other work.
 fn guest_time_budget(
     budget: Duration,
 ) -> impl FnMut(wasmtime::StoreContextMut<'_, CallState>, CallHook) -> wasmtime::Result<()>
 + Send
 + Sync
 + 'static {
-    let mut left = budget;
-    let mut entered_guest = Instant::now();
+    let started = Instant::now();
     move |mut store, hook| {
-        match hook {
-            CallHook::CallingHost => left = left.saturating_sub(entered_guest.elapsed()),
-            CallHook::ReturningFromHost => {
-                entered_guest = Instant::now();
-                store.set_epoch_deadline(deadline_ticks(left));
-            }
-            CallHook::CallingWasm | CallHook::ReturningFromWasm => {}
+        if matches!(hook, CallHook::ReturningFromHost) {
+            let charged = started
+                .elapsed()
+                .saturating_sub(store.data().privileged_time);
+            store.set_epoch_deadline(deadline_ticks(budget.saturating_sub(charged)));
         }
         Ok(())
     }
