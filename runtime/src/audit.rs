@@ -69,13 +69,20 @@ impl Record {
     }
 }
 
+/// RFC 3339 in UTC with milliseconds, always the same width (so records of
+/// the same content have the same length, which rotation tests rely on).
 fn now_rfc3339() -> String {
     let now = time::OffsetDateTime::now_utc();
-    let millis = now.replace_nanosecond(now.millisecond() as u32 * 1_000_000);
-    millis
-        .unwrap_or(now)
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        now.year(),
+        u8::from(now.month()),
+        now.day(),
+        now.hour(),
+        now.minute(),
+        now.second(),
+        now.millisecond()
+    )
 }
 
 /// The appending side, shared by every call of one command.
