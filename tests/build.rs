@@ -1,13 +1,15 @@
-//! Builds the test guests in tests/guests into components and tells the tests
-//! where they are (`GUEST_<NAME>` environment variables at compile time).
+//! Builds the test guests in tests/guests, and the provider template, into
+//! components and tells the tests where they are (`GUEST_<NAME>` or
+//! `PROVIDER_TEMPLATE` environment variables at compile time).
 
 use provider_build::{Guest, GuestTarget, build_components};
 use std::path::Path;
 
-const GUESTS: [(&str, GuestTarget); 3] = [
+const GUESTS: [(&str, GuestTarget); 4] = [
     ("guest-hostile", GuestTarget::Bare),
     ("guest-escape", GuestTarget::Bare),
     ("guest-impure", GuestTarget::Wasi),
+    ("provider-template", GuestTarget::Bare),
 ];
 
 fn main() {
@@ -15,7 +17,12 @@ fn main() {
     let workspace = Path::new(&manifest_dir)
         .parent()
         .expect("tests/ is in the workspace");
-    for watched in ["tests/guests", "providers/sdk", "wit"] {
+    for watched in [
+        "tests/guests",
+        "providers/sdk",
+        "providers/examples/rust-template",
+        "wit",
+    ] {
         println!(
             "cargo:rerun-if-changed={}",
             workspace.join(watched).display()

@@ -18,6 +18,11 @@ pub fn impure_component() -> Vec<u8> {
     read(env!("GUEST_IMPURE"))
 }
 
+/// The documented provider template (providers/examples/rust-template).
+pub fn template_component() -> Vec<u8> {
+    read(env!("PROVIDER_TEMPLATE"))
+}
+
 fn read(path: &str) -> Vec<u8> {
     std::fs::read(Path::new(path)).unwrap_or_else(|err| panic!("reading {path}: {err}"))
 }
