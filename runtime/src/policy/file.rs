@@ -5,12 +5,13 @@
 
 use crate::bindings::Capability;
 use crate::text_position::line_column;
-use globset::{GlobBuilder, GlobMatcher};
+use globset::{Glob, GlobBuilder, GlobMatcher};
 use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 /// One policy file: rules for installed providers, a grant for providers the
 /// file does not name, and grants per provider id.
@@ -165,12 +166,17 @@ macro_rules! text_value {
 #[derive(Debug, Clone)]
 pub struct Pattern {
     text: String,
-    matcher: GlobMatcher,
+    glob: Glob,
+    /// Compiled on first use: a large policy names many patterns, and a
+    /// command consults only the few of the providers it runs.
+    matcher: OnceLock<GlobMatcher>,
 }
 
 impl Pattern {
     pub fn matches(&self, value: &str) -> bool {
-        self.matcher.is_match(value)
+        self.matcher
+            .get_or_init(|| self.glob.compile_matcher())
+            .is_match(value)
     }
 }
 
@@ -189,7 +195,8 @@ impl FromPolicyText for Pattern {
             .map_err(|err| format!("bad pattern {text:?}: {}", err.kind()))?;
         Ok(Pattern {
             text: text.to_owned(),
-            matcher: glob.compile_matcher(),
+            glob,
+            matcher: OnceLock::new(),
         })
     }
     fn text(&self) -> &str {
