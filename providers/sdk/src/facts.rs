@@ -2,9 +2,39 @@
 //! every provider. Facts the host could not learn are `None`, and these
 //! helpers treat them as "not known", never as a yes.
 
-use crate::types::{Gpu, HardwareFacts};
+use crate::types::{DockerFacts, Gpu, HardwareFacts, PearlFacts};
 
 impl HardwareFacts {
+    /// A host about which nothing is known: every fact `None`, no GPU. The
+    /// starting point for facts in a provider's unit tests.
+    pub fn unknown() -> Self {
+        HardwareFacts {
+            os: None,
+            arch: None,
+            cpu_model: None,
+            cpu_cores: None,
+            ram_mib: None,
+            gpus: Vec::new(),
+            visible_devices: None,
+            gpu_note: None,
+            nvidia_driver_version: None,
+            cuda_version: None,
+            disk_free_mib: None,
+            disk_path: None,
+            docker: DockerFacts {
+                reachable: None,
+                version: None,
+            },
+            pearl: PearlFacts {
+                gateway_on_path: None,
+                python_packages: None,
+                torch_installed: None,
+                torch_mps_built: None,
+                torch_mps_available: None,
+            },
+        }
+    }
+
     /// The operating system, or "unknown".
     pub fn os_name(&self) -> &str {
         self.os.as_deref().unwrap_or("unknown")
@@ -32,7 +62,7 @@ impl HardwareFacts {
 
 #[cfg(test)]
 mod tests {
-    use crate::types::{DockerFacts, Gpu, HardwareFacts, PearlFacts};
+    use crate::types::{Gpu, HardwareFacts};
 
     fn gpu(vendor: &str, mib: Option<u64>) -> Gpu {
         Gpu {
@@ -47,29 +77,8 @@ mod tests {
 
     fn facts(gpus: Vec<Gpu>) -> HardwareFacts {
         HardwareFacts {
-            os: None,
-            arch: None,
-            cpu_model: None,
-            cpu_cores: None,
-            ram_mib: None,
             gpus,
-            visible_devices: None,
-            gpu_note: None,
-            nvidia_driver_version: None,
-            cuda_version: None,
-            disk_free_mib: None,
-            disk_path: None,
-            docker: DockerFacts {
-                reachable: None,
-                version: None,
-            },
-            pearl: PearlFacts {
-                gateway_on_path: None,
-                python_packages: None,
-                torch_installed: None,
-                torch_mps_built: None,
-                torch_mps_available: None,
-            },
+            ..HardwareFacts::unknown()
         }
     }
 

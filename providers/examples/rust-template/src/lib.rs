@@ -164,45 +164,25 @@ fn container(image: &str, config: &MiningConfig) -> ContainerSpec {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mining_provider_sdk::types::{DockerFacts, Gpu, PearlFacts};
+    use mining_provider_sdk::types::Gpu;
 
     fn host(os: &str, docker: bool, gpus: &[(&str, u64)]) -> HardwareFacts {
-        HardwareFacts {
-            os: Some(os.into()),
-            arch: Some("x86_64".into()),
-            cpu_model: None,
-            cpu_cores: None,
-            ram_mib: None,
-            gpus: gpus
-                .iter()
-                .enumerate()
-                .map(|(i, (vendor, mib))| Gpu {
-                    index: i as u32,
-                    uuid: None,
-                    name: "gpu".into(),
-                    vendor: (*vendor).into(),
-                    compute_capability: None,
-                    memory_total_mib: Some(*mib),
-                })
-                .collect(),
-            visible_devices: None,
-            gpu_note: None,
-            nvidia_driver_version: None,
-            cuda_version: None,
-            disk_free_mib: None,
-            disk_path: None,
-            docker: DockerFacts {
-                reachable: Some(docker),
-                version: None,
-            },
-            pearl: PearlFacts {
-                gateway_on_path: None,
-                python_packages: None,
-                torch_installed: None,
-                torch_mps_built: None,
-                torch_mps_available: None,
-            },
-        }
+        let mut facts = HardwareFacts::unknown();
+        facts.os = Some(os.into());
+        facts.docker.reachable = Some(docker);
+        facts.gpus = gpus
+            .iter()
+            .enumerate()
+            .map(|(i, (vendor, mib))| Gpu {
+                index: i as u32,
+                uuid: None,
+                name: "gpu".into(),
+                vendor: (*vendor).into(),
+                compute_capability: None,
+                memory_total_mib: Some(*mib),
+            })
+            .collect();
+        facts
     }
 
     #[test]

@@ -1,6 +1,5 @@
 use super::*;
 use mining_provider_sdk::types::Gpu;
-use mining_provider_sdk::types::{DockerFacts, PearlFacts};
 use pearl_catalog::DEFAULT_PEARL_MODEL;
 
 fn gpu(index: u32, name: &str, vendor: &str, cc: &str, mib: u64) -> Gpu {
@@ -22,27 +21,8 @@ fn facts(gpus: Vec<Gpu>) -> HardwareFacts {
     HardwareFacts {
         os: Some("linux".into()),
         arch: Some("x86_64".into()),
-        cpu_model: None,
-        cpu_cores: None,
-        ram_mib: None,
         gpus,
-        visible_devices: None,
-        gpu_note: None,
-        nvidia_driver_version: None,
-        cuda_version: None,
-        disk_free_mib: None,
-        disk_path: None,
-        docker: DockerFacts {
-            reachable: None,
-            version: None,
-        },
-        pearl: PearlFacts {
-            gateway_on_path: None,
-            python_packages: None,
-            torch_installed: None,
-            torch_mps_built: None,
-            torch_mps_available: None,
-        },
+        ..HardwareFacts::unknown()
     }
 }
 
