@@ -23,10 +23,7 @@ impl Provider for AppleMpsPearl {
     }
 
     fn detect(facts: HardwareFacts, _engine_id: String, _model: String) -> Capabilities {
-        match check(&facts) {
-            Ok(()) => Capabilities::supported(),
-            Err(reason) => Capabilities::unsupported(reason),
-        }
+        check(&facts).into()
     }
 }
 

@@ -22,10 +22,7 @@ impl Provider for CpuPearl {
     }
 
     fn detect(facts: HardwareFacts, _engine_id: String, _model: String) -> Capabilities {
-        match check(&facts) {
-            Ok(()) => Capabilities::supported(),
-            Err(reason) => Capabilities::unsupported(reason),
-        }
+        check(&facts).into()
     }
 }
 

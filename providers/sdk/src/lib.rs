@@ -114,6 +114,16 @@ impl Capabilities {
     }
 }
 
+/// A check's outcome as a verdict: `Ok` is supported, `Err(reason)` is not.
+impl From<Result<(), String>> for Capabilities {
+    fn from(check: Result<(), String>) -> Self {
+        match check {
+            Ok(()) => Capabilities::supported(),
+            Err(reason) => Capabilities::unsupported(reason),
+        }
+    }
+}
+
 /// Bridges a [`Provider`] to the generated export trait, adding the panic hook.
 #[doc(hidden)]
 pub struct Adapter<P>(PhantomData<P>);

@@ -35,10 +35,7 @@ impl Provider for VllmPearl {
     }
 
     fn detect(facts: HardwareFacts, engine_id: String, model: String) -> Capabilities {
-        match detect::check(&facts, &engine_id, &model) {
-            Ok(()) => Capabilities::supported(),
-            Err(reason) => Capabilities::unsupported(reason),
-        }
+        detect::check(&facts, &engine_id, &model).into()
     }
 
     fn start(config: MiningConfig) -> Result<(), Error> {

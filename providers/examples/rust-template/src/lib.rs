@@ -36,10 +36,7 @@ impl Provider for Template {
     }
 
     fn detect(facts: HardwareFacts, _engine_id: String, _model: String) -> Capabilities {
-        match check(&facts) {
-            Ok(()) => Capabilities::supported(),
-            Err(reason) => Capabilities::unsupported(reason),
-        }
+        check(&facts).into()
     }
 
     fn start(config: MiningConfig) -> Result<(), Error> {
