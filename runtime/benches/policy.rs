@@ -54,6 +54,16 @@ fn parse(c: &mut Criterion) {
                 })
             },
         );
+        group.bench_function(format!("{providers}_toml_table_only"), |b| {
+            b.iter(|| black_box(&text).parse::<toml::Table>().expect("parses"))
+        });
+        group.bench_function(format!("{providers}_toml_edit_only"), |b| {
+            b.iter(|| {
+                black_box(&text)
+                    .parse::<toml_edit::DocumentMut>()
+                    .expect("parses")
+            })
+        });
     }
     group.finish();
 }

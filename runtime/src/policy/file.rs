@@ -453,6 +453,9 @@ impl<'de> Deserialize<'de> for PortRange {
                     high: port,
                 })
             }
+            fn visit_u64<E: de::Error>(self, value: u64) -> Result<PortRange, E> {
+                self.visit_i64(i64::try_from(value).unwrap_or(i64::MAX))
+            }
             fn visit_str<E: de::Error>(self, value: &str) -> Result<PortRange, E> {
                 let bad = || {
                     E::custom(format!(

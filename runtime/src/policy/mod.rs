@@ -18,8 +18,10 @@
 //! error for the command (the user can fix it). Denials are data: each names
 //! the key to change and the file it lives in.
 
+mod cache;
 pub mod file;
 
+use cache::LayerRules;
 pub use file::{PolicyError, PolicyFile};
 
 use crate::bindings::Capability;
@@ -41,7 +43,7 @@ pub const SYSTEM_POLICY_ENV: &str = "OPENJARVIS_MINING_POLICY";
 #[derive(Debug, Clone)]
 enum Layer {
     Absent,
-    Loaded(Arc<PolicyFile>),
+    Loaded(Arc<LayerRules>),
     /// Unusable: denies everything (system file only).
     Broken(String),
 }
@@ -67,15 +69,16 @@ impl Policy {
     /// an error; a broken system file loads as "deny everything".
     pub fn load(paths: &Paths) -> Result<Policy, PolicyError> {
         let system_path = Policy::system_path();
-        let system = match PolicyFile::load(&system_path) {
+        let cache_root = paths.policy_cache();
+        let system = match cache::load(&system_path, Some(&cache_root)) {
             Ok(None) => Layer::Absent,
-            Ok(Some(file)) => Layer::Loaded(Arc::new(file)),
+            Ok(Some(rules)) => Layer::Loaded(Arc::new(rules)),
             Err(err) => Layer::Broken(err.to_string()),
         };
         let user_path = paths.user_policy();
-        let user = match PolicyFile::load(&user_path)? {
+        let user = match cache::load(&user_path, Some(&cache_root))? {
             None => Layer::Absent,
-            Some(file) => Layer::Loaded(Arc::new(file)),
+            Some(rules) => Layer::Loaded(Arc::new(rules)),
         };
         Ok(Policy {
             system_path,
@@ -95,13 +98,16 @@ impl Policy {
         (system_path, system): (PathBuf, Option<PolicyFile>),
         (user_path, user): (PathBuf, Option<PolicyFile>),
     ) -> Policy {
-        let layer =
-            |file: Option<PolicyFile>| file.map_or(Layer::Absent, |f| Layer::Loaded(Arc::new(f)));
+        let layer = |path: &Path, file: Option<PolicyFile>| {
+            file.map_or(Layer::Absent, |f| {
+                Layer::Loaded(Arc::new(LayerRules::parsed(path, f)))
+            })
+        };
         Policy {
+            system: layer(&system_path, system),
+            user: layer(&user_path, user),
             system_path,
-            system: layer(system),
             user_path,
-            user: layer(user),
         }
     }
 
@@ -181,14 +187,14 @@ impl Policy {
             let Layer::Loaded(file) = layer else {
                 return None;
             };
-            let (key, grant) = match file.providers.get(id) {
+            let (key, grant) = match file.provider(id) {
                 Some(grant) => (format!("providers.\"{id}\""), grant),
-                None => ("default".to_owned(), file.default.as_ref()?),
+                None => ("default".to_owned(), file.default.clone()?),
             };
             Some(View {
                 file: path.to_owned(),
                 key,
-                grant: Some(grant.clone()),
+                grant: Some(grant),
                 role,
                 strict: role == Role::Grants && !builtin,
             })

@@ -8,7 +8,7 @@ fn layer(text: Option<&str>, path: &str) -> Layer {
     match text {
         None => Layer::Absent,
         Some(text) => match PolicyFile::parse(text, Path::new(path)) {
-            Ok(file) => Layer::Loaded(Arc::new(file)),
+            Ok(file) => Layer::Loaded(Arc::new(LayerRules::parsed(Path::new(path), file))),
             Err(err) => Layer::Broken(err.to_string()),
         },
     }
