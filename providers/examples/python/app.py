@@ -5,7 +5,7 @@ It shows the whole contract of `openjarvis:mining@0.1.0` (wit/types.wit) without
 the host's imports, whose errors arrive as data (an `Err` exception), never as traps.
 It does not mine: `start` says so and points at vllm-pearl.
 
-Build (see README.md): componentize-py -d wit -w mining-provider componentize --stub-wasi app -o app.wasm
+Build (see README.md): componentize-py -d wit -w mining-provider componentize app -o python-example.wasm
 """
 
 from typing import List, Optional
