@@ -9,7 +9,8 @@ use std::time::SystemTime;
 /// The version `scripts/setup-guest-toolchain` installs.
 pub const COMPONENTIZE_PY_VERSION: &str = "0.25.1";
 
-const MISSING: &str = "componentize-py missing: run scripts/setup-guest-toolchain";
+const MISSING: &str = "componentize-py missing: run scripts/setup-guest-toolchain \
+    (looked at $JARVIS_COMPONENTIZE_PY, then PATH, then $JARVIS_PYENV or ~/.cache/jarvis-mine/pyenv)";
 
 /// The Python example as a component, built on first use in this process.
 ///
@@ -123,7 +124,8 @@ fn is_fresh(output: &Path, sources: &[PathBuf]) -> Result<bool, String> {
 /// else on `PATH`, else in the setup script's virtualenv.
 pub fn componentize_py() -> Option<PathBuf> {
     if let Some(path) = std::env::var_os("JARVIS_COMPONENTIZE_PY") {
-        return Some(path.into());
+        let path = PathBuf::from(path);
+        return path.is_file().then_some(path);
     }
     let on_path = std::env::var_os("PATH")
         .into_iter()
