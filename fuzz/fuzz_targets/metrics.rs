@@ -2,9 +2,11 @@
 //! scraped Prometheus text (runtime/src/host/metrics.rs).
 //!
 //! Properties: never panics; at most `MAX_SAMPLES` samples; every sample
-//! has a non-empty name that occurs in the text, label names that occur in
-//! the text, and a value (NaN and ±Inf are legal Prometheus values); the
-//! result is deterministic (families are sorted, not in hash order).
+//! has a non-empty name that occurs in the text, and label names that do,
+//! either as written or, for a quoted name (Prometheus 3's UTF-8 names,
+//! `{"my.metric", "my.label"="v"} 1`), in its escaped form; the result is
+//! deterministic (families are sorted, not in hash order; values compared
+//! bit for bit, as NaN and ±Inf are legal values).
 #![no_main]
 
 use jarvis_mine::host::metrics::{MAX_SAMPLES, parse_samples};
@@ -25,15 +27,12 @@ fuzz_target!(|data: &[u8]| {
     for sample in &samples {
         assert!(!sample.name.is_empty(), "a sample without a name");
         assert!(
-            text.contains(&sample.name),
+            written(text, &sample.name),
             "sample name {:?} is not in the text",
             sample.name
         );
         for (key, _) in &sample.labels {
-            assert!(
-                text.contains(key.as_str()),
-                "label name {key:?} is not in the text"
-            );
+            assert!(written(text, key), "label name {key:?} is not in the text");
         }
     }
     let again = parse_samples(text).expect("the same text parsed once");
@@ -45,3 +44,13 @@ fuzz_target!(|data: &[u8]| {
         );
     }
 });
+
+/// `name` is in `text` as written, or quoted with the text format's three
+/// escapes (`\\`, `\n`, `\"`).
+fn written(text: &str, name: &str) -> bool {
+    let escaped = name
+        .replace('\\', "\\\\")
+        .replace('\n', "\\n")
+        .replace('"', "\\\"");
+    text.contains(name) || text.contains(&format!("\"{escaped}\""))
+}
