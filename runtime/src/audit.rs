@@ -106,8 +106,28 @@ impl AuditLog {
         }
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// Records a policy decision made outside a provider call (a provider
+    /// refused at load, an install, a removal): `Err` is a denial and its
+    /// reason. A failed append is logged; the decision stands either way.
+    pub fn decision(
+        &self,
+        provider: &str,
+        component: &str,
+        capability: &str,
+        action: String,
+        outcome: Result<(), String>,
+    ) {
+        let mut record = Record::new(provider, component, capability, action);
+        match outcome {
+            Ok(()) => record.outcome = Some("ok".into()),
+            Err(reason) => {
+                record.decision = Decision::Deny;
+                record.reason = Some(reason);
+            }
+        }
+        if let Err(err) = self.append(&record) {
+            tracing::warn!("{err}");
+        }
     }
 
     /// Opens the log if needed. Privileged calls check this first: a host

@@ -19,7 +19,6 @@
 //! - [`Installer::plan_remove`] and [`RemovePlan::commit`] delete an installed
 //!   file and every cache entry of its component.
 
-use crate::audit::{Decision, Record};
 use crate::bindings::Capability;
 use crate::host::capability_name;
 use crate::paths::Paths;
@@ -737,19 +736,8 @@ impl Installer<'_> {
         action: String,
         outcome: Result<(), String>,
     ) {
-        let Some(log) = self.sandbox.audit_log() else {
-            return;
-        };
-        let mut record = Record::new(provider, sha256, capability, action);
-        match outcome {
-            Ok(()) => record.outcome = Some("ok".into()),
-            Err(reason) => {
-                record.decision = Decision::Deny;
-                record.reason = Some(reason);
-            }
-        }
-        if let Err(err) = log.append(&record) {
-            tracing::warn!("{err}");
+        if let Some(log) = self.sandbox.audit_log() {
+            log.decision(provider, sha256, capability, action, outcome);
         }
     }
 

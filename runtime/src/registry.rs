@@ -4,7 +4,6 @@
 //! A broken file never affects the others; it is reported with the reason.
 //! Ids are unique: on a clash the built-in (or the first file) wins.
 
-use crate::audit;
 use crate::bindings::MiningProviderPre;
 use crate::policy::Policy;
 use crate::provider::{LoadedProvider, ProviderSource};
@@ -144,10 +143,13 @@ impl Candidate {
             && let Err(denial) = policy.admit_installed(&sha256)
         {
             if let Some(log) = sandbox.audit_log() {
-                let mut record = audit::Record::new(&self.name, &sha256, "load", "load".into());
-                record.decision = audit::Decision::Deny;
-                record.reason = Some(denial.clone());
-                let _ = log.append(&record);
+                log.decision(
+                    &self.name,
+                    &sha256,
+                    "load",
+                    "load".into(),
+                    Err(denial.clone()),
+                );
             }
             return Err(format!("not loaded: {denial}"));
         }

@@ -228,7 +228,6 @@ impl Policy {
         }
         ProviderPolicy {
             provider: id.to_owned(),
-            builtin,
             views,
             broken: self.system_problem(),
         }
@@ -353,28 +352,13 @@ pub struct ScrapeRequest {
 #[derive(Debug, Clone)]
 pub struct ProviderPolicy {
     provider: String,
-    builtin: bool,
     views: Vec<View>,
     broken: Option<String>,
 }
 
 impl ProviderPolicy {
-    /// Unconstrained (a built-in with no policy files): for tests and benches.
-    pub fn unrestricted(provider: &str) -> ProviderPolicy {
-        ProviderPolicy {
-            provider: provider.to_owned(),
-            builtin: true,
-            views: Vec::new(),
-            broken: None,
-        }
-    }
-
     pub fn views(&self) -> &[View] {
         &self.views
-    }
-
-    pub fn is_builtin(&self) -> bool {
-        self.builtin
     }
 
     /// The one decision: may this provider make this request?
