@@ -3,7 +3,7 @@
 
 use super::output::{BAD, DIM, GOOD, HEADING, paint};
 use super::session::{paths_and_config, sandbox_and_registry};
-use super::{CliError, CliResult, exit, output_error};
+use super::{CliError, CliResult, exit};
 use crate::doctor::{self, Check, DoctorInput, DoctorReport, SECTIONS};
 use crate::sandbox::SandboxLimits;
 use clap::Args;
@@ -51,14 +51,7 @@ pub fn run(args: &DoctorArgs, limits: SandboxLimits) -> CliResult {
             engine: Some(args.engine.clone()),
         },
     );
-    let mut out = anstream::stdout().lock();
-    let written = if args.json {
-        let json = serde_json::to_string_pretty(&report).expect("doctor report serializes");
-        writeln!(out, "{json}")
-    } else {
-        write_report(&mut out, &report)
-    };
-    written.map_err(output_error)?;
+    super::output::print(args.json, &report, write_report)?;
     if args.strict && !report.selected_supported() {
         return Ok(ExitCode::from(exit::FAILURE));
     }

@@ -22,3 +22,23 @@ pub fn error(message: &str) {
 pub fn paint(style: Style, text: &str) -> String {
     format!("{style}{text}{style:#}")
 }
+
+/// Standard output as the commands write to it (colour stripped off a terminal).
+pub type Stdout = anstream::AutoStream<std::io::StdoutLock<'static>>;
+
+/// Prints a command's result: pretty JSON with `--json`, else `text` writes
+/// the human form.
+pub fn print<T: serde::Serialize>(
+    json: bool,
+    value: &T,
+    text: impl FnOnce(&mut Stdout, &T) -> std::io::Result<()>,
+) -> Result<(), super::CliError> {
+    let mut out = anstream::stdout().lock();
+    let written = if json {
+        let json = serde_json::to_string_pretty(value).expect("command results serialize");
+        writeln!(out, "{json}")
+    } else {
+        text(&mut out, value)
+    };
+    written.map_err(super::output_error)
+}

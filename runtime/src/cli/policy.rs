@@ -122,14 +122,7 @@ fn show(only: Option<&str>, json: bool, limits: SandboxLimits) -> CliResult {
         files: policy.sources(),
         providers,
     };
-    let mut out = anstream::stdout().lock();
-    let written = if json {
-        let text = serde_json::to_string_pretty(&report).expect("policy report serializes");
-        writeln!(out, "{text}")
-    } else {
-        write_report(&mut out, &report)
-    };
-    written.map_err(output_error)?;
+    super::output::print(json, &report, write_report)?;
     Ok(ExitCode::SUCCESS)
 }
 

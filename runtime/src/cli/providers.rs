@@ -144,14 +144,9 @@ fn run_list(paths: &Paths, args: &ListArgs, limits: SandboxLimits) -> CliResult 
         directory: paths.installed_providers(),
         policy: policy.user_path(),
     };
-    let mut out = anstream::stdout().lock();
-    let written = if args.json {
-        let json = serde_json::to_string_pretty(&listing).expect("a listing serializes");
-        writeln!(out, "{json}")
-    } else {
-        write_listing(&mut out, &listing)
-    };
-    written.map_err(output_error)?;
+    super::output::print(args.json, &listing, |out, listing| {
+        write_listing(out, listing)
+    })?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -262,14 +257,9 @@ fn run_inspect(paths: &Paths, args: &InspectArgs, limits: SandboxLimits) -> CliR
             installer.inspect_id(target).map_err(install_error)?
         }
     };
-    let mut out = anstream::stdout().lock();
-    let written = if args.json {
-        let json = serde_json::to_string_pretty(&inspection).expect("an inspection serializes");
-        writeln!(out, "{json}")
-    } else {
-        write_inspection(&mut out, &inspection)
-    };
-    written.map_err(output_error)?;
+    super::output::print(args.json, &inspection, |out, inspection| {
+        write_inspection(out, inspection)
+    })?;
     Ok(ExitCode::SUCCESS)
 }
 
