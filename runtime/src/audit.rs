@@ -346,15 +346,19 @@ mod tests {
         assert_eq!(mode, 0o600);
     }
 
+    /// The size of two records (all test records have the same length).
+    fn two_lines() -> u64 {
+        2 * (serde_json::to_vec(&record("a", Decision::Allow))
+            .unwrap()
+            .len() as u64
+            + 1)
+    }
+
     #[test]
     fn rotates_by_size_and_keeps_three() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("audit.jsonl");
-        let line_len = serde_json::to_vec(&record("a", Decision::Allow))
-            .unwrap()
-            .len() as u64
-            + 1;
-        let log = AuditLog::with_rotation(path.clone(), line_len * 2);
+        let log = AuditLog::with_rotation(path.clone(), two_lines());
         for _ in 0..20 {
             log.append(&record("a", Decision::Allow)).unwrap();
         }
@@ -368,12 +372,8 @@ mod tests {
     fn a_second_writer_follows_a_rotation() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("audit.jsonl");
-        let line_len = serde_json::to_vec(&record("a", Decision::Allow))
-            .unwrap()
-            .len() as u64
-            + 1;
-        let first = AuditLog::with_rotation(path.clone(), line_len * 2);
-        let second = AuditLog::with_rotation(path.clone(), line_len * 2);
+        let first = AuditLog::with_rotation(path.clone(), two_lines());
+        let second = AuditLog::with_rotation(path.clone(), two_lines());
         first.append(&record("a", Decision::Allow)).unwrap();
         second.append(&record("b", Decision::Allow)).unwrap();
         first.append(&record("a", Decision::Allow)).unwrap(); // rotates
