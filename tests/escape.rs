@@ -181,6 +181,7 @@ impl Harness {
             paths: self.paths.clone(),
             docker: self.docker.clone(),
             pearl_source_dir: None,
+            wallet_address: None,
             progress: Box::new(|_| {}),
         }
     }

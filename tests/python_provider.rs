@@ -247,6 +247,7 @@ fn session(home: &Path) -> Session {
         paths: Paths::with_home(home),
         docker: Err("Docker is not used by this test".into()),
         pearl_source_dir: None,
+        wallet_address: None,
         progress: Box::new(|_| {}),
     }
 }

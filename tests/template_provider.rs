@@ -28,6 +28,7 @@ fn session(home: &std::path::Path) -> Session {
         paths: Paths::with_home(home),
         docker: Err("no Docker in this test".into()),
         pearl_source_dir: None,
+        wallet_address: None,
         progress: Box::new(|_| {}),
     }
 }

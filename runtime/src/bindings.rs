@@ -11,3 +11,16 @@ pub use openjarvis::mining::types::{
     Capability, DockerFacts, Error, ExtraValue, Gpu, HardwareFacts, MiningConfig, MiningStats,
     PearlFacts, PoolTarget, SoloTarget, SubmitTarget,
 };
+
+impl Capability {
+    /// The capability's name in policy files, audit records and messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Capability::Containers => "containers",
+            Capability::Sidecar => "sidecar",
+            Capability::Metrics => "metrics",
+            Capability::GpuTelemetry => "gpu-telemetry",
+            Capability::Processes => "processes",
+        }
+    }
+}

@@ -20,7 +20,6 @@
 //!   file and every cache entry of its component.
 
 use crate::bindings::Capability;
-use crate::host::capability_name;
 use crate::paths::Paths;
 use crate::policy::{Policy, Role};
 use crate::provider::{LoadedProvider, ProviderSource};
@@ -109,9 +108,9 @@ pub fn capabilities(provider: &LoadedProvider) -> Vec<CapabilityStatus> {
         .requested()
         .iter()
         .map(|capability| {
-            let reason = provider.policy().withheld(*capability);
+            let reason = provider.policy().withheld(*capability).map(|d| d.reason);
             CapabilityStatus {
-                name: capability_name(*capability),
+                name: capability.name(),
                 granted: reason.is_none(),
                 reason,
             }

@@ -150,6 +150,7 @@ impl Miner<'_> {
                         .flatten()
                 })
                 .map(Into::into),
+            wallet_address: self.mining.map(|m| m.wallet_address.clone()),
             progress,
         }
     }

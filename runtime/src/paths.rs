@@ -72,11 +72,6 @@ impl Paths {
         self.home.join("logs").join("mining-audit.jsonl")
     }
 
-    /// Parsed policy files (see `policy::cache`).
-    pub fn policy_cache(&self) -> PathBuf {
-        self.home.join("cache").join("mining").join("policy")
-    }
-
     /// Compiled-component cache.
     pub fn component_cache(&self) -> PathBuf {
         self.home.join("cache").join("mining").join("components")

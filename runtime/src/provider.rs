@@ -1,7 +1,7 @@
 //! A provider loaded into the sandbox: its self-description and its calls.
 
 use crate::bindings::{self, HardwareFacts, MiningProviderPre};
-use crate::host::{HostContext, capability_name};
+use crate::host::HostContext;
 use crate::policy::{Policy, ProviderPolicy};
 use crate::sandbox::{CallState, Caller, ProviderError, Sandbox};
 use serde::Serialize;
@@ -78,7 +78,7 @@ impl LoadedProvider {
             capabilities: raw
                 .capabilities
                 .iter()
-                .map(|c| capability_name(*c).to_owned())
+                .map(|c| c.name().to_owned())
                 .collect(),
         };
         validate_id(&info.id)?;
@@ -86,7 +86,7 @@ impl LoadedProvider {
         let caller = Caller {
             provider: info.id.clone(),
             component: sha256.clone(),
-            limits: policy.limits(sandbox.limits()),
+            limits: sandbox.limits().narrowed(&policy.limit_ceilings()),
         };
         Ok(LoadedProvider {
             info,
@@ -155,13 +155,14 @@ impl LoadedProvider {
 impl LoadedProvider {
     /// The host context for a lifecycle call of this provider.
     pub fn host_context(&self, session: crate::host::Session) -> HostContext {
-        HostContext {
-            provider_id: self.id().to_owned(),
-            component_sha256: self.sha256.clone(),
-            requested: self.requested.clone(),
-            policy: Arc::clone(&self.policy),
+        HostContext::new(
+            self.id(),
+            &self.sha256,
+            self.source == ProviderSource::Builtin,
+            self.requested.clone(),
+            Arc::clone(&self.policy),
             session,
-        }
+        )
     }
 
     pub fn start(

@@ -4,7 +4,6 @@
 use super::output::{BAD, DIM, GOOD, HEADING, paint};
 use super::session::{paths_and_config, sandbox_and_registry};
 use super::{CliError, CliResult, output_error};
-use crate::host::capability_name;
 use crate::policy::{PolicyFile, PolicySource, View};
 use crate::provider::LoadedProvider;
 use crate::sandbox::{SandboxLimits, human_bytes, human_duration};
@@ -80,15 +79,15 @@ fn grants(provider: &LoadedProvider) -> ProviderGrants {
     ProviderGrants {
         id: provider.id().to_owned(),
         source: provider.source.label(),
-        requested: requested.iter().map(|c| capability_name(*c)).collect(),
+        requested: requested.iter().map(|c| c.name()).collect(),
         granted: policy
             .granted(requested)
             .into_iter()
-            .map(capability_name)
+            .map(|c| c.name())
             .collect(),
         withheld: requested
             .iter()
-            .filter_map(|c| Some((capability_name(*c), policy.withheld(*c)?)))
+            .filter_map(|c| Some((c.name(), policy.withheld(*c)?.reason)))
             .collect(),
         limits: Limits {
             memory_bytes: limits.memory_bytes,

@@ -40,6 +40,8 @@ pub struct ContainerSpec {
     pub restart_policy: RestartPolicy,
     /// Published ports (ignored by Docker with `network_mode = "host"`).
     pub ports: Vec<PortBinding>,
+    /// Memory limit in bytes (the policy's `quotas.memory_mib`); `None`: none.
+    pub memory_bytes: Option<u64>,
 }
 
 /// Which GPUs the container gets, as Docker device requests with the `gpu`
@@ -141,6 +143,7 @@ impl fmt::Debug for ContainerSpec {
             .field("network_mode", &self.network_mode)
             .field("restart_policy", &self.restart_policy)
             .field("ports", &self.ports)
+            .field("memory_bytes", &self.memory_bytes)
             .finish()
     }
 }
@@ -205,6 +208,9 @@ pub(crate) fn create_request(
         network_mode: (!spec.network_mode.is_empty()).then(|| spec.network_mode.clone()),
         restart_policy: Some(restart_policy(spec.restart_policy)),
         port_bindings: (!port_bindings.is_empty()).then_some(port_bindings),
+        memory: spec
+            .memory_bytes
+            .map(|bytes| i64::try_from(bytes).unwrap_or(i64::MAX)),
         // Kept after a crash so its logs can be read (reference §3.2).
         auto_remove: Some(false),
         ..Default::default()
@@ -299,6 +305,7 @@ mod tests {
                 host_port: 18000,
                 host_ip: Some("127.0.0.1".into()),
             }],
+            memory_bytes: None,
         }
     }
 

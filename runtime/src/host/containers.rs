@@ -1,21 +1,21 @@
 //! The `containers` import: a provider describes a container; the host
-//! validates the description, asks the policy, then resolves secret
-//! references, labels it with the provider's identity and creates it. A
-//! provider may act only on containers carrying its own labels.
+//! validates the description as text, asks the policy, resolves on the host
+//! only what the grant covers and asks again, then resolves secret
+//! references, names the container in the provider's namespace, labels it
+//! with the provider's identity and creates it. A provider acts only on
+//! containers the host created for it, and a reference to anything else
+//! reads exactly as a reference to nothing.
 
-use super::{
-    HostContext, IMPORT_ENSURE_IMAGE, LABEL_COMPONENT, LABEL_HOME, LABEL_PROVIDER, LABEL_SECRETS,
-    LABEL_SESSION, docker_error,
-};
-use crate::bindings::Capability;
+use super::context::{Containers, ContainersView};
+use super::gate::Gate;
+use super::{CallHost, IMPORT_ENSURE_IMAGE, LABEL_SECRETS, docker_error};
 use crate::bindings::openjarvis::mining::containers::{
     ContainerSpec, ContainerState, EnvValue, GpuRequest, Host, MountSource,
 };
 use crate::bindings::openjarvis::mining::types::Error;
 use crate::docker::{self, Docker};
-use crate::policy::{GpuAsk, Request, RunRequest};
+use crate::policy::{GpuAsk, HostRule, Request, RunRequest, lexically_normal};
 use crate::redact::Redactor;
-use crate::sandbox::CallState;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -42,64 +42,53 @@ const GREP_WINDOW: usize = 200_000;
 const MAX_PATTERNS: usize = 64;
 const MAX_PATTERN_BYTES: usize = 1024;
 
-impl Host for CallState {
+impl Host for CallHost {
     fn ensure_image(&mut self, image: String) -> Result<(), Error> {
-        self.privileged(Capability::Containers, IMPORT_ENSURE_IMAGE, |gate| {
+        self.privileged::<Containers, _>(IMPORT_ENSURE_IMAGE, |gate| {
             check_image(&image)?;
-            let host = gate.permit(Request::EnsureImage { image: &image })?;
-            let docker = host.docker()?;
-            let source = host.session.pearl_source_dir.clone();
+            let mut view = gate.permit(Request::EnsureImage { image: &image })?;
+            let docker = view.docker()?;
+            let (source, progress) = view.image_source();
             docker
-                .ensure_image(&image, source.as_deref(), &mut host.session.progress)
+                .ensure_image(&image, source, progress)
                 .map(drop)
                 .map_err(docker_error)
         })
     }
 
     fn run(&mut self, spec: ContainerSpec) -> Result<String, Error> {
-        self.privileged(Capability::Containers, "containers.run", |gate| {
-            let mut plan = plan(spec)?;
-            if gate.pins_digests() {
-                plan.policy.image_digests = gate.image_digests(&plan.policy.image)?;
-            }
-            let host = gate.permit(Request::RunContainer(&plan.policy))?;
-            let request = plan.finish(host)?;
-            create_and_start(host, &request)
-        })
+        self.privileged::<Containers, _>("containers.run", |gate| run(gate, spec))
     }
 
     fn stop(&mut self, id: String, timeout_seconds: u32) -> Result<(), Error> {
-        self.privileged(Capability::Containers, "containers.stop", |gate| {
+        self.privileged::<Containers, _>("containers.stop", |gate| {
             let timeout =
                 Duration::from_secs(u64::from(timeout_seconds.min(600))).min(gate.time_left());
             check_id(&id)?;
-            let host = gate.permit(Request::Own { target: &id })?;
-            let docker = host.docker()?;
-            if owned(host, &docker, &id)?.is_none() {
-                return Ok(());
+            let view = gate.permit(Request::Own { target: &id })?;
+            match view.find(&id)? {
+                Some(state) => view.docker()?.stop(&state.id, timeout).map_err(docker_error),
+                None => Ok(()),
             }
-            docker.stop(&id, timeout).map_err(docker_error)
         })
     }
 
     fn remove(&mut self, id: String) -> Result<(), Error> {
-        self.privileged(Capability::Containers, "containers.remove", |gate| {
+        self.privileged::<Containers, _>("containers.remove", |gate| {
             check_id(&id)?;
-            let host = gate.permit(Request::Own { target: &id })?;
-            let docker = host.docker()?;
-            if owned(host, &docker, &id)?.is_none() {
-                return Ok(());
+            let view = gate.permit(Request::Own { target: &id })?;
+            match view.find(&id)? {
+                Some(state) => view.docker()?.remove(&state.id).map_err(docker_error),
+                None => Ok(()),
             }
-            docker.remove(&id).map_err(docker_error)
         })
     }
 
     fn inspect(&mut self, id: String) -> Result<Option<ContainerState>, Error> {
-        self.privileged(Capability::Containers, "containers.inspect", |gate| {
+        self.privileged::<Containers, _>("containers.inspect", |gate| {
             check_id(&id)?;
-            let host = gate.permit(Request::Own { target: &id })?;
-            let docker = host.docker()?;
-            Ok(owned(host, &docker, &id)?.map(|state| ContainerState {
+            let view = gate.permit(Request::Own { target: &id })?;
+            Ok(view.find(&id)?.map(|state| ContainerState {
                 status: state.status,
                 running: state.running,
                 exit_code: state.exit_code,
@@ -115,7 +104,7 @@ impl Host for CallState {
         patterns: Vec<String>,
         limit: u32,
     ) -> Result<Vec<String>, Error> {
-        self.privileged(Capability::Containers, "containers.grep-logs", |gate| {
+        self.privileged::<Containers, _>("containers.grep-logs", |gate| {
             check_id(&id)?;
             if patterns.len() > MAX_PATTERNS || patterns.iter().any(|p| p.len() > MAX_PATTERN_BYTES)
             {
@@ -123,17 +112,21 @@ impl Host for CallState {
                     "grep-logs takes at most {MAX_PATTERNS} patterns of {MAX_PATTERN_BYTES} bytes each"
                 )));
             }
-            let host = gate.permit(Request::Own { target: &id })?;
-            let docker = host.docker()?;
-            let Some(state) = owned(host, &docker, &id)? else {
+            let view = gate.permit(Request::Own { target: &id })?;
+            let Some(state) = view.find(&id)? else {
                 return Ok(Vec::new());
             };
             let redactor = redactor_for(&state.labels);
-            let lines = docker.logs(&id, GREP_WINDOW).map_err(docker_error)?;
+            let lines = view
+                .docker()?
+                .logs(&state.id, GREP_WINDOW)
+                .map_err(docker_error)?;
+            // Patterns meet the redacted text only: what matches, and how
+            // often, must not depend on a secret's value.
             let mut matching: Vec<String> = lines
                 .iter()
-                .filter(|line| patterns.iter().any(|p| line.contains(p.as_str())))
                 .map(|line| redactor.redact_owned(line))
+                .filter(|line| patterns.iter().any(|p| line.contains(p.as_str())))
                 .collect();
             let keep = limit as usize;
             if matching.len() > keep {
@@ -144,19 +137,60 @@ impl Host for CallState {
     }
 }
 
+/// `containers.run`: decide on the request as described, resolve what the
+/// grant covers, decide again, then create.
+fn run(gate: &mut Gate<'_, Containers>, spec: ContainerSpec) -> Result<String, Error> {
+    let mut plan = plan(spec)?;
+    plan.policy.name = gate.docker_name(&plan.requested_name);
+    if gate.pins_digests() {
+        // The image by name first: a digest is looked up only for an image
+        // the policy grants, so a denial says nothing about other images.
+        gate.decide(&Request::EnsureImage {
+            image: &plan.policy.image,
+        })?;
+        plan.policy.image_digests = Some(gate.image_digests(&plan.policy.image)?);
+    }
+    gate.decide(&Request::RunContainer(&plan.policy))?;
+    if let Some(path) = plan.policy.mounts.iter().map(|(p, _)| p).find(|p| forbidden_mount(p)) {
+        return Err(gate.refuse(
+            HostRule::ForbiddenMounts,
+            format!("mounting {} into a container is not allowed", path.display()),
+        ));
+    }
+    // Only now, for paths the grant covers, does the host look at its disk.
+    plan.resolve_mounts().map_err(|refusal| match refusal {
+        MountRefusal::Forbidden(path) => gate.refuse(
+            HostRule::ForbiddenMounts,
+            format!("mounting {} into a container is not allowed", path.display()),
+        ),
+        MountRefusal::Invalid(error) => error,
+    })?;
+    let held = gate.containers_held(&plan.policy.name)?;
+    let quota = gate.containers_quota();
+    if held as u64 >= quota.value {
+        return Err(gate.over_quota(
+            &quota,
+            format!("provider holds {held} containers and may not create another"),
+        ));
+    }
+    let view = gate.permit(Request::RunContainer(&plan.policy))?;
+    let request = plan.finish(&view)?;
+    create_and_start(&view, &request)
+}
+
 /// Creates and starts the container. A name held by a finished container of
-/// an earlier session of this provider (kept for `jarvis mine logs`) is
-/// taken over; one held by anything else is an error.
-fn create_and_start(host: &HostContext, request: &docker::ContainerSpec) -> Result<String, Error> {
-    let docker = host.docker()?;
+/// this provider (kept for `jarvis mine logs`) is taken over; one held by
+/// anything else is an error.
+fn create_and_start(view: &ContainersView<'_>, request: &docker::ContainerSpec) -> Result<String, Error> {
+    let docker = view.docker()?;
     let name = request.name.clone().unwrap_or_default();
     let id = match docker.create(request) {
-        Err(docker::DockerError::NameConflict(_)) => match owned(host, &docker, &name) {
-            Ok(Some(old)) if !old.running => {
-                docker.remove(&old.id).map_err(docker_error)?;
+        Err(docker::DockerError::NameConflict(_)) => match view.finished_holder(&name)? {
+            Some(old) => {
+                docker.remove(&old).map_err(docker_error)?;
                 docker.create(request).map_err(docker_error)?
             }
-            _ => {
+            None => {
                 return Err(Error::Failed(format!(
                     "a container named '{name}' already exists and is not a finished session of this provider: remove it with `docker rm -f {name}`"
                 )));
@@ -170,31 +204,6 @@ fn create_and_start(host: &HostContext, request: &docker::ContainerSpec) -> Resu
         return Err(docker_error(err));
     }
     Ok(id)
-}
-
-/// The container if it exists and belongs to this provider; `None` if gone.
-fn owned(
-    host: &HostContext,
-    docker: &Docker,
-    id: &str,
-) -> Result<Option<docker::ContainerState>, Error> {
-    let Some(state) = docker.inspect(id).map_err(docker_error)? else {
-        return Ok(None);
-    };
-    let home = host.session.paths.home().display().to_string();
-    match (
-        state.labels.get(LABEL_PROVIDER),
-        state.labels.get(LABEL_HOME),
-    ) {
-        (Some(owner), Some(owner_home)) if *owner == host.provider_id && *owner_home == home => {
-            Ok(Some(state))
-        }
-        _ => Err(Error::Denied(format!(
-            "container {} is not owned by provider '{}' of {home}",
-            short(id),
-            host.provider_id
-        ))),
-    }
 }
 
 /// Redacts the values of the secrets a container was created with.
@@ -211,23 +220,13 @@ pub fn redactor_for(labels: &BTreeMap<String, String>) -> Redactor {
     )
 }
 
-fn short(id: &str) -> &str {
-    &id[..id.len().min(12)]
-}
-
 fn invalid(message: String) -> Error {
     Error::Invalid(message)
 }
 
 /// A container id or name as Docker spells them.
 fn check_id(id: &str) -> Result<(), Error> {
-    let plain = !id.is_empty()
-        && id.len() <= 128
-        && id.starts_with(|c: char| c.is_ascii_alphanumeric())
-        && id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
-    if plain {
+    if plain_name(id) {
         Ok(())
     } else {
         let shown: String = id.chars().take(64).collect();
@@ -236,6 +235,16 @@ fn check_id(id: &str) -> Result<(), Error> {
             if shown.len() < id.len() { "..." } else { "" }
         )))
     }
+}
+
+/// `[a-zA-Z0-9][a-zA-Z0-9_.-]*`, at most 128 characters.
+fn plain_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 128
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
 }
 
 fn check_image(image: &str) -> Result<(), Error> {
@@ -253,28 +262,25 @@ fn check_image(image: &str) -> Result<(), Error> {
 
 /// A validated spec: what the policy is asked about, and the Docker request
 /// still missing what needs the policy's permit first (secret values, the
-/// Hugging Face cache directory, the ownership labels).
+/// resolved host paths, the name in the provider's namespace, the labels).
 struct Plan {
     policy: RunRequest,
+    requested_name: String,
     request: docker::ContainerSpec,
     /// `(index into request.env, host variable, required)`.
     secrets: Vec<(usize, String, bool)>,
-    hf_cache: Option<PathBuf>,
+    /// The mount whose source is the Hugging Face cache (created if missing).
+    hf_cache: Option<usize>,
 }
 
-/// Validates a provider's spec without touching anything.
+/// Validates a provider's spec as text, touching nothing on the host.
 fn plan(spec: ContainerSpec) -> Result<Plan, Error> {
     check_image(&spec.image)?;
-    let name_ok = !spec.name.is_empty()
-        && spec.name.len() <= 128
-        && spec.name.starts_with(|c: char| c.is_ascii_alphanumeric())
-        && spec
-            .name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
-    if !name_ok {
+    // The provider's own name, before the namespace prefix (at most 100
+    // characters, so the prefixed name stays within Docker's limits).
+    if !plain_name(&spec.name) || spec.name.len() > 100 {
         return Err(invalid(format!(
-            "container name {:?} is not valid",
+            "container name {:?} is not valid: use 1-100 of a-z, A-Z, 0-9, '_', '.', '-', starting with a letter or digit",
             spec.name
         )));
     }
@@ -323,7 +329,7 @@ fn plan(spec: ContainerSpec) -> Result<Plan, Error> {
     let mut mounts = Vec::new();
     let mut hf_cache = None;
     for mount in spec.mounts {
-        if !mount.target.starts_with('/') || mount.target == "/" {
+        if !mount.target.starts_with('/') || mount.target == "/" || mount.target.len() > MAX_TEXT {
             return Err(invalid(format!(
                 "mount target {:?} must be an absolute path below /",
                 mount.target
@@ -331,14 +337,12 @@ fn plan(spec: ContainerSpec) -> Result<Plan, Error> {
         }
         let host_path = match mount.source {
             MountSource::HfCache => {
-                let dir = host_gpu::disk::hf_home().ok_or_else(|| {
+                hf_cache = Some(mounts.len());
+                host_gpu::disk::hf_home().ok_or_else(|| {
                     Error::Unavailable("cannot locate the Hugging Face cache: set HF_HOME".into())
-                })?;
-                let dir = dir.canonicalize().unwrap_or(dir);
-                hf_cache = Some(dir.clone());
-                dir
+                })?
             }
-            MountSource::HostPath(path) => configured_dir(&path)?,
+            MountSource::HostPath(path) => requested_path(&path)?,
         };
         mounts.push(docker::Mount {
             host_path,
@@ -369,6 +373,11 @@ fn plan(spec: ContainerSpec) -> Result<Plan, Error> {
             (docker::GpuRequest::DeviceIds(ids.clone()), GpuAsk::Ids(ids))
         }
     };
+    let mut host_ports: Vec<u16> = spec.ports.iter().map(|p| p.host).collect();
+    host_ports.sort_unstable();
+    if host_ports.windows(2).any(|w| w[0] == w[1]) || host_ports.contains(&0) {
+        return Err(invalid("host ports must be distinct and not 0".into()));
+    }
     let ports: Vec<docker::PortBinding> = spec
         .ports
         .into_iter()
@@ -379,22 +388,25 @@ fn plan(spec: ContainerSpec) -> Result<Plan, Error> {
         })
         .collect();
     let policy = RunRequest {
+        name: String::new(),
         image: spec.image.clone(),
-        image_digests: Vec::new(),
+        image_digests: None,
         gpus: ask,
         mounts: mounts
             .iter()
             .map(|m| (m.host_path.clone(), m.read_only))
             .collect(),
         network: network_mode.clone(),
-        host_ports: ports.iter().map(|p| p.host_port).collect(),
+        host_ports,
         env_names: env.iter().map(|(name, _)| name.clone()).collect(),
         secrets: secrets.iter().map(|(_, var, _)| var.clone()).collect(),
+        shm_bytes: spec.shm_size_bytes,
     };
     Ok(Plan {
         policy,
+        requested_name: spec.name,
         request: docker::ContainerSpec {
-            name: Some(spec.name),
+            name: None,
             image: spec.image,
             args: spec.args,
             env,
@@ -405,16 +417,57 @@ fn plan(spec: ContainerSpec) -> Result<Plan, Error> {
             network_mode,
             restart_policy,
             ports,
+            memory_bytes: None,
         },
         secrets,
         hf_cache,
     })
 }
 
+/// Why a granted mount could not be resolved.
+enum MountRefusal {
+    /// It resolves to (or holds) a path no container may mount.
+    Forbidden(PathBuf),
+    Invalid(Error),
+}
+
 impl Plan {
+    /// Resolves the granted mounts on the host (links, `..` through links)
+    /// and puts the canonical paths in the request, for the re-check.
+    fn resolve_mounts(&mut self) -> Result<(), MountRefusal> {
+        for (index, mount) in self.request.mounts.iter_mut().enumerate() {
+            if self.hf_cache == Some(index) {
+                std::fs::create_dir_all(&mount.host_path).map_err(|err| {
+                    MountRefusal::Invalid(Error::Failed(format!(
+                        "cannot create the Hugging Face cache {}: {err}",
+                        mount.host_path.display()
+                    )))
+                })?;
+            }
+            let resolved = mount.host_path.canonicalize().map_err(|_| {
+                MountRefusal::Invalid(Error::Invalid(format!(
+                    "mount source does not exist: {}",
+                    mount.host_path.display()
+                )))
+            })?;
+            if forbidden_mount(&resolved) {
+                return Err(MountRefusal::Forbidden(resolved));
+            }
+            if !resolved.is_dir() {
+                return Err(MountRefusal::Invalid(Error::Invalid(format!(
+                    "mount source must be a directory: {}",
+                    mount.host_path.display()
+                ))));
+            }
+            self.policy.mounts[index].0 = resolved.clone();
+            mount.host_path = resolved;
+        }
+        Ok(())
+    }
+
     /// Completes the request once the policy has permitted it: reads the
-    /// granted secrets, creates the cache directory, labels the container.
-    fn finish(mut self, host: &HostContext) -> Result<docker::ContainerSpec, Error> {
+    /// granted secrets, names and labels the container.
+    fn finish(mut self, view: &ContainersView<'_>) -> Result<docker::ContainerSpec, Error> {
         for (index, var, required) in &self.secrets {
             let value = match std::env::var(var) {
                 Ok(value) => value,
@@ -427,64 +480,54 @@ impl Plan {
             };
             self.request.env[*index].1 = value;
         }
-        if let Some(dir) = &self.hf_cache {
-            std::fs::create_dir_all(dir).map_err(|err| {
-                Error::Failed(format!(
-                    "cannot create the Hugging Face cache {}: {err}",
-                    dir.display()
-                ))
-            })?;
-        }
+        ensure_ports_free(&self.policy.host_ports)?;
         let names: Vec<&str> = self
             .secrets
             .iter()
             .map(|(_, var, _)| var.as_str())
             .collect();
-        self.request.labels = BTreeMap::from([
-            (LABEL_PROVIDER.to_owned(), host.provider_id.clone()),
-            (LABEL_COMPONENT.to_owned(), host.component_sha256.clone()),
-            (LABEL_SESSION.to_owned(), host.session.id.clone()),
-            (LABEL_SECRETS.to_owned(), names.join(",")),
-            (
-                LABEL_HOME.to_owned(),
-                host.session.paths.home().display().to_string(),
-            ),
-        ]);
+        self.request.labels = view.labels(&self.requested_name, &names, &self.policy.host_ports);
+        self.request.name = Some(self.policy.name.clone());
+        self.request.memory_bytes = view.memory_limit();
         Ok(self.request)
     }
 }
 
-/// A directory from configuration (`~` expanded), which must exist, be a
-/// directory, and not be one of the host's sensitive paths.
-fn configured_dir(path: &str) -> Result<PathBuf, Error> {
+/// The host ports a container will serve must be free on loopback before
+/// it starts, so that a session's endpoint is the container's and never a
+/// service that was already listening there.
+fn ensure_ports_free(ports: &[u16]) -> Result<(), Error> {
+    for port in ports {
+        if std::net::TcpListener::bind(("127.0.0.1", *port)).is_err() {
+            return Err(Error::Failed(format!(
+                "host port {port} is already in use; free it or choose another port in [mining.extra]"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// A configured host path (`~` expanded), lexically normalised: the policy
+/// decides on this form before the host looks at its disk.
+fn requested_path(path: &str) -> Result<PathBuf, Error> {
     let expanded = match path.strip_prefix("~/") {
         Some(rest) => std::env::home_dir().unwrap_or_default().join(rest),
         None => PathBuf::from(path),
     };
-    let resolved = expanded.canonicalize().map_err(|_| {
-        Error::Invalid(format!(
-            "local Pearl model path does not exist: {}",
-            expanded.display()
+    if path.len() > MAX_TEXT {
+        return Err(invalid("mount source is longer than 4096 bytes".into()));
+    }
+    lexically_normal(&expanded).ok_or_else(|| {
+        invalid(format!(
+            "mount source {path:?} must be an absolute path or start with \"~/\""
         ))
-    })?;
-    if forbidden_mount(&resolved) {
-        return Err(Error::Denied(format!(
-            "mounting {} into a container is not allowed",
-            resolved.display()
-        )));
-    }
-    if !resolved.is_dir() {
-        return Err(Error::Invalid(format!(
-            "local Pearl model path must be a directory: {}",
-            resolved.display()
-        )));
-    }
-    Ok(resolved)
+    })
 }
 
-/// Whether `resolved` (canonical) is, is below, or holds one of
-/// [`FORBIDDEN_MOUNTS`] or the socket of the Docker daemon the host uses.
-fn forbidden_mount(resolved: &Path) -> bool {
+/// Whether `path` is, is below, or holds one of [`FORBIDDEN_MOUNTS`] or the
+/// socket of the Docker daemon the host uses (each as named and as it
+/// resolves: `/var/run` is a link).
+fn forbidden_mount(path: &Path) -> bool {
     let socket = Docker::default_host()
         .strip_prefix("unix://")
         .map(PathBuf::from);
@@ -493,13 +536,12 @@ fn forbidden_mount(resolved: &Path) -> bool {
         .map(PathBuf::from)
         .chain(socket)
         .flat_map(|path| {
-            // The path as named and as it resolves (`/var/run` is a link).
             let canonical = path.canonicalize().ok();
             [Some(path), canonical]
         })
         .flatten()
         .any(|forbidden| {
-            forbidden.starts_with(resolved)
-                || (forbidden != Path::new("/") && resolved.starts_with(&forbidden))
+            forbidden.starts_with(path)
+                || (forbidden != Path::new("/") && path.starts_with(&forbidden))
         })
 }

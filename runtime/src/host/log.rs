@@ -1,7 +1,7 @@
 //! The `log` import: guest messages into the host's `tracing` log, capped.
 
 use crate::bindings::openjarvis::mining::log::{Host, Level};
-use crate::sandbox::CallState;
+use super::CallHost;
 
 /// Per-call log budget and what the guest said about a panic.
 pub struct GuestLog {
@@ -82,9 +82,9 @@ fn parse_panic(text: &str) -> Option<String> {
     })
 }
 
-impl Host for CallState {
+impl Host for CallHost {
     fn log(&mut self, level: Level, message: String) {
-        self.log.emit(level, "log", &message);
+        self.log().emit(level, "log", &message);
     }
 }
 

@@ -1,13 +1,15 @@
 //! The `metrics` import: GET a Prometheus endpoint and parse it here, so a
 //! guest never holds a socket. The provider's own session's loopback
-//! endpoints, and others only where the policy grants them; no redirects,
-//! size- and time-capped.
+//! endpoints (the host ports the host published for the containers it
+//! created in this session, never an address a provider wrote down), and
+//! others only where the policy grants them; no redirects, size- and
+//! time-capped.
 
-use crate::bindings::Capability;
+use super::CallHost;
+use super::context::Metrics;
 use crate::bindings::openjarvis::mining::metrics::{Host, Sample};
 use crate::bindings::openjarvis::mining::types::Error;
 use crate::policy::{Request, ScrapeRequest};
-use crate::sandbox::CallState;
 use openmetrics_parser::PrometheusValue;
 use std::net::IpAddr;
 use std::time::Duration;
@@ -19,9 +21,9 @@ pub const MAX_SAMPLES: usize = 20_000;
 /// Longest a scrape may take (vLLM answers in milliseconds).
 pub const SCRAPE_TIMEOUT: Duration = Duration::from_secs(2);
 
-impl Host for CallState {
+impl Host for CallHost {
     fn scrape(&mut self, url: String) -> Result<Vec<Sample>, Error> {
-        self.privileged(Capability::Metrics, "metrics.scrape", |gate| {
+        self.privileged::<Metrics, _>("metrics.scrape", |gate| {
             let timeout = SCRAPE_TIMEOUT.min(gate.time_left());
             let (host, port) = endpoint(&url)?;
             let session = is_loopback(&host) && gate.session_ports().contains(&port);

@@ -2,28 +2,31 @@
 //! who and when, checks the shape OpenJarvis's reader expects, and writes it
 //! atomically with mode 0600. A provider sees only its own session.
 
-use super::HostContext;
-use crate::bindings::Capability;
+use super::CallHost;
+use super::context::{Sidecar, SidecarView};
 use crate::bindings::openjarvis::mining::sidecar::{Host, Session};
 use crate::bindings::openjarvis::mining::types::Error;
 use crate::policy::Request;
-use crate::sandbox::CallState;
 use crate::session::{SessionRecord, sidecar};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-impl Host for CallState {
+impl Host for CallHost {
     fn write(&mut self, session: Session) -> Result<(), Error> {
-        self.privileged(Capability::Sidecar, "sidecar.write", |gate| {
+        self.privileged::<Sidecar, _>("sidecar.write", |gate| {
             check_sizes(&session)?;
-            let host = gate.permit(Request::Own { target: RECORD })?;
-            write(host, session)
+            let quota = gate.sidecar_quota();
+            let size = record_size(&session);
+            if size as u64 > quota.value {
+                return Err(gate.over_quota(&quota, format!("a session record of {size} bytes")));
+            }
+            write(&gate.permit(Request::Own { target: RECORD })?, session)
         })
     }
 
     fn read(&mut self) -> Result<Option<Session>, Error> {
-        self.privileged(Capability::Sidecar, "sidecar.read", |gate| {
-            let host = gate.permit(Request::Own { target: RECORD })?;
-            Ok(own_record(host)?.map(|record| Session {
+        self.privileged::<Sidecar, _>("sidecar.read", |gate| {
+            let view = gate.permit(Request::Own { target: RECORD })?;
+            Ok(own_record(&view)?.map(|record| Session {
                 vllm_endpoint: record.vllm_endpoint,
                 model: record.model,
                 gateway_url: record.gateway_url,
@@ -37,12 +40,12 @@ impl Host for CallState {
     }
 
     fn remove(&mut self) -> Result<(), Error> {
-        self.privileged(Capability::Sidecar, "sidecar.remove", |gate| {
-            let host = gate.permit(Request::Own { target: RECORD })?;
-            if own_record(host)?.is_none() {
+        self.privileged::<Sidecar, _>("sidecar.remove", |gate| {
+            let view = gate.permit(Request::Own { target: RECORD })?;
+            if own_record(&view)?.is_none() {
                 return Ok(());
             }
-            sidecar::remove(&host.session.paths.sidecar())
+            sidecar::remove(&view.path())
                 .map_err(|err| Error::Failed(format!("cannot remove the session record: {err}")))
         })
     }
@@ -52,6 +55,23 @@ impl Host for CallState {
 const RECORD: &str = "runtime/mining.json";
 /// The longest value a session record field may hold.
 const MAX_FIELD_BYTES: usize = 2048;
+
+/// The bytes a provider puts in its session record.
+fn record_size(session: &Session) -> usize {
+    [
+        &session.vllm_endpoint,
+        &session.model,
+        &session.gateway_url,
+        &session.gateway_metrics_url,
+        &session.metrics_url,
+        &session.container_id,
+        &session.wallet_address,
+        &session.image,
+    ]
+    .iter()
+    .map(|field| field.len())
+    .sum()
+}
 
 /// Every field is a URL, an id, a name or an address: none is long.
 fn check_sizes(session: &Session) -> Result<(), Error> {
@@ -77,19 +97,20 @@ fn check_sizes(session: &Session) -> Result<(), Error> {
     }
 }
 
-fn write(host: &HostContext, session: Session) -> Result<(), Error> {
+fn write(host: &SidecarView<'_>, session: Session) -> Result<(), Error> {
     // Another provider's session is not this provider's to replace (a record
     // that cannot be read is nobody's, and is replaced).
-    if let Ok(Some(current)) = sidecar::read(&host.session.paths.sidecar())
-        && current.provider != host.provider_id
+    if let Ok(Some(current)) = sidecar::read(&host.path())
+        && current.provider != host.provider_id()
     {
+        // Said without naming the other provider: its id is not this one's to know.
         return Err(Error::Denied(format!(
-            "the session record belongs to provider '{}'; provider '{}' may not replace it",
-            current.provider, host.provider_id
+            "another provider's session is recorded here; provider '{}' may not replace it: stop that session with `jarvis mine stop` first (host rule ownership, docs/security.md#ownership)",
+            host.provider_id()
         )));
     }
     let record = SessionRecord {
-        provider: host.provider_id.clone(),
+        provider: host.provider_id().to_owned(),
         vllm_endpoint: session.vllm_endpoint,
         model: session.model,
         gateway_url: session.gateway_url,
@@ -99,7 +120,7 @@ fn write(host: &HostContext, session: Session) -> Result<(), Error> {
         started_at: SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs()),
-        session_id: Some(host.session.id.clone()),
+        session_id: Some(host.session_id().to_owned()),
         metrics_url: Some(session.metrics_url),
         image: Some(session.image),
         gateway_pid: None,
@@ -107,14 +128,14 @@ fn write(host: &HostContext, session: Session) -> Result<(), Error> {
     };
     sidecar::validate(&record)
         .map_err(|err| Error::Invalid(format!("session record rejected: {err}")))?;
-    sidecar::write(&host.session.paths.sidecar(), &record)
+    sidecar::write(&host.path(), &record)
         .map_err(|err| Error::Failed(format!("cannot write the session record: {err}")))
 }
 
 /// The current record if it is this provider's; another provider's session
 /// is invisible (and untouchable) to it.
-fn own_record(host: &HostContext) -> Result<Option<SessionRecord>, Error> {
-    let record = sidecar::read(&host.session.paths.sidecar())
+fn own_record(view: &SidecarView<'_>) -> Result<Option<SessionRecord>, Error> {
+    let record = sidecar::read(&view.path())
         .map_err(|err| Error::Failed(format!("cannot read the session record: {err}")))?;
-    Ok(record.filter(|r| r.provider == host.provider_id))
+    Ok(record.filter(|r| r.provider == view.provider_id()))
 }

@@ -1,5 +1,6 @@
 use super::*;
 use crate::bindings::Capability as C;
+use std::time::Duration;
 
 const SYSTEM: &str = "/etc/openjarvis/mining-policy.toml";
 const USER: &str = "/home/u/.openjarvis/mining/policy.toml";
@@ -8,7 +9,7 @@ fn layer(text: Option<&str>, path: &str) -> Layer {
     match text {
         None => Layer::Absent,
         Some(text) => match PolicyFile::parse(text, Path::new(path)) {
-            Ok(file) => Layer::Loaded(Arc::new(LayerRules::parsed(Path::new(path), file))),
+            Ok(file) => Layer::Loaded(Arc::new(file)),
             Err(err) => Layer::Broken(err.to_string()),
         },
     }
@@ -31,8 +32,8 @@ fn run(image: &str) -> RunRequest {
     }
 }
 
-fn denied(result: Result<(), String>) -> String {
-    result.expect_err("should be denied")
+fn denied(result: Result<(), Denial>) -> String {
+    result.expect_err("should be denied").reason
 }
 
 #[test]
@@ -143,7 +144,7 @@ memory_mib = 512
     assert!(err.contains(SYSTEM), "{err}");
     assert!(p.gpu_visible(0, None));
     assert!(!p.gpu_visible(1, None));
-    let limits = p.limits(&SandboxLimits::default());
+    let limits = crate::sandbox::SandboxLimits::default().narrowed(&p.limit_ceilings());
     assert_eq!(limits.memory_bytes, 32 << 20);
 }
 
@@ -326,20 +327,20 @@ fn pinned_digests_need_a_matching_local_image() {
     let p = policy(Some(&system), None).for_provider("vllm-pearl", true);
     assert!(p.pins_digests());
     let mut request = run("openjarvis/pearl-miner:master");
-    request.image_digests = vec![digest.clone()];
+    request.image_digests = Some(vec![digest.clone()]);
     assert_eq!(
         p.check(C::Containers, &Request::RunContainer(&request)),
         Ok(())
     );
-    request.image_digests = vec![format!("openjarvis/pearl-miner@{digest}")];
+    request.image_digests = Some(vec![format!("openjarvis/pearl-miner@{digest}")]);
     assert_eq!(
         p.check(C::Containers, &Request::RunContainer(&request)),
         Ok(())
     );
-    request.image_digests = vec![format!("sha256:{}", "f".repeat(64))];
+    request.image_digests = Some(vec![format!("sha256:{}", "f".repeat(64))]);
     let err = denied(p.check(C::Containers, &Request::RunContainer(&request)));
     assert!(err.contains("containers.digests"), "{err}");
-    request.image_digests = vec![];
+    request.image_digests = Some(vec![]);
     assert!(
         denied(p.check(C::Containers, &Request::RunContainer(&request))).contains("digest unknown")
     );
@@ -399,11 +400,11 @@ fn limits_take_the_smallest_value() {
     let system = "[default.limits]\ncall_timeout_ms = 500\n";
     let user = "[providers.vllm-pearl.limits]\ncall_timeout_ms = 900\noutput_kib = 8\nhost_time_ms = 1000\n";
     let p = policy(Some(system), Some(user)).for_provider("vllm-pearl", true);
-    let limits = p.limits(&SandboxLimits::default());
+    let limits = crate::sandbox::SandboxLimits::default().narrowed(&p.limit_ceilings());
     assert_eq!(limits.call_timeout, Duration::from_millis(500));
     assert_eq!(limits.output_bytes, 8 << 10);
     assert_eq!(limits.host_time, Duration::from_secs(1));
-    assert_eq!(limits.memory_bytes, SandboxLimits::default().memory_bytes);
+    assert_eq!(limits.memory_bytes, crate::sandbox::SandboxLimits::default().memory_bytes);
 }
 
 #[test]
@@ -411,5 +412,5 @@ fn granted_is_declared_intersected_with_the_policy() {
     let user = "[providers.s]\ncapabilities = [\"sidecar\", \"containers\"]\n";
     let p = policy(None, Some(user)).for_provider("s", false);
     assert_eq!(p.granted(&[C::Containers, C::Metrics]), vec![C::Containers]);
-    assert!(p.withheld(C::Metrics).unwrap().contains("capabilities"));
+    assert!(p.withheld(C::Metrics).unwrap().reason.contains("capabilities"));
 }

@@ -40,6 +40,26 @@ impl Default for SandboxLimits {
     }
 }
 
+impl SandboxLimits {
+    /// These limits lowered to a policy's ceilings.
+    pub fn narrowed(&self, ceilings: &crate::policy::LimitCeilings) -> SandboxLimits {
+        let mut limits = *self;
+        if let Some(bytes) = ceilings.memory_bytes {
+            limits.memory_bytes = limits.memory_bytes.min(bytes);
+        }
+        if let Some(timeout) = ceilings.call_timeout {
+            limits.call_timeout = limits.call_timeout.min(timeout);
+        }
+        if let Some(time) = ceilings.host_time {
+            limits.host_time = limits.host_time.min(time);
+        }
+        if let Some(bytes) = ceilings.output_bytes {
+            limits.output_bytes = limits.output_bytes.min(bytes);
+        }
+        limits
+    }
+}
+
 /// Enforces [`SandboxLimits`] on one store, remembering which limit tripped so
 /// the resulting trap can be reported as that limit rather than a bare trap.
 pub struct Limiter {

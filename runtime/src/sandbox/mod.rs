@@ -16,14 +16,13 @@ pub use limits::SandboxLimits;
 
 use crate::audit::AuditLog;
 use crate::bindings::{MiningProvider, MiningProviderPre};
-use crate::host::HostContext;
-use crate::host::log::GuestLog;
+use crate::host::{CallHost, HostContext};
 use error::CallEvidence;
 use limits::Limiter;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
+use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{
     CallHook, Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store,
 };
@@ -43,7 +42,9 @@ const MAX_RESOURCES: usize = 1024;
 /// touched pages (see `engine_config`).
 const FALLBACK_KEEP_RESIDENT: usize = 64 << 10;
 
-/// Per-call state owned by the store.
+/// Per-call state owned by the store: the sandbox's own (limits, WASI) and
+/// the host's, which the sandbox only carries ([`CallHost`] is opaque here:
+/// the sandbox knows no host interface).
 pub struct CallState {
     limiter: Limiter,
     table: ResourceTable,
@@ -51,18 +52,7 @@ pub struct CallState {
     /// import no WASI at all, and a call should not pay for what it never uses.
     wasi: Option<WasiState>,
     stdio_cap: usize,
-    pub(crate) log: GuestLog,
-    /// Present for lifecycle calls only (see `host::HostContext`).
-    pub(crate) host: Option<HostContext>,
-    /// Who is calling, for audit records.
-    pub(crate) caller: Caller,
-    pub(crate) audit_log: Option<Arc<AuditLog>>,
-    /// Privileged imports called so far in this call.
-    pub(crate) privileged_calls: u32,
-    /// What is left of `SandboxLimits::host_time`.
-    pub(crate) host_time_left: Duration,
-    /// Time spent in admitted privileged calls: not charged to the guest.
-    pub(crate) privileged_time: Duration,
+    host: CallHost,
 }
 
 /// The provider a call is for and the limits it runs under (the sandbox's,
@@ -100,8 +90,6 @@ impl WasiView for CallState {
     }
 }
 
-impl crate::bindings::openjarvis::mining::types::Host for CallState {}
-
 pub struct Sandbox {
     engine: Engine,
     linker: Linker<CallState>,
@@ -117,7 +105,7 @@ impl Sandbox {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(anyhow::Error::from)?;
         wasi::freeze_timers(&mut linker)?;
-        MiningProvider::add_to_linker::<CallState, HasSelf<CallState>>(&mut linker, |state| state)
+        crate::host::add_to_linker(&mut linker, |state: &mut CallState| &mut state.host)
             .map_err(anyhow::Error::from)?;
         spawn_epoch_ticker(&engine);
         let cache = cache_dir.map(|dir| ComponentCache::new(dir, &engine));
@@ -200,13 +188,14 @@ impl Sandbox {
             table,
             wasi: None,
             stdio_cap: limits.log_bytes,
-            log: GuestLog::new(&caller.provider, limits.log_bytes),
-            host,
-            caller: caller.clone(),
-            audit_log: self.audit_log.clone(),
-            privileged_calls: 0,
-            host_time_left: limits.host_time,
-            privileged_time: Duration::ZERO,
+            host: CallHost::new(
+                &caller.provider,
+                &caller.component,
+                limits.log_bytes,
+                limits.host_time,
+                host,
+                self.audit_log.clone(),
+            ),
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limiter);
@@ -225,7 +214,7 @@ impl Sandbox {
                 &err,
                 CallEvidence {
                     tripped: state.limiter.tripped,
-                    panic_message: state.log.panic_message(),
+                    panic_message: state.host.log().panic_message(),
                     stdio_overflowed,
                 },
                 &limits,
@@ -280,7 +269,7 @@ fn guest_time_budget(
         if matches!(hook, CallHook::ReturningFromHost) {
             let charged = started
                 .elapsed()
-                .saturating_sub(store.data().privileged_time);
+                .saturating_sub(store.data().host.privileged_time());
             store.set_epoch_deadline(deadline_ticks(budget.saturating_sub(charged)));
         }
         Ok(())
@@ -321,7 +310,8 @@ fn forward_stdio(state: &mut CallState) -> bool {
         filled |= bytes.len() >= state.stdio_cap;
         if !bytes.is_empty() {
             state
-                .log
+                .host
+                .log()
                 .emit(level, stream, String::from_utf8_lossy(&bytes).trim_end());
         }
     }

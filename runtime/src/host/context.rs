@@ -1,0 +1,310 @@
+//! What a lifecycle call may touch on the host, and the narrow view each
+//! interface acts through. [`HostContext`]'s fields are private to this
+//! file: the imports (`containers.rs`, `sidecar.rs`, ...) get a view only
+//! from [`super::Gate::permit`], so none can act before the policy decided.
+
+use super::{LABEL_HOME, LABEL_NAME, LABEL_PORTS, LABEL_PROVIDER, docker_error};
+use crate::bindings::Capability;
+use crate::bindings::openjarvis::mining::types::Error;
+use crate::docker::{ContainerState, ContainerSummary, Docker, ImageProgress};
+use crate::paths::Paths;
+use crate::policy::{ProviderPolicy, Quota};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// The session a lifecycle call acts on, as the host knows it.
+pub struct Session {
+    pub id: String,
+    pub paths: Paths,
+    /// The daemon, or why it cannot be used.
+    pub docker: Result<Arc<Docker>, String>,
+    /// `[mining.extra].pearl_source_dir`: a Pearl checkout to build the image from.
+    pub pearl_source_dir: Option<PathBuf>,
+    /// `[mining].wallet_address`: the only Pearl address a container may be given.
+    pub wallet_address: Option<String>,
+    /// Where image pull/build progress goes (the CLI's progress bar).
+    pub progress: Box<dyn FnMut(ImageProgress) + Send>,
+}
+
+/// A lifecycle call's host: who calls, what the policy grants it, and the
+/// session. Absent during `info` and `detect`, which are pure.
+pub struct HostContext {
+    provider_id: String,
+    component_sha256: String,
+    builtin: bool,
+    /// Capabilities the provider requested in `info()`.
+    requested: Vec<Capability>,
+    policy: Arc<ProviderPolicy>,
+    session: Session,
+}
+
+impl HostContext {
+    pub fn new(
+        provider_id: &str,
+        component_sha256: &str,
+        builtin: bool,
+        requested: Vec<Capability>,
+        policy: Arc<ProviderPolicy>,
+        session: Session,
+    ) -> HostContext {
+        HostContext {
+            provider_id: provider_id.to_owned(),
+            component_sha256: component_sha256.to_owned(),
+            builtin,
+            requested,
+            policy,
+            session,
+        }
+    }
+
+    pub(super) fn provider_id(&self) -> &str {
+        &self.provider_id
+    }
+
+    pub(super) fn requested(&self, capability: Capability) -> bool {
+        self.requested.contains(&capability)
+    }
+
+    pub(super) fn policy(&self) -> &ProviderPolicy {
+        &self.policy
+    }
+
+    fn docker(&self) -> Result<Arc<Docker>, Error> {
+        self.session.docker.clone().map_err(Error::Unavailable)
+    }
+
+    fn home(&self) -> String {
+        self.session.paths.home().display().to_string()
+    }
+
+    /// Every container the host created for this provider in this home
+    /// (running or not). The only set a provider's references resolve in.
+    fn owned(&self) -> Result<Vec<ContainerSummary>, Error> {
+        let docker = self.docker()?;
+        let home = self.home();
+        Ok(docker
+            .list_labelled(LABEL_HOME, Some(&home))
+            .map_err(docker_error)?
+            .into_iter()
+            .filter(|c| c.labels.get(LABEL_PROVIDER) == Some(&self.provider_id))
+            .collect())
+    }
+
+    /// Host ports of this session's running containers, as the host
+    /// recorded them when it created them: the session's own endpoints.
+    pub(super) fn session_ports(&self) -> Vec<u16> {
+        let Ok(owned) = self.owned() else {
+            return Vec::new();
+        };
+        owned
+            .iter()
+            .filter(|c| {
+                c.state == "running"
+                    && c.labels.get(super::LABEL_SESSION) == Some(&self.session.id)
+            })
+            .filter_map(|c| c.labels.get(LABEL_PORTS))
+            .flat_map(|ports| ports.split(','))
+            .filter_map(|port| port.parse().ok())
+            .collect()
+    }
+
+    pub(super) fn wallet_address(&self) -> Option<&str> {
+        self.session.wallet_address.as_deref()
+    }
+
+    /// The Docker name for what the provider asked: built-ins keep theirs
+    /// (OpenJarvis's tooling looks for `openjarvis-pearl-miner`); every
+    /// other provider's names live under `jm.<provider-id>.`, a prefix it
+    /// cannot escape (ids hold no '.', so the first '.' after `jm.` ends it).
+    pub(super) fn docker_name(&self, requested: &str) -> String {
+        if self.builtin {
+            requested.to_owned()
+        } else {
+            format!("jm.{}.{requested}", self.provider_id)
+        }
+    }
+
+    /// How many containers this provider holds, not counting a finished
+    /// one named `name` (a new container of that name replaces it).
+    pub(super) fn containers_held(&self, name: &str) -> Result<usize, Error> {
+        Ok(self
+            .owned()?
+            .iter()
+            .filter(|c| !(c.name == name && c.state != "running" && c.state != "restarting"))
+            .count())
+    }
+
+    /// Containers this provider may hold at once.
+    pub(super) fn containers_quota(&self) -> Quota {
+        self.policy.containers_quota(self.granted_gpus())
+    }
+
+    /// GPUs the policy lets this provider use on this host: the ones it
+    /// names, else every GPU NVML reports.
+    fn granted_gpus(&self) -> usize {
+        let host_gpus = || host_gpu::nvml::gpus(None).gpus;
+        match self.policy.granted_gpu_ids() {
+            Some(ids) => host_gpus()
+                .iter()
+                .filter(|gpu| {
+                    ids.iter()
+                        .any(|id| id.names(&gpu.index.to_string(), gpu.uuid.as_deref()))
+                })
+                .count(),
+            None => host_gpus().len(),
+        }
+    }
+
+    /// The local image's id and repo digests (asked only for an image the
+    /// policy already granted by name).
+    pub(super) fn image_digests(&self, image: &str) -> Result<Vec<String>, Error> {
+        Ok(self
+            .docker()?
+            .image_digests(image)
+            .map_err(docker_error)?
+            .unwrap_or_default())
+    }
+}
+
+/// One imported interface: the capability it needs (none for the clock)
+/// and the view of the host it acts through once permitted.
+pub trait Interface {
+    const CAPABILITY: Option<Capability>;
+    type View<'a>;
+    fn view(host: &mut HostContext) -> Self::View<'_>;
+}
+
+/// The `containers` interface's view: Docker, restricted to what this
+/// provider's session created, and what new containers are given.
+pub struct ContainersView<'a> {
+    host: &'a mut HostContext,
+}
+
+pub struct Containers;
+
+impl Interface for Containers {
+    const CAPABILITY: Option<Capability> = Some(Capability::Containers);
+    type View<'a> = ContainersView<'a>;
+    fn view(host: &mut HostContext) -> ContainersView<'_> {
+        ContainersView { host }
+    }
+}
+
+impl ContainersView<'_> {
+    pub fn docker(&self) -> Result<Arc<Docker>, Error> {
+        self.host.docker()
+    }
+
+    /// Where to build the image from, and where its progress goes.
+    pub fn image_source(
+        &mut self,
+    ) -> (
+        Option<&Path>,
+        &mut Box<dyn FnMut(ImageProgress) + Send>,
+    ) {
+        let session = &mut self.host.session;
+        (session.pearl_source_dir.as_deref(), &mut session.progress)
+    }
+
+    /// The container a provider's reference (an id, a unique id prefix of
+    /// 12 or more characters, or the name it asked for) names among its
+    /// own. Absent and someone else's read the same: `None`, found without
+    /// ever asking Docker about the reference itself.
+    pub fn find(&self, reference: &str) -> Result<Option<ContainerState>, Error> {
+        let owned = self.host.owned()?;
+        let matches: Vec<&ContainerSummary> = owned
+            .iter()
+            .filter(|c| {
+                c.id == reference
+                    || (reference.len() >= 12 && c.id.starts_with(reference))
+                    || c.labels.get(LABEL_NAME).map(String::as_str) == Some(reference)
+            })
+            .collect();
+        let [container] = matches.as_slice() else {
+            return Ok(None);
+        };
+        self.docker()?.inspect(&container.id).map_err(docker_error)
+    }
+
+    /// A finished container of this provider holding `name`, to take over.
+    pub fn finished_holder(&self, name: &str) -> Result<Option<String>, Error> {
+        Ok(self
+            .host
+            .owned()?
+            .into_iter()
+            .find(|c| c.name == name && c.state != "running" && c.state != "restarting")
+            .map(|c| c.id))
+    }
+
+    /// The ownership labels of a new container.
+    pub fn labels(&self, requested_name: &str, secrets: &[&str], ports: &[u16]) -> BTreeMap<String, String> {
+        let ports: Vec<String> = ports.iter().map(u16::to_string).collect();
+        BTreeMap::from([
+            (LABEL_PROVIDER.to_owned(), self.host.provider_id.clone()),
+            (
+                super::LABEL_COMPONENT.to_owned(),
+                self.host.component_sha256.clone(),
+            ),
+            (super::LABEL_SESSION.to_owned(), self.host.session.id.clone()),
+            (super::LABEL_SECRETS.to_owned(), secrets.join(",")),
+            (LABEL_PORTS.to_owned(), ports.join(",")),
+            (LABEL_NAME.to_owned(), requested_name.to_owned()),
+            (LABEL_HOME.to_owned(), self.host.home()),
+        ])
+    }
+
+    /// The memory limit every container of this provider gets.
+    pub fn memory_limit(&self) -> Option<u64> {
+        self.host.policy.container_memory_bytes()
+    }
+
+}
+
+/// The `sidecar` interface's view: the session record's place and owner.
+pub struct SidecarView<'a> {
+    host: &'a HostContext,
+}
+
+pub struct Sidecar;
+
+impl Interface for Sidecar {
+    const CAPABILITY: Option<Capability> = Some(Capability::Sidecar);
+    type View<'a> = SidecarView<'a>;
+    fn view(host: &mut HostContext) -> SidecarView<'_> {
+        SidecarView { host }
+    }
+}
+
+impl SidecarView<'_> {
+    pub fn path(&self) -> PathBuf {
+        self.host.session.paths.sidecar()
+    }
+
+    pub fn provider_id(&self) -> &str {
+        &self.host.provider_id
+    }
+
+    pub fn session_id(&self) -> &str {
+        &self.host.session.id
+    }
+}
+
+/// The `metrics` interface needs nothing of the host once permitted: the
+/// fetch itself is the host's.
+pub struct Metrics;
+
+impl Interface for Metrics {
+    const CAPABILITY: Option<Capability> = Some(Capability::Metrics);
+    type View<'a> = ();
+    fn view(_: &mut HostContext) {}
+}
+
+/// The clock needs no capability, only a lifecycle call.
+pub struct Clock;
+
+impl Interface for Clock {
+    const CAPABILITY: Option<Capability> = None;
+    type View<'a> = ();
+    fn view(_: &mut HostContext) {}
+}

@@ -1,0 +1,388 @@
+//! The one gate every privileged import passes, before any side effect:
+//! the call must be a lifecycle call, the capability declared in `info()`
+//! and granted, the audit log writable, the call within its budgets, and
+//! the import must get the policy's permit for the specifics of its
+//! request, described as plain data. Only [`Gate::permit`] turns a
+//! decision into a view of the host. Each call leaves one audit record.
+
+use super::context::{Clock, Containers, HostContext, Interface, Metrics, Sidecar};
+use super::log::GuestLog;
+use super::{describe, error_kind};
+use crate::audit::{self, AuditLog};
+use crate::bindings::openjarvis::mining::types::Error;
+use crate::policy::{Denial, HostRule, Quota, Request};
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The import whose time is not charged to the host-time budget.
+pub const IMPORT_ENSURE_IMAGE: &str = "containers.ensure-image";
+
+/// The longest action or reason an audit record keeps: what a guest sends
+/// (an id, a URL) must not let it flood the log or rotate it away.
+const MAX_RECORD_TEXT: usize = 1024;
+
+/// The host part of one call's store.
+pub struct CallHost {
+    log: GuestLog,
+    /// Present for lifecycle calls only.
+    lifecycle: Option<HostContext>,
+    /// Who is calling, for audit records.
+    provider: String,
+    component: String,
+    audit_log: Option<Arc<AuditLog>>,
+    /// Privileged imports called so far in this call, and the quota.
+    privileged_calls: u32,
+    privileged_quota: Option<Quota>,
+    /// What is left of `SandboxLimits::host_time`.
+    host_time_left: Duration,
+    /// Time spent in admitted privileged calls: not charged to the guest.
+    privileged_time: Duration,
+    /// The host's refusals in this call, newest last, for the CLI.
+    denials: Vec<Denial>,
+}
+
+impl CallHost {
+    pub fn new(
+        provider: &str,
+        component: &str,
+        log_bytes: usize,
+        host_time: Duration,
+        lifecycle: Option<HostContext>,
+        audit_log: Option<Arc<AuditLog>>,
+    ) -> CallHost {
+        let privileged_quota = lifecycle
+            .as_ref()
+            .map(|host| host.policy().privileged_calls_quota());
+        CallHost {
+            log: GuestLog::new(provider, log_bytes),
+            lifecycle,
+            provider: provider.to_owned(),
+            component: component.to_owned(),
+            audit_log,
+            privileged_calls: 0,
+            privileged_quota,
+            host_time_left: host_time,
+            privileged_time: Duration::ZERO,
+            denials: Vec::new(),
+        }
+    }
+
+    pub fn log(&mut self) -> &mut GuestLog {
+        &mut self.log
+    }
+
+    /// Time spent in admitted privileged calls so far.
+    pub fn privileged_time(&self) -> Duration {
+        self.privileged_time
+    }
+
+    /// The last refusal by the policy or a host rule in this call: what the
+    /// CLI's exit code is chosen by, whatever the guest made of it.
+    pub fn last_denial(&self) -> Option<&Denial> {
+        self.denials.last()
+    }
+
+    /// Calls the clock or another import that needs no capability, only a
+    /// lifecycle call; not audited (it touches nothing).
+    pub(super) fn lifecycle_only<T>(
+        &mut self,
+        import: &str,
+        act: impl FnOnce(<Clock as Interface>::View<'_>) -> T,
+    ) -> Result<T, Error> {
+        match self.lifecycle.as_mut() {
+            Some(host) => Ok(act(Clock::view(host))),
+            None => {
+                let denial = Denial::host(
+                    None,
+                    HostRule::PureCalls,
+                    format!("{import} is not available here: info() and detect() are pure"),
+                );
+                let error = Error::Denied(denial.reason.clone());
+                self.denials.push(denial);
+                Err(error)
+            }
+        }
+    }
+
+    /// Runs one privileged import through the gate (see the module docs).
+    pub(super) fn privileged<I: Interface, T>(
+        &mut self,
+        import: &str,
+        act: impl FnOnce(&mut Gate<'_, I>) -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        let capability = I::CAPABILITY
+            .expect("a privileged interface names its capability")
+            .name();
+        let started = Instant::now();
+        self.privileged_calls += 1;
+        let mut record =
+            audit::Record::new(&self.provider, &self.component, capability, import.to_owned());
+        let (result, denial, admitted) = match self.admit::<I>(import) {
+            Err(denial) => (Err(Error::Denied(denial.reason.clone())), Some(denial), false),
+            Ok(()) => {
+                let host = self.lifecycle.as_mut().expect("admit checked the host context");
+                let mut gate = Gate {
+                    host,
+                    summary: String::new(),
+                    denial: None,
+                    time_left: self.host_time_left,
+                    interface: PhantomData,
+                };
+                let result = act(&mut gate);
+                if !gate.summary.is_empty() {
+                    record.action = format!("{import} {}", gate.summary);
+                }
+                (result, gate.denial, true)
+            }
+        };
+        let elapsed = started.elapsed();
+        if admitted {
+            // Host work is not the guest's time: it is charged to the
+            // host-time budget instead, except image acquisition, which has
+            // its own progress and can take most of an hour. A denied call
+            // costs the guest, so a loop of them runs out of guest time.
+            self.privileged_time += elapsed;
+            if import != IMPORT_ENSURE_IMAGE {
+                self.host_time_left = self.host_time_left.saturating_sub(elapsed);
+            }
+        }
+        record.duration_us = elapsed.as_micros() as u64;
+        clip(&mut record.action);
+        match (&denial, &result) {
+            (Some(denial), _) => {
+                record.decision = audit::Decision::Deny;
+                record.reason = Some(clipped(&denial.reason));
+            }
+            (None, Ok(_)) => record.outcome = Some("ok".into()),
+            (None, Err(err)) => {
+                record.outcome = Some(error_kind(err).into());
+                record.reason = Some(clipped(describe(err)));
+            }
+        }
+        if let Some(denial) = denial {
+            self.denials.push(denial);
+        }
+        self.audit(&record);
+        result
+    }
+
+    /// The checks before the policy's specifics.
+    fn admit<I: Interface>(&mut self, import: &str) -> Result<(), Denial> {
+        let capability = I::CAPABILITY.expect("a privileged interface names its capability");
+        let name = Some(capability.name());
+        if let Some(quota) = &self.privileged_quota
+            && u64::from(self.privileged_calls) > quota.value
+        {
+            return Err(quota.deny(
+                capability.name(),
+                format!("{import}: more privileged calls than allowed in one provider call"),
+            ));
+        }
+        let Some(host) = self.lifecycle.as_ref() else {
+            return Err(Denial::host(
+                name,
+                HostRule::PureCalls,
+                format!(
+                    "{import} is not available here: info() and detect() are pure and may not use host capabilities"
+                ),
+            ));
+        };
+        if !host.requested(capability) {
+            return Err(Denial::host(
+                name,
+                HostRule::DeclaredCapabilities,
+                format!(
+                    "{import} needs the '{}' capability, which provider '{}' did not request in info()",
+                    capability.name(),
+                    host.provider_id()
+                ),
+            ));
+        }
+        // The capability itself, before the import looks at its arguments.
+        if let Some(withheld) = host.policy().withheld(capability) {
+            return Err(withheld);
+        }
+        if self.host_time_left.is_zero() {
+            return Err(Denial::host(
+                name,
+                HostRule::HostTime,
+                format!(
+                    "{import}: this call has used its host-time budget; raise limits.host_time_ms in the policy if the provider needs more"
+                ),
+            ));
+        }
+        if let Some(log) = &self.audit_log {
+            log.ready()
+                .map_err(|err| Denial::host(name, HostRule::AuditLog, err))?;
+        }
+        Ok(())
+    }
+
+    /// Appends a record; past the call budget only the first excess call is
+    /// recorded, so a guest looping on imports cannot flood the log.
+    fn audit(&self, record: &audit::Record) {
+        let Some(log) = &self.audit_log else { return };
+        let quota = self.privileged_quota.as_ref().map_or(u64::MAX, |q| q.value);
+        if u64::from(self.privileged_calls) > quota.saturating_add(1) {
+            return;
+        }
+        if let Err(err) = log.append(record) {
+            tracing::warn!("{err}");
+        }
+    }
+}
+
+/// The policy's view of one privileged call in progress: the host is
+/// reachable only through [`Gate::permit`], whose view is the interface's.
+pub struct Gate<'a, I: Interface> {
+    host: &'a mut HostContext,
+    /// What the call asked for, for the audit record (names, never values).
+    summary: String,
+    denial: Option<Denial>,
+    time_left: Duration,
+    interface: PhantomData<I>,
+}
+
+impl<I: Interface> Gate<'_, I> {
+    /// Asks the policy about this request; on a grant, returns the view the
+    /// import acts through.
+    pub fn permit(&mut self, request: Request<'_>) -> Result<I::View<'_>, Error> {
+        self.decide(&request)?;
+        Ok(I::view(self.host))
+    }
+
+    /// Asks the policy without acting: a first decision on part of a
+    /// request (the image before its digests are looked up), or a re-check
+    /// of what the host resolved after the first permit.
+    pub fn decide(&mut self, request: &Request<'_>) -> Result<(), Error> {
+        self.summary = summarize(request);
+        let capability = I::CAPABILITY.expect("a privileged interface names its capability");
+        self.host
+            .policy()
+            .check(capability, request)
+            .map_err(|denial| self.deny(denial))
+    }
+
+    /// A refusal by one of the host's own rules.
+    pub fn refuse(&mut self, rule: HostRule, reason: impl std::fmt::Display) -> Error {
+        let capability = I::CAPABILITY.map(|c| c.name());
+        self.deny(Denial::host(capability, rule, reason))
+    }
+
+    /// A refusal by a quota.
+    pub fn over_quota(&mut self, quota: &Quota, what: impl std::fmt::Display) -> Error {
+        let capability = I::CAPABILITY.map_or("", |c| c.name());
+        self.deny(quota.deny(capability, what))
+    }
+
+    fn deny(&mut self, denial: Denial) -> Error {
+        let error = Error::Denied(denial.reason.clone());
+        self.denial = Some(denial);
+        error
+    }
+
+    /// Wall time host work in this call may still take.
+    pub fn time_left(&self) -> Duration {
+        self.time_left
+    }
+}
+
+impl Gate<'_, Sidecar> {
+    /// The largest record this provider may write.
+    pub fn sidecar_quota(&self) -> Quota {
+        self.host.policy().sidecar_quota()
+    }
+}
+
+impl Gate<'_, Metrics> {
+    /// Loopback ports the host published for this provider's session.
+    pub fn session_ports(&self) -> Vec<u16> {
+        self.host.session_ports()
+    }
+}
+
+impl Gate<'_, Containers> {
+    /// `[mining].wallet_address`, for the payout rule.
+    pub fn wallet_address(&self) -> Option<&str> {
+        self.host.wallet_address()
+    }
+
+    /// The Docker name of a container the provider names `requested`.
+    pub fn docker_name(&self, requested: &str) -> String {
+        self.host.docker_name(requested)
+    }
+
+    /// Containers this provider holds (see `HostContext::containers_held`).
+    pub fn containers_held(&self, name: &str) -> Result<usize, Error> {
+        self.host.containers_held(name)
+    }
+
+    pub fn containers_quota(&self) -> Quota {
+        self.host.containers_quota()
+    }
+
+    /// Whether the policy pins image digests (see [`Gate::image_digests`]).
+    pub fn pins_digests(&self) -> bool {
+        self.host.policy().pins_digests()
+    }
+
+    /// The local image's id and repo digests, for a digest-pinning policy;
+    /// call only after [`Gate::decide`] granted the image by name.
+    pub fn image_digests(&self, image: &str) -> Result<Vec<String>, Error> {
+        self.host.image_digests(image)
+    }
+}
+
+/// Names only: env values and secrets never reach a record.
+fn summarize(request: &Request<'_>) -> String {
+    match request {
+        Request::Own { target } => target.to_string(),
+        Request::EnsureImage { image } => format!("image={image}"),
+        Request::RunContainer(run) => {
+            let mut parts = vec![
+                format!("name={}", run.name),
+                format!("image={}", run.image),
+                format!("gpus={:?}", run.gpus),
+                format!("network={}", run.network),
+            ];
+            let list = |items: Vec<String>| items.join(",");
+            let mounts = run
+                .mounts
+                .iter()
+                .map(|(p, ro)| format!("{}:{}", p.display(), if *ro { "ro" } else { "rw" }));
+            for (key, value) in [
+                ("mounts", list(mounts.collect())),
+                (
+                    "ports",
+                    list(run.host_ports.iter().map(u16::to_string).collect()),
+                ),
+                ("env", run.env_names.join(",")),
+                ("secrets", run.secrets.join(",")),
+            ] {
+                if !value.is_empty() {
+                    parts.push(format!("{key}={value}"));
+                }
+            }
+            parts.join(" ")
+        }
+        Request::Scrape(scrape) => format!("url=http://{}:{}", scrape.host, scrape.port),
+    }
+}
+
+fn clip(text: &mut String) {
+    if text.len() > MAX_RECORD_TEXT {
+        let mut end = MAX_RECORD_TEXT;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+        text.push_str("...");
+    }
+}
+
+fn clipped(text: &str) -> String {
+    let mut text = text.to_owned();
+    clip(&mut text);
+    text
+}
