@@ -58,6 +58,11 @@ fn component() -> &'static (Vec<u8>, String) {
 /// needs, narrowly. `mounts` and `endpoints` are TOML array items; `more`
 /// is appended (further tables).
 fn grant(mounts: &str, endpoints: &str, more: &str) -> String {
+    grant_networks(mounts, endpoints, r#""none""#, more)
+}
+
+/// [`grant`] with the network modes `networks` (TOML array items).
+fn grant_networks(mounts: &str, endpoints: &str, networks: &str, more: &str) -> String {
     format!(
         r#"
 [providers.escape]
@@ -67,7 +72,7 @@ gpus = ["1"]
 [providers.escape.containers]
 images = ["{FAKE_MINER_REPOSITORY}:*"]
 mounts = [{mounts}]
-network_modes = ["none"]
+network_modes = [{networks}]
 ports = ["1024-65535"]
 env = ["*"]
 secrets = ["ESCAPE_GRANTED_*"]
@@ -656,11 +661,6 @@ fn mounts_outside_the_grant_are_denied_after_resolving_dots_and_symlinks() {
     let cases = [
         (format!("{}/../outside", granted.display()), outside.clone()),
         (granted.join("link").display().to_string(), outside.clone()),
-        // `link/..` is `outer` once the link is resolved.
-        (
-            granted.join("link/../outside").display().to_string(),
-            outside.clone(),
-        ),
         (granted.join("etc").display().to_string(), "/etc".into()),
     ];
     for (mount, resolved) in &cases {
@@ -680,6 +680,18 @@ fn mounts_outside_the_grant_are_denied_after_resolving_dots_and_symlinks() {
         one_record(&h, before, "containers.run", Decision::Deny);
     }
     assert!(h.containers().is_empty());
+    // `link/..` is decided on as text (`granted/outside`), and that is what
+    // would be mounted: it does not exist, so nothing is.
+    let error = h.attack(&[
+        ("attack", text("run")),
+        ("image", text(fake_miner_image())),
+        ("mount", text(granted.join("link/../outside").display().to_string())),
+    ]);
+    assert_contains(
+        &invalid(error),
+        &[&format!("mount source does not exist: {}", granted.join("outside").display())],
+    );
+    assert!(h.containers().is_empty());
 
     // The grant itself works: the denials above are about the paths.
     let outcome = h.start(&[
@@ -696,8 +708,13 @@ fn mounts_outside_the_grant_are_denied_after_resolving_dots_and_symlinks() {
 // ---------------------------------------------------------------------------
 // Containers it does not own.
 
+/// Class: oracles on host data. A container that is not the provider's
+/// (another home's, another provider's, no labels at all, by id, id prefix
+/// or name) and one that does not exist at all get the same answers, so a
+/// provider learns nothing about containers it does not own, and none of
+/// them is touched.
 #[test]
-fn containers_it_does_not_own_cannot_be_stopped_read_inspected_or_removed() {
+fn containers_it_does_not_own_read_exactly_as_absent_and_are_untouched() {
     let cleanup = ContainerCleanup::new("escape-foreign");
     let h = Harness::new(&default_grant());
     let other_home = "/somewhere/else/.openjarvis";
@@ -719,42 +736,31 @@ fn containers_it_does_not_own_cannot_be_stopped_read_inspected_or_removed() {
             ],
         ),
     ];
-    std::thread::sleep(Duration::from_millis(300));
+    let probe = |reference: &str| {
+        let before = h.records().len();
+        let error = h.attack(&[
+            ("attack", text("probe-reference")),
+            ("container", text(reference)),
+            ("patterns", texts(&["gateway", "PEARLD", ""])),
+        ]);
+        let Error::Failed(answers) = error else {
+            panic!("expected the report, got {error:?}");
+        };
+        assert_eq!(h.records_since(before).len(), 4, "one record per import");
+        answers
+    };
+    let absent = probe("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef");
+    assert_eq!(
+        absent,
+        "stop\tok\ninspect\tok none\ngrep-logs\tok 0 lines\nremove\tok"
+    );
+    assert_eq!(probe("escape-no-such-container"), absent);
     for id in &victims {
-        for (attack, import) in [
-            ("stop", "containers.stop"),
-            ("grep-logs", "containers.grep-logs"),
-            ("inspect", "containers.inspect"),
-            ("remove", "containers.remove"),
-        ] {
-            let before = h.records().len();
-            let error = h.attack(&[
-                ("attack", text(attack)),
-                ("container", text(id.clone())),
-                ("patterns", texts(&["gateway", "PEARLD"])),
-            ]);
-            let message = denied(error);
-            assert_contains(
-                &message,
-                &[
-                    &format!("container {} is not owned by provider 'escape'", &id[..12]),
-                    &h.home().display().to_string(),
-                ],
-            );
-            assert!(!message.contains("victim-password"), "{message}");
-            let record = one_record(&h, before, import, Decision::Deny);
-            assert_eq!(record.action, format!("{import} {id}"));
-            assert!(running(id), "{attack} stopped {id}");
+        let name = h.docker().inspect(id).unwrap().unwrap().name;
+        for reference in [id.as_str(), &id[..12], &id[..20], name.as_str()] {
+            assert_eq!(probe(reference), absent, "{reference}");
+            assert!(running(id), "{reference} stopped {id}");
         }
-        // By name as well as by id.
-        let name = Docker::connect()
-            .unwrap()
-            .inspect(id)
-            .unwrap()
-            .unwrap()
-            .name;
-        denied(h.attack(&[("attack", text("stop")), ("container", text(name))]));
-        assert!(running(id));
     }
     assert!(!h.audit_text().contains("victim-password"));
 }
@@ -849,6 +855,8 @@ fn scrapes_reach_only_granted_loopback_endpoints_and_follow_no_redirect() {
         &format!(r#""session", "http://127.0.0.1:{}""#, redirector.port),
         "",
     ));
+    // A record naming the port is the provider's word, not the host's: it
+    // makes nothing the session's own.
     h.write_record(ESCAPE, session.port);
 
     // Not loopback; loopback but neither the session's nor granted; tricks
@@ -858,6 +866,7 @@ fn scrapes_reach_only_granted_loopback_endpoints_and_follow_no_redirect() {
         "http://169.254.169.254:80/latest/meta-data".to_owned(),
         format!("http://127.0.0.1:{}/metrics", bystander.port),
         format!("http://localhost:{}/metrics", bystander.port),
+        format!("http://127.0.0.1:{}/metrics", session.port),
         format!("http://0.0.0.0:{}/metrics", session.port),
         format!("http://[::ffff:127.0.0.1]:{}/metrics", session.port),
         format!(
@@ -880,14 +889,7 @@ fn scrapes_reach_only_granted_loopback_endpoints_and_follow_no_redirect() {
         one_record(&h, before, "metrics.scrape", Decision::Deny);
     }
     assert_eq!(bystander.accepted(), 0);
-
-    // The session's own endpoint answers (the control).
-    let url = format!("http://127.0.0.1:{}/metrics", session.port);
-    assert_eq!(
-        h.start(&[("attack", text("scrape")), ("url", text(url))]),
-        Ok(Ok(()))
-    );
-    assert_eq!(session.accepted(), 1);
+    assert_eq!(session.accepted(), 0);
 
     // A granted endpoint redirecting elsewhere: an answer, not a way there.
     let before = h.records().len();
@@ -906,7 +908,7 @@ fn scrapes_reach_only_granted_loopback_endpoints_and_follow_no_redirect() {
     h.write_record("vllm-pearl", session.port);
     let url = format!("http://127.0.0.1:{}/metrics", session.port);
     denied(h.attack(&[("attack", text("scrape")), ("url", text(url))]));
-    assert_eq!(session.accepted(), 1);
+    assert_eq!(session.accepted(), 0);
 }
 
 #[test]
@@ -1209,19 +1211,41 @@ fn gpus_outside_the_grant_are_invisible_and_cannot_be_asked_for() {
 // ---------------------------------------------------------------------------
 // One choke point: every import under every denying policy.
 
-/// The privileged imports, as `all-imports` reports them.
-const IMPORTS: [&str; 10] = [
-    "containers.ensure-image",
-    "containers.run",
-    "containers.stop",
-    "containers.remove",
-    "containers.inspect",
-    "containers.grep-logs",
-    "sidecar.write",
-    "sidecar.read",
-    "sidecar.remove",
-    "metrics.scrape",
-];
+/// The privileged imports, read from the WIT the host is generated from:
+/// every function of every interface the world imports, but `log` and
+/// `clock` (which touch nothing). A new import cannot be left out of the
+/// table below: the guest's `all-imports` must report exactly these.
+fn privileged_imports() -> Vec<String> {
+    let wit = include_str!("../wit/types.wit");
+    let world = wit
+        .split("world mining-provider {")
+        .nth(1)
+        .expect("the world is in the WIT");
+    let imported: Vec<&str> = world
+        .lines()
+        .filter_map(|line| line.trim().strip_prefix("import "))
+        .map(|name| name.trim_end_matches(';').trim())
+        .filter(|name| !["log", "clock"].contains(name))
+        .collect();
+    assert!(imported.len() >= 3, "{imported:?}");
+    let mut imports = Vec::new();
+    for interface in imported {
+        let body = wit
+            .split(&format!("interface {interface} {{"))
+            .nth(1)
+            .unwrap_or_else(|| panic!("interface {interface} is in the WIT"));
+        // The interface ends at the first line that closes it at column 0.
+        let body = body.split("\n}").next().unwrap();
+        for line in body.lines() {
+            if let Some((name, rest)) = line.trim().split_once(':')
+                && rest.trim_start().starts_with("func(")
+            {
+                imports.push(format!("{interface}.{name}"));
+            }
+        }
+    }
+    imports
+}
 
 /// Parses `all-imports`' report into `(import, answer)` pairs.
 fn report(text: &str) -> Vec<(String, String)> {
@@ -1270,12 +1294,13 @@ fn every_import_denied(
 
     let privileged: Vec<&(String, String)> =
         answers.iter().filter(|(i, _)| i != "clock.now").collect();
+    let imports = privileged_imports();
     assert_eq!(
         privileged
             .iter()
             .map(|(i, _)| i.as_str())
             .collect::<Vec<_>>(),
-        IMPORTS
+        imports
     );
     for (import, answer) in &privileged {
         assert!(
@@ -1293,8 +1318,8 @@ fn every_import_denied(
     assert!(!h.docker().image_present(image).unwrap());
     // One deny record per import, in order.
     let records = h.records_since(before);
-    assert_eq!(records.len(), IMPORTS.len(), "{records:#?}");
-    for (record, import) in records.iter().zip(IMPORTS) {
+    assert_eq!(records.len(), imports.len(), "{records:#?}");
+    for (record, import) in records.iter().zip(&imports) {
         assert_record(record, import, Decision::Deny);
         assert_contains(record.reason.as_deref().unwrap(), &[because]);
     }
@@ -1445,5 +1470,397 @@ fn an_ungranted_capability_is_denied_before_the_request_is_even_read() {
         let before = h.records().len();
         assert_contains(&denied(h.attack(extra)), &[because]);
         one_record(&h, before, import, Decision::Deny);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The classes of issue 8, several variants each.
+
+/// Polls `done` every 50 ms until it holds, failing after `limit`.
+#[track_caller]
+fn wait_until(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A loopback port nothing listens on (as of now).
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The report lines of a multi-call attack, as `(step, answer)`.
+fn steps(error: Error) -> Vec<(String, String)> {
+    let Error::Failed(text) = error else {
+        panic!("expected the report, got {error:?}");
+    };
+    report(&text)
+}
+
+/// Class: oracles. Match counts of `grep-logs` over a log that prints a
+/// granted secret are computed on the redacted text: two containers whose
+/// logs differ only by their secret's value answer every guess (each
+/// prefix of one secret, the whole, near misses) with the same counts, and
+/// no line returned holds either value.
+#[test]
+fn log_searches_cannot_rebuild_a_granted_secret_byte_by_byte() {
+    let pid = std::process::id();
+    let (first, second) = (format!("Zq{pid}x7Kw"), format!("mB{pid}u2Pe"));
+    if !in_child(
+        "log_searches_cannot_rebuild_a_granted_secret_byte_by_byte",
+        &[
+            ("ESCAPE_GRANTED_ORACLE_A", &first),
+            ("ESCAPE_GRANTED_ORACLE_B", &second),
+        ],
+    ) {
+        return;
+    }
+    let h = Harness::new(&grant("", r#""session""#, "[providers.escape.quotas]\ncontainers = 2\n"));
+    let run = |tag: &str| {
+        assert_eq!(
+            h.start(&[
+                ("attack", text("run")),
+                ("image", text(fake_miner_image())),
+                ("name", text(format!("escape-oracle-{tag}-{pid}"))),
+                ("secret", text(format!("ESCAPE_GRANTED_ORACLE_{tag}"))),
+                ("secret_as", text("PEARLD_RPC_PASSWORD")),
+            ]),
+            Ok(Ok(()))
+        );
+        let id = h
+            .containers()
+            .into_iter()
+            .find(|c| c.name.ends_with(&format!("escape-oracle-{tag}-{pid}")))
+            .unwrap()
+            .id;
+        // The raw log does hold the value: the redaction is what is tested.
+        let value = std::env::var(format!("ESCAPE_GRANTED_ORACLE_{tag}")).unwrap();
+        wait_until("the secret in the raw log", Duration::from_secs(20), || {
+            h.docker()
+                .logs(&id, 100)
+                .unwrap_or_default()
+                .iter()
+                .any(|l| l.contains(&value))
+        });
+        id
+    };
+    let (a, b) = (run("A"), run("B"));
+    let mut guesses: Vec<String> = (1..=first.len()).map(|n| first[..n].to_owned()).collect();
+    guesses.extend([
+        format!("={}", &first[..1]),
+        format!(": {}", &first[..3]),
+        format!("{}y", &first[..first.len() - 1]),
+        format!("\"{first}\""),
+        second.clone(),
+    ]);
+    let refs: Vec<&str> = guesses.iter().map(String::as_str).collect();
+    let probe = |id: &str| {
+        steps(h.attack(&[
+            ("attack", text("grep-probe")),
+            ("container", text(id)),
+            ("patterns", texts(&refs)),
+        ]))
+    };
+    let (on_a, on_b) = (probe(&a), probe(&b));
+    assert_eq!(on_a.len(), guesses.len());
+    assert_eq!(on_a, on_b, "counts depend on the secret's value");
+    for id in [&a, &b] {
+        let error = h.attack(&[
+            ("attack", text("grep-logs")),
+            ("container", text(id.clone())),
+            ("patterns", texts(&["", "PEARLD", "gateway"])),
+        ]);
+        let shown = format!("{error:?}");
+        assert!(shown.contains("[REDACTED]") || shown.contains("PEARLD"), "{shown}");
+        assert!(!shown.contains(&first) && !shown.contains(&second), "{shown}");
+    }
+    let audit = h.audit_text();
+    assert!(!audit.contains(&first) && !audit.contains(&second));
+}
+
+/// Class: self-declared endpoints. Whatever a provider writes in its
+/// session record (any field, any loopback spelling), a scrape of it is
+/// not "the session's own", and the service there gets no request; the
+/// session's endpoints are the ports the host recorded for containers it
+/// created, and a container cannot claim a port a service already holds.
+#[test]
+fn a_session_record_cannot_make_a_local_service_the_sessions_own() {
+    let ok = http_reply("200 OK", "", "# TYPE up gauge\nup 1\n");
+    let bystander = Server::start(Some(ok));
+    let h = Harness::new(&grant_networks(
+        "",
+        r#""session""#,
+        r#""none", "host""#,
+        "",
+    ));
+    let port = bystander.port;
+    let spellings = [
+        format!("http://127.0.0.1:{port}/metrics"),
+        format!("http://localhost:{port}/metrics"),
+        format!("http://127.0.0.2:{port}/metrics"),
+        format!("http://[::1]:{port}/metrics"),
+    ];
+    for field in ["vllm_endpoint", "gateway_url", "gateway_metrics_url", "metrics_url"] {
+        for url in &spellings {
+            let before = h.records().len();
+            let answers = steps(h.attack(&[
+                ("attack", text("declare-and-scrape")),
+                (field, text(url.clone())),
+                ("url", text(url.clone())),
+            ]));
+            // The record may be refused for its shape; either way the
+            // scrape that follows is not the session's.
+            assert!(
+                answers[0].1 == "ok" || answers[0].1.starts_with("invalid: "),
+                "{field}: {answers:?}"
+            );
+            assert!(
+                answers[1].1.starts_with("denied: ")
+                    && answers[1].1.contains("metrics.endpoints"),
+                "{field} {url}: {answers:?}"
+            );
+            let records = h.records_since(before);
+            assert_eq!(records[1].decision, Decision::Deny, "{records:?}");
+        }
+    }
+    assert_eq!(bystander.accepted(), 0);
+
+    // A container may not claim the bystander's port as its own.
+    let before = h.records().len();
+    let error = h.attack(&[
+        ("attack", text("run")),
+        ("image", text(fake_miner_image())),
+        ("network", text("host")),
+        ("ports", texts(&[&format!("{port}:{port}")])),
+    ]);
+    assert_contains(message(&error), &[&format!("host port {port} is already in use")]);
+    one_record(&h, before, "containers.run", Decision::Allow);
+    assert!(h.containers().is_empty());
+
+    // The control: a port the host published for a container it created
+    // is the session's, and answers.
+    let own = free_port();
+    assert_eq!(
+        h.start(&[
+            ("attack", text("run")),
+            ("image", text(fake_miner_image())),
+            ("name", text(format!("escape-endpoint-{}", std::process::id()))),
+            ("network", text("host")),
+            ("ports", texts(&[&format!("{own}:{own}")])),
+            ("args", texts(&["m", "--host", "127.0.0.1", "--port", &own.to_string()])),
+        ]),
+        Ok(Ok(()))
+    );
+    let url = format!("http://127.0.0.1:{own}/metrics");
+    wait_until("the container's metrics", Duration::from_secs(20), || {
+        std::net::TcpStream::connect(("127.0.0.1", own)).is_ok()
+    });
+    assert_eq!(
+        h.start(&[("attack", text("scrape")), ("url", text(url))]),
+        Ok(Ok(()))
+    );
+}
+
+/// Class: quotas. Each has a default, each denial names its key.
+#[test]
+fn quotas_bound_containers_gpus_shared_memory_records_and_calls() {
+    // Containers: one per granted GPU (here one GPU, "1"), by default.
+    let h = Harness::new(&default_grant());
+    let name = format!("escape-quota-{}", std::process::id());
+    let answers = steps(h.attack(&[
+        ("attack", text("run-many")),
+        ("image", text(fake_miner_image())),
+        ("name", text(name.clone())),
+        ("count", int(5)),
+    ]));
+    assert!(answers[0].1.starts_with("ok"), "{answers:?}");
+    for (_, answer) in &answers[1..] {
+        assert_contains(
+            answer,
+            &["denied: ", "providers.\"escape\".quotas.containers", "(default 1"],
+        );
+    }
+    assert_eq!(h.containers().len(), 1);
+
+    // A policy raising it, to 3, is obeyed (and 8 is the most it may say).
+    let h = Harness::new(&grant("", r#""session""#, "[providers.escape.quotas]\ncontainers = 3\n"));
+    let answers = steps(h.attack(&[
+        ("attack", text("run-many")),
+        ("image", text(fake_miner_image())),
+        ("name", text(name.clone())),
+        ("count", int(5)),
+    ]));
+    let created = answers.iter().filter(|(_, a)| a.starts_with("ok")).count();
+    assert_eq!(created, 3, "{answers:?}");
+    assert_contains(&answers[4].1, &["providers.\"escape\".quotas.containers in"]);
+    assert_eq!(h.containers().len(), 3);
+    let too_many = "[providers.escape.quotas]\ncontainers = 9\n";
+    assert!(PolicyFile::parse(&grant("", r#""session""#, too_many), Path::new("p")).is_err());
+
+    // Shared memory and GPUs per container.
+    let h = Harness::new(&grant(
+        "",
+        r#""session""#,
+        "[providers.escape.quotas]\nshm_mib = 64\ngpus_per_container = 0\n",
+    ));
+    let error = h.attack(&[
+        ("attack", text("run")),
+        ("image", text(fake_miner_image())),
+        ("shm_bytes", int(65 << 20)),
+    ]);
+    assert_contains(&denied(error), &["quotas.shm_mib", "65 MiB"]);
+    let error = h.attack(&[
+        ("attack", text("run")),
+        ("image", text(fake_miner_image())),
+        ("gpus", text("1")),
+    ]);
+    assert_contains(&denied(error), &["quotas.gpus_per_container", "1 GPUs"]);
+    assert!(h.containers().is_empty());
+
+    // The session record's size.
+    let h = Harness::new(&grant(
+        "",
+        r#""session""#,
+        "[providers.escape.quotas]\nsidecar_bytes = 512\n",
+    ));
+    let error = h.attack(&[
+        ("attack", text("sidecar-write")),
+        ("huge_field", text("model")),
+        ("huge_size", int(600)),
+    ]);
+    assert_contains(&denied(error), &["quotas.sidecar_bytes", "the quota is 512"]);
+    assert!(h.sidecar_bytes().is_none());
+
+    // Privileged calls per provider call.
+    let h = Harness::new(&grant(
+        "",
+        r#""session""#,
+        "[providers.escape.quotas]\nprivileged_calls = 5\n",
+    ));
+    let before = h.records().len();
+    let error = h.attack(&[
+        ("attack", text("loop")),
+        ("import", text("sidecar.read")),
+        ("count", int(50)),
+    ]);
+    assert_contains(message(&error), &["5 ok"]);
+    let records = h.records_since(before);
+    assert_eq!(records.len(), 6, "5 calls and the first excess one: {records:#?}");
+    assert_contains(records[5].reason.as_deref().unwrap(), &["quotas.privileged_calls"]);
+}
+
+/// Class: namespaces. A community provider's containers are named under
+/// `jm.<id>.`, whatever it asks for, so it cannot take the built-in's name
+/// or another provider's; the name is in the audit record.
+#[test]
+fn container_names_live_in_the_providers_namespace() {
+    let h = Harness::new(&grant(
+        "",
+        r#""session""#,
+        "[providers.escape.quotas]\ncontainers = 4\n",
+    ));
+    for (asked, given) in [
+        ("openjarvis-pearl-miner", "jm.escape.openjarvis-pearl-miner"),
+        ("jm.vllm-pearl.openjarvis-pearl-miner", "jm.escape.jm.vllm-pearl.openjarvis-pearl-miner"),
+        ("..escape", ""),
+        ("a", "jm.escape.a"),
+    ] {
+        let before = h.records().len();
+        let outcome = h.start(&[
+            ("attack", text("run")),
+            ("image", text(fake_miner_image())),
+            ("name", text(asked)),
+        ]);
+        if given.is_empty() {
+            assert_contains(&invalid(outcome.unwrap().unwrap_err()), &["is not valid"]);
+            continue;
+        }
+        assert_eq!(outcome, Ok(Ok(())), "{asked}");
+        let record = one_record(&h, before, "containers.run", Decision::Allow);
+        assert_contains(&record.action, &[&format!("name={given}")]);
+        assert!(
+            h.containers().iter().any(|c| c.name == given),
+            "{asked}: {:?}",
+            h.containers()
+        );
+    }
+    assert!(!h.containers().iter().any(|c| c.name == "openjarvis-pearl-miner"));
+}
+
+/// Class: no host probing before the decision. Ungranted mount sources
+/// that exist (a file, a directory, a link, /proc/self/cwd) and ones that
+/// do not are refused in words that differ only by the path as written,
+/// normalised as text.
+#[test]
+fn ungranted_mounts_are_refused_alike_whether_or_not_they_exist() {
+    let outer = tempfile::tempdir().unwrap();
+    let outer = outer.path().canonicalize().unwrap();
+    let granted = outer.join("granted");
+    std::fs::create_dir_all(&granted).unwrap();
+    std::fs::write(outer.join("a-file"), "x").unwrap();
+    std::fs::create_dir_all(outer.join("a-dir")).unwrap();
+    std::os::unix::fs::symlink("/etc", outer.join("a-link")).unwrap();
+    let h = Harness::new(&grant(
+        &format!(r#"{{ path = "{}" }}"#, granted.display()),
+        r#""session""#,
+        "",
+    ));
+    let shape = |path: &str| {
+        let error = h.attack(&[
+            ("attack", text("run")),
+            ("image", text(fake_miner_image())),
+            ("mount", text(path)),
+        ]);
+        denied(error).replace(path, "<PATH>")
+    };
+    let probes = [
+        outer.join("a-file").display().to_string(),
+        outer.join("a-dir").display().to_string(),
+        outer.join("a-link").display().to_string(),
+        outer.join("no-such-path").display().to_string(),
+        "/proc/self/cwd".to_owned(),
+        "/proc/self/root/etc".to_owned(),
+        "/etc/shadow".to_owned(),
+        "/nonexistent/deeper/path".to_owned(),
+    ];
+    let expected = shape(&probes[0]);
+    assert_contains(&expected, &["<PATH> (read-write) is not in providers.\"escape\".containers.mounts"]);
+    for probe in &probes {
+        assert_eq!(shape(probe), expected, "{probe}");
+    }
+    assert!(h.containers().is_empty());
+}
+
+/// Class: every denial names its rule, host invariants included.
+#[test]
+fn every_refusal_names_the_key_or_host_rule_that_made_it() {
+    let h = Harness::new(&grant(r#"{ path = "/" }"#, r#""session""#, ""));
+    let error = h.attack(&[
+        ("attack", text("run")),
+        ("image", text(fake_miner_image())),
+        ("mount", text("/proc")),
+    ]);
+    assert_contains(
+        &denied(error),
+        &["host rule forbidden-mounts, docs/security.md#forbidden-mounts"],
+    );
+    let facts = guest_facts(&linux_with_gpus(&[]));
+    let reason = h.detect(&facts, "all-imports").unwrap().reason.unwrap();
+    for (import, answer) in report(&reason) {
+        assert_contains(&answer, &["host rule pure-calls, docs/security.md#pure-calls"]);
+        assert!(!import.is_empty());
+    }
+    let docs = include_str!("../docs/security.md");
+    for rule in ["forbidden-mounts", "pure-calls", "declared-capabilities", "ownership", "payout-address", "host-time", "audit-log"] {
+        assert!(
+            docs.contains(&format!("### {rule}")),
+            "docs/security.md has no section for host rule {rule}"
+        );
     }
 }

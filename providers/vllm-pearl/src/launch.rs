@@ -2,6 +2,7 @@
 //! Pure: no import is called here, so every rule is unit-tested natively.
 
 use mining_provider_sdk::host::containers::{
+    Port,
     ContainerSpec, EnvValue, GpuRequest, Mount, MountSource,
 };
 use mining_provider_sdk::host::sidecar::Session;
@@ -133,7 +134,16 @@ pub fn plan(config: &MiningConfig) -> Result<Launch, Error> {
             env,
             gpus,
             mounts,
-            ports: Vec::new(),
+            // On the host network nothing is published, but the host
+            // records these as the session's endpoints (and checks they
+            // are free before the container starts).
+            ports: [vllm_port, gateway_port, gateway_metrics_port]
+                .into_iter()
+                .map(|port| Port {
+                    host: port,
+                    container: port,
+                })
+                .collect(),
             shm_size_bytes: Some(SHM_SIZE_BYTES),
             network: "host".into(),
             restart: "unless-stopped".into(),

@@ -105,6 +105,77 @@ impl Provider for Escape {
             "resources" => Err(Error::Failed(hold_pollables(params.count(100_000)))),
             "resources-cycle" => Err(Error::Failed(cycle_pollables(params.count(5000)))),
             "sleep" => Err(Error::Failed(sleep(params.count(60_000)))),
+            // One grep per pattern, reporting how many lines each matched:
+            // the counts must not depend on a secret's value.
+            "grep-probe" => Err(Error::Failed(
+                params
+                    .patterns()
+                    .iter()
+                    .map(|pattern| {
+                        let answer = match containers::grep_logs(
+                            &params.container(),
+                            std::slice::from_ref(pattern),
+                            1000,
+                        ) {
+                            Ok(lines) => lines.len().to_string(),
+                            Err(err) => answer::<()>(Err(err)),
+                        };
+                        format!("{pattern}\t{answer}")
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+            )),
+            // Every container-reference import on one reference, each answer.
+            "probe-reference" => {
+                let id = params.container();
+                Err(Error::Failed(
+                    [
+                        ("stop", answer(containers::stop(&id, 1))),
+                        (
+                            "inspect",
+                            match containers::inspect(&id) {
+                                Ok(state) => format!("ok {}", if state.is_some() { "found" } else { "none" }),
+                                Err(err) => answer::<()>(Err(err)),
+                            },
+                        ),
+                        (
+                            "grep-logs",
+                            match containers::grep_logs(&id, &params.patterns(), 100) {
+                                Ok(lines) => format!("ok {} lines", lines.len()),
+                                Err(err) => answer::<()>(Err(err)),
+                            },
+                        ),
+                        ("remove", answer(containers::remove(&id))),
+                    ]
+                    .iter()
+                    .map(|(import, answer)| format!("{import}\t{answer}"))
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+                ))
+            }
+            // Writes a session record naming an endpoint, then scrapes it.
+            "declare-and-scrape" => {
+                let written = answer(sidecar::write(&params.session()));
+                let url = params.text("url", "http://127.0.0.1:1/metrics");
+                Err(Error::Failed(format!(
+                    "sidecar.write\t{written}\nmetrics.scrape\t{}",
+                    answer(metrics::scrape(&url))
+                )))
+            }
+            // `count` containers named `<name>-<i>`, each answer.
+            "run-many" => {
+                let base = params.spec();
+                Err(Error::Failed(
+                    (0..params.count(2))
+                        .map(|i| {
+                            let mut spec = base.clone();
+                            spec.name = format!("{}-{i}", base.name);
+                            format!("run#{i}\t{}", answer(containers::run(&spec)))
+                        })
+                        .collect::<Vec<_>>()
+                        .join("\n"),
+                ))
+            }
             other => Err(Error::Invalid(format!("unknown attack {other:?}"))),
         }
     }
@@ -172,7 +243,8 @@ impl Params {
             .map(|(k, v)| (k.to_owned(), EnvValue::Text(v.to_owned())))
             .collect();
         if let Some(ExtraValue::Text(var)) = self.get("secret") {
-            env.push(("MINER_SECRET".into(), EnvValue::Secret(var.clone())));
+            let name = self.text("secret_as", "MINER_SECRET");
+            env.push((name, EnvValue::Secret(var.clone())));
         }
         let gpus = match self.get("gpus") {
             Some(ExtraValue::Texts(ids)) => GpuRequest::DeviceIds(ids.clone()),
@@ -213,7 +285,10 @@ impl Params {
             gpus,
             mounts,
             ports,
-            shm_size_bytes: None,
+            shm_size_bytes: match self.get("shm_bytes") {
+                Some(ExtraValue::Integer(n)) => Some(*n as u64),
+                _ => None,
+            },
             network: self.text("network", "none"),
             restart: self.text("restart", "no"),
         }
