@@ -15,6 +15,7 @@ pub mod docker;
 pub mod doctor;
 pub mod facts;
 pub mod host;
+pub mod image_reference;
 pub mod install;
 pub mod lifecycle;
 pub mod paths;
