@@ -23,6 +23,7 @@ pub mod policy;
 pub mod provider;
 pub mod redact;
 pub mod registry;
+pub mod rewards;
 pub mod sandbox;
 pub mod session;
 pub mod text_position;
