@@ -357,6 +357,12 @@ impl ImagePattern {
         })
     }
 
+    /// The canonical form (as [`fmt::Display`] writes it), which parses back
+    /// to the same pattern: `docker.io/library/pearl-sim:*`, or `*`.
+    pub fn as_str(&self) -> &str {
+        &self.canonical
+    }
+
     /// Whether `image` is one this pattern allows: the same registry (host
     /// names compare case-insensitively), the same repository path with the
     /// last component matched by the pattern's, and a tag or digest the
@@ -386,7 +392,6 @@ impl ImagePattern {
 }
 
 impl fmt::Display for ImagePattern {
-    /// The canonical form: `docker.io/library/pearl-sim:*`, or `*`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.canonical)
     }

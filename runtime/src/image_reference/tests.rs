@@ -571,3 +571,38 @@ fn patterns_and_references_parse_from_str() {
     assert!(pattern.matches(&image));
     assert!("pearl-sim:5000/".parse::<ImageRef>().is_err());
 }
+
+#[test]
+fn a_canonical_pattern_parses_back_to_the_same_pattern() {
+    let images = [
+        "pearl-sim",
+        "pearl-sim:1",
+        "acme/miner-cuda:1.4",
+        "ghcr.io/pearl-research-labs/pearl-miner:master",
+        "Registry/x:latest",
+        "localhost:5000/pearl/miner-x:2",
+    ];
+    for text in [
+        "*",
+        "pearl-sim:*",
+        "acme/miner",
+        "acme/miner-**:1.*",
+        "index.docker.io/pearl-sim:1",
+        "ghcr.io/pearl-research-labs/*:*",
+        "Registry/x",
+        "localhost:5000/pearl/miner-?:*",
+        &format!("pearl-sim@{SHA256}"),
+    ] {
+        let first = pattern(text);
+        let again = pattern(first.as_str());
+        assert_eq!(again.as_str(), first.as_str(), "{text}");
+        for image in images {
+            let image = parsed(image);
+            assert_eq!(
+                again.matches(&image),
+                first.matches(&image),
+                "{text} on {image}"
+            );
+        }
+    }
+}
