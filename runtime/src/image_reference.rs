@@ -18,13 +18,15 @@
 //! A crate was considered: `oci-spec`'s `Reference` ports an older version
 //! of the same grammar (no upper-case registry rule, no IPv6, upper-case hex
 //! digests accepted) and brings four proc-macro crates; neither it nor any
-//! other parses patterns, which need the same grammar with wildcards.
+//! other parses patterns, which need the same grammar with wildcards. The
+//! grammar's regular expressions are checked by hand, byte by byte: a policy
+//! is parsed on every command, and this keeps a pattern to well under a
+//! microsecond.
 
 use globset::{GlobBuilder, GlobMatcher};
-use regex::Regex;
 use std::fmt;
 use std::str::FromStr;
-use std::sync::{LazyLock, OnceLock};
+use std::sync::OnceLock;
 
 /// Longest reference or pattern accepted, in bytes: a 255-byte registry, a
 /// 255-byte repository, a 128-byte tag and a sha512 digest fit.
@@ -36,31 +38,6 @@ const DEFAULT_REGISTRY: &str = "docker.io";
 const LEGACY_DEFAULT_REGISTRY: &str = "index.docker.io";
 const OFFICIAL_PREFIX: &str = "library/";
 const DEFAULT_TAG: &str = "latest";
-
-/// `domainAndPort`: a host name (components of letters, digits and inner
-/// dashes, joined by dots), an IPv4 address or a bracketed IPv6 address, and
-/// an optional port.
-static REGISTRY: LazyLock<Regex> = LazyLock::new(|| {
-    let component = "(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])";
-    Regex::new(&format!(
-        r"^(?:{component}(?:\.{component})*|\[[a-fA-F0-9:]+\])(?::[0-9]+)?$"
-    ))
-    .expect("registry grammar compiles")
-});
-/// `pathComponent`: lower-case letters and digits, separated by one `.`,
-/// one or two `_`, or any number of `-`.
-static PATH_COMPONENT: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$").expect("path grammar compiles")
-});
-/// `tag`: a word character, then up to 127 word characters, `.` or `-`
-/// (ASCII only, as in Go's `\w`).
-static TAG: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$").expect("tag compiles"));
-/// `digestPat`: an algorithm, `:`, and hex.
-static DIGEST: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}$")
-        .expect("digest grammar compiles")
-});
 
 /// Why a reference or a pattern is not valid. Each message says what is
 /// wrong and shows a valid one.
@@ -328,13 +305,13 @@ impl ImagePattern {
         if let Some(glob) = parent.split('/').find(|c| is_glob(c)) {
             return Err(ImageRefError::WildcardNotLast(glob.to_owned()));
         }
-        check_repository(&repository, parts.name, Wildcards::InLast)?;
+        check_repository(&repository, parts.name, Wildcards::Allowed)?;
         let version = match (parts.tag, parts.digest) {
             (Some(_), Some(_)) => return Err(ImageRefError::TagAndDigest),
             (None, None) => Version::Tag(Segment::new(DEFAULT_TAG)),
             (Some("*"), None) => Version::Any,
             (Some(tag), None) => {
-                if !TAG.is_match(&stand_in(tag)) {
+                if !is_tag(tag, Wildcards::Allowed) {
                     return Err(ImageRefError::Tag(tag.to_owned()));
                 }
                 Version::Tag(Segment::new(tag))
@@ -483,26 +460,73 @@ fn is_glob(text: &str) -> bool {
 }
 
 fn check_registry(registry: &str) -> Result<(), ImageRefError> {
-    if REGISTRY.is_match(registry) {
+    if is_registry(registry) {
         Ok(())
     } else {
         Err(ImageRefError::Registry(registry.to_owned()))
     }
 }
 
-/// Where a repository path may hold `*` and `?`.
+/// `domainAndPort`: a host name (components of letters, digits and inner
+/// dashes, joined by dots, so also an IPv4 address) or a bracketed IPv6
+/// address, then an optional `:` and digits.
+fn is_registry(registry: &str) -> bool {
+    let (host_ok, port) = match registry.strip_prefix('[') {
+        Some(rest) => match rest.split_once(']') {
+            Some((inside, port)) => (
+                !inside.is_empty() && inside.bytes().all(|b| b.is_ascii_hexdigit() || b == b':'),
+                port,
+            ),
+            None => return false,
+        },
+        None => {
+            let (host, port) = match registry.find(':') {
+                Some(colon) => registry.split_at(colon),
+                None => (registry, ""),
+            };
+            (host.split('.').all(is_domain_component), port)
+        }
+    };
+    host_ok
+        && match port.strip_prefix(':') {
+            Some(digits) => !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()),
+            None => port.is_empty(),
+        }
+}
+
+/// `domainNameComponent`: `[a-zA-Z0-9]` or `[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9]`.
+fn is_domain_component(component: &str) -> bool {
+    let bytes = component.as_bytes();
+    match (bytes.first(), bytes.last()) {
+        (Some(first), Some(last)) => {
+            first.is_ascii_alphanumeric()
+                && last.is_ascii_alphanumeric()
+                && bytes
+                    .iter()
+                    .all(|b| b.is_ascii_alphanumeric() || *b == b'-')
+        }
+        _ => false,
+    }
+}
+
+/// Where a pattern part may hold `*` and `?`: each stands for a letter, so
+/// the grammar checks what the part writes out (`pearl-*` passes, `-*`,
+/// which no valid name matches, does not).
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Wildcards {
     None,
     /// In a pattern, whose other components have been checked to hold none.
-    InLast,
+    Allowed,
 }
 
-/// A letter in place of each wildcard, so that the grammar checks what a
-/// pattern part writes out: `pearl-*` passes, `-*` (which no valid name
-/// matches) does not.
-fn stand_in(part: &str) -> String {
-    part.replace(['*', '?'], "a")
+impl Wildcards {
+    /// `b` as the grammar sees it.
+    fn letter(self, b: u8) -> u8 {
+        match (self, b) {
+            (Wildcards::Allowed, b'*' | b'?') => b'a',
+            _ => b,
+        }
+    }
 }
 
 /// `written` is the name as given, for the upper-case message.
@@ -511,14 +535,10 @@ fn check_repository(path: &str, written: &str, wildcards: Wildcards) -> Result<(
         return Err(ImageRefError::RepositoryTooLong { length: path.len() });
     }
     for component in path.split('/') {
-        let checked = match wildcards {
-            Wildcards::None => component.to_owned(),
-            Wildcards::InLast => stand_in(component),
-        };
-        if PATH_COMPONENT.is_match(&checked) {
+        if is_path_component(component, wildcards, false) {
             continue;
         }
-        if PATH_COMPONENT.is_match(&checked.to_ascii_lowercase()) {
+        if is_path_component(component, wildcards, true) {
             return Err(ImageRefError::Uppercase(written.to_owned()));
         }
         return Err(ImageRefError::Component(component.to_owned()));
@@ -526,32 +546,67 @@ fn check_repository(path: &str, written: &str, wildcards: Wildcards) -> Result<(
     Ok(())
 }
 
+/// `pathComponent`: `[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*`, with
+/// upper-case letters too when `fold_case` (to tell an upper-case name from
+/// a malformed one).
+fn is_path_component(component: &str, wildcards: Wildcards, fold_case: bool) -> bool {
+    let byte = |i: usize| component.as_bytes().get(i).map(|&b| wildcards.letter(b));
+    let alphanumeric = |b: u8| {
+        b.is_ascii_lowercase() || b.is_ascii_digit() || (fold_case && b.is_ascii_uppercase())
+    };
+    let mut i = 0;
+    loop {
+        let run = i;
+        while byte(i).is_some_and(alphanumeric) {
+            i += 1;
+        }
+        if i == run {
+            return false;
+        }
+        match byte(i) {
+            None => return true,
+            Some(b'.') => i += 1,
+            Some(b'_') => i += if byte(i + 1) == Some(b'_') { 2 } else { 1 },
+            Some(b'-') => {
+                while byte(i) == Some(b'-') {
+                    i += 1;
+                }
+            }
+            Some(_) => return false,
+        }
+    }
+}
+
+/// `tag`: `[\w][\w.-]{0,127}`, with Go's ASCII `\w`.
+fn is_tag(tag: &str, wildcards: Wildcards) -> bool {
+    let word = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
+    let mut bytes = tag.bytes().map(|b| wildcards.letter(b));
+    tag.len() <= 128
+        && bytes.next().is_some_and(word)
+        && bytes.all(|b| word(b) || b == b'.' || b == b'-')
+}
+
 fn check_tag(tag: &str) -> Result<&str, ImageRefError> {
-    if TAG.is_match(tag) {
+    if is_tag(tag, Wildcards::None) {
         Ok(tag)
     } else {
         Err(ImageRefError::Tag(tag.to_owned()))
     }
 }
 
-/// The grammar's digest, then go-digest's check of the algorithms Docker
-/// registers: lower-case hex of the algorithm's length.
+/// The grammar's `digestPat` narrowed, as go-digest's check narrows it, to
+/// the algorithms Docker registers: lower-case hex of the algorithm's length.
 fn check_digest(digest: &str) -> Result<&str, ImageRefError> {
-    let bad = || ImageRefError::Digest(digest.to_owned());
-    if !DIGEST.is_match(digest) {
-        return Err(bad());
-    }
-    let (algorithm, hex) = digest.split_once(':').ok_or_else(bad)?;
-    let length = match algorithm {
-        "sha256" => 64,
-        "sha384" => 96,
-        "sha512" => 128,
-        _ => return Err(bad()),
+    let (length, hex) = match digest.split_once(':') {
+        Some(("sha256", hex)) => (64, hex),
+        Some(("sha384", hex)) => (96, hex),
+        Some(("sha512", hex)) => (128, hex),
+        _ => return Err(ImageRefError::Digest(digest.to_owned())),
     };
     if hex.len() == length && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
         Ok(digest)
     } else {
-        Err(bad())
+        Err(ImageRefError::Digest(digest.to_owned()))
     }
 }
 

@@ -164,6 +164,15 @@ fn references_normalise_as_docker_does() {
             Some("latest"),
             None,
         ),
+        ("a__b", "docker.io", "library/a__b", Some("latest"), None),
+        ("a--b.c/x", "a--b.c", "x", Some("latest"), None),
+        (
+            "1.2.3.4:65535/x",
+            "1.2.3.4:65535",
+            "x",
+            Some("latest"),
+            None,
+        ),
         (
             "xn--n3h.com/myimage:xn--n3h.com",
             "xn--n3h.com",
@@ -300,6 +309,14 @@ fn bad_references_are_refused_with_the_reason() {
         ("a..b/x", ImageRefError::Registry("a..b".into())),
         ("host:port/x", ImageRefError::Registry("host:port".into())),
         ("[::1/x", ImageRefError::Registry("[::1".into())),
+        ("a-.com/x", ImageRefError::Registry("a-.com".into())),
+        ("host:/x", ImageRefError::Registry("host:".into())),
+        ("[::1]x/y", ImageRefError::Registry("[::1]x".into())),
+        ("[:g:]:1/y", ImageRefError::Registry("[:g:]:1".into())),
+        ("[]/x", ImageRefError::Component("[]".into())),
+        ("a-_b", ImageRefError::Component("a-_b".into())),
+        ("a_-b", ImageRefError::Component("a_-b".into())),
+        ("a.-b", ImageRefError::Component("a.-b".into())),
     ];
     for (input, want) in cases {
         assert_eq!(ImageRef::parse(input), Err(want), "{input:?}");
