@@ -9,7 +9,8 @@
 //! - [`inspect_file`] and [`Installer::inspect_id`] compile a component and
 //!   call its pure `info()` in the sandbox, then describe it: identity, the
 //!   WIT package it exports, size, sha256, requested capabilities against the
-//!   policy, effective limits.
+//!   policy, effective limits, and warnings about Pearl addresses and pool
+//!   URLs written into it.
 //! - [`Installer::plan_install`] validates a file the same way and checks the
 //!   built-in ids, the policy's `[installed]` rules and what is installed;
 //!   [`InstallPlan::commit`] then writes the validated bytes (not the file
@@ -24,6 +25,7 @@ use crate::paths::Paths;
 use crate::policy::{Policy, Role};
 use crate::provider::{LoadedProvider, ProviderSource};
 use crate::registry::{self, BUILTIN_COMPONENTS, Registry};
+use crate::rewards::{self, ComponentScan};
 use crate::sandbox::{ComponentCache, Sandbox};
 use crate::session::{LockError, SessionLock, sidecar};
 use serde::Serialize;
@@ -159,6 +161,9 @@ pub struct Inspection {
     pub policy: Vec<PolicyView>,
     /// What stands in the way of installing (or loading) it, if anything.
     pub notes: Vec<String>,
+    /// Pearl addresses and pool URLs written into the component: a provider
+    /// that pays its author would carry them.
+    pub warnings: ComponentScan,
 }
 
 /// The bytes of a component and their sha256.
@@ -256,6 +261,7 @@ fn inspect(
             })
             .collect(),
         notes: Vec::new(),
+        warnings: rewards::scan_component(&component.bytes),
     };
     Ok(Inspected {
         inspection,

@@ -10,6 +10,7 @@ use crate::install::{
 use crate::paths::Paths;
 use crate::policy::{Policy, Role};
 use crate::provider::ProviderSource;
+use crate::rewards::ComponentScan;
 use crate::sandbox::{Sandbox, SandboxLimits, human_bytes, human_duration};
 use crate::session::LockError;
 use clap::{Args, Subcommand};
@@ -374,6 +375,35 @@ fn write_inspection(out: &mut impl Write, inspection: &Inspection) -> std::io::R
     }
     for note in &inspection.notes {
         field(out, "note", &paint(BAD, note))?;
+    }
+    write_warnings(out, &inspection.warnings)
+}
+
+/// Pearl addresses and pool URLs the component embeds, and what the host
+/// does about addresses.
+fn write_warnings(out: &mut impl Write, scan: &ComponentScan) -> std::io::Result<()> {
+    let label = |n: usize| if n == 0 { "warning" } else { "" };
+    for (n, finding) in scan.findings.iter().enumerate() {
+        writeln!(
+            out,
+            "  {}{}",
+            paint(HEADING, &format!("{:<14}", label(n))),
+            paint(BAD, &format!("embeds {finding}"))
+        )?;
+    }
+    if scan.omitted > 0 {
+        writeln!(out, "  {:<14}and {} more", "", scan.omitted)?;
+    }
+    if !scan.findings.is_empty() {
+        writeln!(
+            out,
+            "  {:<14}{}",
+            "",
+            paint(
+                DIM,
+                "Mining rewards go only to [mining].wallet_address: the host refuses a container whose env or args carry another Pearl address. A pool URL sends hash power to that pool."
+            )
+        )?;
     }
     Ok(())
 }
