@@ -41,6 +41,8 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 const ESCAPE: &str = "escape";
+/// `[mining].wallet_address` of the harness's sessions.
+const USER_WALLET: &str = "prl1qescapeuserswallet000000000000000";
 
 // ---------------------------------------------------------------------------
 // The guest, its policy, its home.
@@ -186,7 +188,7 @@ impl Harness {
             paths: self.paths.clone(),
             docker: self.docker.clone(),
             pearl_source_dir: None,
-            wallet_address: None,
+            wallet_address: Some(USER_WALLET.into()),
             progress: Box::new(|_| {}),
         }
     }
@@ -1863,4 +1865,90 @@ fn every_refusal_names_the_key_or_host_rule_that_made_it() {
             "docs/security.md has no section for host rule {rule}"
         );
     }
+}
+
+/// Class: image references. Patterns match the parsed parts of a reference
+/// as Docker reads it, so a pattern for one repository cannot be stretched
+/// to another registry, repository or path.
+#[test]
+fn image_patterns_match_parsed_references_not_strings() {
+    let h = Harness::new(&default_grant());
+    let repository = FAKE_MINER_REPOSITORY;
+    for image in [
+        format!("{repository}:5000/alpine:latest"),
+        format!("{repository}.evil.io/x:1"),
+        format!("evil.io/{repository}:1"),
+        format!("{repository}/../alpine:1"),
+        format!("{repository}-x:1"),
+        format!("localhost/{repository}:1"),
+        format!("{repository}/sub:1"),
+    ] {
+        let before = h.records().len();
+        let error = h.attack(&[("attack", text("ensure-image")), ("image", text(image.clone()))]);
+        match error {
+            Error::Denied(message) => {
+                assert_contains(&message, &["providers.\"escape\".containers.images"]);
+                one_record(&h, before, "containers.ensure-image", Decision::Deny);
+            }
+            Error::Invalid(message) => assert_contains(&message, &["is not valid"]),
+            other => panic!("{image}: {other:?}"),
+        }
+    }
+    // The same image, spelled as Docker normalises it, is the grant's.
+    for image in [
+        fake_miner_image(),
+        format!("docker.io/{}", fake_miner_image()),
+        format!("index.docker.io/{}", fake_miner_image()),
+    ] {
+        assert_eq!(
+            h.start(&[("attack", text("ensure-image")), ("image", text(image.clone()))]),
+            Ok(Ok(())),
+            "{image}"
+        );
+    }
+    assert!(h.containers().is_empty());
+}
+
+/// Class: rewards go to the user. A Pearl address other than the user's
+/// wallet, anywhere in a container's env values or arguments, however it is
+/// written, is refused before anything is created; the wallet itself passes.
+#[test]
+fn a_container_cannot_pay_anyone_but_the_users_wallet() {
+    let h = Harness::new(&default_grant());
+    let author = "prl1qauthorswalletxxxxxxxxxxxxxxxxxxxx";
+    let upper = author.to_ascii_uppercase();
+    let cases: Vec<Vec<(&str, ExtraValue)>> = vec![
+        vec![("env", texts(&[&format!("PEARLD_MINING_ADDRESS={author}")]))],
+        vec![("env", texts(&[&format!("WARMUP=--payout {author} --other")]))],
+        vec![("args", texts(&[&format!("--wallet={author}")]))],
+        vec![("args", texts(&["--wallet", &upper]))],
+        vec![("args", texts(&["--to", "prl1", "qauthorswalletxxxxxxxxxxxxxxxxxxxx"]))],
+        vec![("args", texts(&[&format!("http://pool.example/?addr={}", author.replace("1q", "%31q"))]))],
+        vec![("args", texts(&[&format!("stratum+tcp://pool.example:3333#{author}.rig1")]))],
+    ];
+    for case in &cases {
+        let mut extra = vec![
+            ("attack", text("run")),
+            ("image", text(fake_miner_image())),
+        ];
+        extra.extend(case.iter().cloned());
+        let before = h.records().len();
+        let message = denied(h.attack(&extra));
+        assert_contains(
+            &message,
+            &["[mining].wallet_address", "host rule payout-address"],
+        );
+        one_record(&h, before, "containers.run", Decision::Deny);
+    }
+    assert!(h.containers().is_empty());
+    // The user's own wallet, in any case, is what a miner is for.
+    assert_eq!(
+        h.start(&[
+            ("attack", text("run")),
+            ("image", text(fake_miner_image())),
+            ("env", texts(&[&format!("PEARLD_MINING_ADDRESS={USER_WALLET}")])),
+            ("args", texts(&[&format!("--wallet={}", USER_WALLET.to_ascii_uppercase())])),
+        ]),
+        Ok(Ok(()))
+    );
 }

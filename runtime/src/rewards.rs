@@ -77,7 +77,7 @@ impl fmt::Display for Foreign {
             )?,
         }
         f.write_str(
-            ", which is not [mining].wallet_address: a container may pay only the user's wallet (docs/security.md, \"Rewards go to the user\")",
+            ", which is not [mining].wallet_address: a container may pay only the user's wallet",
         )
     }
 }

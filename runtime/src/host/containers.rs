@@ -142,6 +142,19 @@ impl Host for CallHost {
 fn run(gate: &mut Gate<'_, Containers>, spec: ContainerSpec) -> Result<String, Error> {
     let mut plan = plan(spec)?;
     plan.policy.name = gate.docker_name(&plan.requested_name);
+    // Rewards go to the user: every Pearl address the miner is given is
+    // the configured wallet.
+    let texts = plan
+        .request
+        .env
+        .iter()
+        .map(|(_, value)| value.as_str())
+        .chain(plan.request.args.iter().map(String::as_str));
+    if let Err(foreign) =
+        crate::rewards::check_payout_addresses(texts, gate.wallet_address().unwrap_or_default())
+    {
+        return Err(gate.refuse(HostRule::PayoutAddress, foreign));
+    }
     if gate.pins_digests() {
         // The image by name first: a digest is looked up only for an image
         // the policy grants, so a denial says nothing about other images.
@@ -247,17 +260,11 @@ fn plain_name(name: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
 }
 
+/// An image reference as Docker parses it.
 fn check_image(image: &str) -> Result<(), Error> {
-    let plain = !image.is_empty()
-        && image.len() <= 255
-        && image
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "._-/:@".contains(c));
-    if plain {
-        Ok(())
-    } else {
-        Err(invalid(format!("image reference {image:?} is not valid")))
-    }
+    crate::image_reference::ImageRef::parse(image)
+        .map(drop)
+        .map_err(|err| invalid(format!("image reference {image:?} is not valid: {err}")))
 }
 
 /// A validated spec: what the policy is asked about, and the Docker request

@@ -3,6 +3,7 @@
 //! names and secrets a provider's containers may use.
 
 use super::values::{FromPolicyText, Pattern, is_sha256_hex, text_value};
+use crate::image_reference::{ImagePattern, ImageRef};
 use super::{Denial, ProviderPolicy};
 use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
@@ -14,8 +15,9 @@ const CAPABILITY: Option<&str> = Some("containers");
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ContainerRules {
-    /// Image reference patterns (`*` matches any run of characters).
-    pub images: Option<Vec<Pattern>>,
+    /// Image patterns, matched on the parsed parts of a reference
+    /// (docs/policy.md#image-patterns).
+    pub images: Option<Vec<ImagePatternValue>>,
     /// When set, the image's id or repo digest must be one of these.
     pub digests: Option<Vec<ImageDigest>>,
     pub mounts: Option<Vec<MountRule>>,
@@ -54,6 +56,28 @@ impl NetworkMode {
         }
     }
 }
+
+/// An image pattern as a policy file writes it.
+#[derive(Debug, Clone)]
+pub struct ImagePatternValue(ImagePattern);
+
+impl ImagePatternValue {
+    pub fn matches(&self, image: &ImageRef) -> bool {
+        self.0.matches(image)
+    }
+}
+
+impl FromPolicyText for ImagePatternValue {
+    fn from_text(text: &str) -> Result<Self, String> {
+        ImagePattern::parse(text)
+            .map(ImagePatternValue)
+            .map_err(|err| err.to_string())
+    }
+    fn text(&self) -> &str {
+        self.0.as_str()
+    }
+}
+text_value!(ImagePatternValue);
 
 /// `sha256:<64 hex>`: an image id or repo digest.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -251,11 +275,18 @@ pub enum GpuAsk {
 
 impl ProviderPolicy {
     pub(super) fn image(&self, image: &str, digests: Option<&[String]>) -> Result<(), Denial> {
+        // The host validated the reference; one that does not parse matches
+        // no pattern.
+        let parsed = ImageRef::parse(image).ok();
         self.each(
             CAPABILITY,
             "containers.images",
             |g| g.containers.as_ref()?.images.as_ref(),
-            |patterns| patterns.iter().any(|p| p.matches(image)),
+            |patterns| {
+                parsed
+                    .as_ref()
+                    .is_some_and(|image| patterns.iter().any(|p| p.matches(image)))
+            },
             || format!("image '{image}'"),
         )?;
         let Some(digests) = digests else {
