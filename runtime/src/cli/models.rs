@@ -28,7 +28,7 @@ struct ModelRow {
 }
 
 pub fn run(args: &ModelsArgs) -> CliResult {
-    let mut out = anstream::stdout().lock();
+    let mut out = super::output::stdout();
     let written = if args.json {
         let rows: Vec<ModelRow> = PEARL_MODELS
             .iter()
