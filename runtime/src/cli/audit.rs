@@ -72,7 +72,7 @@ pub fn run(args: &AuditArgs) -> CliResult {
 
 fn write_record(out: &mut impl Write, record: &Record, json: bool) -> std::io::Result<()> {
     if json {
-        let line = serde_json::to_string(record).expect("records serialize");
+        let line = super::output::json(record, false);
         return writeln!(out, "{line}");
     }
     let decision = match record.decision {

@@ -8,11 +8,13 @@
 //! terminals obey like `ESC [`), the bidirectional embeddings, overrides,
 //! isolates and marks (U+202A–U+202E, U+2066–U+2069, U+200E, U+200F,
 //! U+061C), and the line and paragraph separators (U+2028, U+2029).
-//! Backslashes are not doubled: the escapes are for eyes, not for parsing.
+//! A tab is escaped too (it moves the cursor); a newline only where a text is
+//! one line ([`Lines::Escape`]). Backslashes are not doubled: the escapes are
+//! for eyes, not for parsing.
 
 use std::fmt;
 
-/// Whether `\n` and `\t` are printed as they are.
+/// Whether `\n` is printed as it is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Lines {
     /// Multi-line text: our own messages and whole outputs.
@@ -25,7 +27,7 @@ pub enum Lines {
 /// Whether `c` is shown as an escape.
 pub fn is_control(c: char, lines: Lines) -> bool {
     match c {
-        '\n' | '\t' => lines == Lines::Escape,
+        '\n' => lines == Lines::Escape,
         '\0'..='\x1f' | '\x7f' | '\u{80}'..='\u{9f}' => true,
         '\u{61c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' => {
             true
@@ -83,10 +85,9 @@ mod tests {
 
     #[test]
     fn every_code_point_class() {
-        // C0: all but \n and \t in multi-line text; those too in one line.
+        // C0: all but \n in multi-line text; that too in one line.
         for c in (0u32..0x20).filter_map(char::from_u32) {
-            let keep = c == '\n' || c == '\t';
-            assert_eq!(is_control(c, Lines::Keep), !keep, "{c:?}");
+            assert_eq!(is_control(c, Lines::Keep), c != '\n', "{c:?}");
             assert!(is_control(c, Lines::Escape), "{c:?}");
         }
         assert!(is_control('\x7f', Lines::Keep));
@@ -123,7 +124,7 @@ mod tests {
         );
         assert_eq!(
             escaped("two\nlines\tand tab", Lines::Keep),
-            "two\nlines\tand tab"
+            "two\nlines\\tand tab"
         );
         assert_eq!(
             escaped("two\nlines\tand tab", Lines::Escape),

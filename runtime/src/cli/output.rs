@@ -29,7 +29,7 @@ thread_local! {
 }
 
 /// A writer that shows every control character it is given as an escape
-/// (keeping `\n` and `\t`), except [`paint`]'s style codes.
+/// (keeping `\n`), except [`paint`]'s style codes.
 pub struct Escaping<W> {
     inner: W,
 }
@@ -186,8 +186,33 @@ fn style_codes(write: impl FnOnce() -> fmt::Result) -> fmt::Result {
     result
 }
 
-/// Prints a command's result: pretty JSON with `--json` (exact: serde
-/// escapes control characters itself), else `text` writes the human form.
+/// `value` as JSON (pretty or one line) that decodes to the exact text and
+/// holds no terminal control: serde escapes C0 controls, and the rest (DEL,
+/// C1, bidi controls) become `\uXXXX` escapes, which only occur in strings.
+pub fn json<T: serde::Serialize>(value: &T, pretty: bool) -> String {
+    let text = if pretty {
+        serde_json::to_string_pretty(value)
+    } else {
+        serde_json::to_string(value)
+    }
+    .expect("command results serialize");
+    if !text.chars().any(|c| escape::is_control(c, Lines::Keep)) {
+        return text;
+    }
+    let mut escaped = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        if escape::is_control(c, Lines::Keep) {
+            // All such characters are in the Basic Multilingual Plane.
+            escaped.push_str(&format!("\\u{:04x}", c as u32));
+        } else {
+            escaped.push(c);
+        }
+    }
+    escaped
+}
+
+/// Prints a command's result: pretty JSON with `--json` (exact, see
+/// [`json`]), else `text` writes the human form.
 pub fn print<T: serde::Serialize>(
     json: bool,
     value: &T,
@@ -195,8 +220,7 @@ pub fn print<T: serde::Serialize>(
 ) -> Result<(), super::CliError> {
     let mut out = stdout();
     let written = if json {
-        let json = serde_json::to_string_pretty(value).expect("command results serialize");
-        writeln!(out, "{json}")
+        writeln!(out, "{}", self::json(value, true))
     } else {
         text(&mut out, value)
     };
@@ -229,6 +253,15 @@ mod tests {
         // Raw writes and invalid UTF-8 are escaped as well.
         let out = shown(|out| out.write_all(b"a\x1bb\xff\n"));
         assert_eq!(out, "a\\x1bb\\xff\n");
+    }
+
+    #[test]
+    fn json_is_exact_and_inert() {
+        let text = "a\x1b[2K\t\u{7f}\u{9b}\u{202e}\u{2028}é";
+        let shown = json(&serde_json::json!({ "t": text }), false);
+        assert_eq!(shown, r#"{"t":"a\u001b[2K\t\u007f\u009b\u202e\u2028é"}"#);
+        let back: serde_json::Value = serde_json::from_str(&shown).unwrap();
+        assert_eq!(back["t"], text);
     }
 
     #[test]

@@ -31,11 +31,7 @@ pub fn run(args: &StatusArgs, limits: SandboxLimits) -> CliResult {
             let _ = write!(out, "{}", super::output::CLEAR_SCREEN);
         }
         let written = if args.json {
-            writeln!(
-                out,
-                "{}",
-                serde_json::to_string(&report).expect("status serializes")
-            )
+            writeln!(out, "{}", super::output::json(&report, false))
         } else {
             write_report(&mut out, &report)
         };
