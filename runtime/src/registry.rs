@@ -243,7 +243,7 @@ fn component_header(head: &[u8]) -> Result<(), String> {
         Err("a core WebAssembly module, not a component: encode it as a component (see docs/providers.md)".to_owned())
     } else {
         Err(format!(
-            "a WebAssembly binary of version/layer {:02x?}, not a component this host reads (version 0d, layer 01)",
+            "not a component this host reads: version and layer bytes {:02x?}, expected [0d, 00, 01, 00]",
             head.get(4..).unwrap_or_default()
         ))
     }
