@@ -16,10 +16,10 @@ fn report(out: &mut impl Write) -> std::io::Result<()> {
         } else {
             paint(GOOD, "OK")
         };
+        let name = format!("check {row}");
         writeln!(
             out,
-            "  {:<22} {:<45} {verdict}",
-            format!("check {row}"),
+            "  {name:<22} {:<45} {verdict}",
             "NVIDIA H100 80GB HBM3 (9.0, 81559 MiB), driver 570.1"
         )?;
     }
