@@ -596,9 +596,9 @@ fn run_remove(paths: &Paths, args: &RemoveArgs, limits: SandboxLimits) -> CliRes
     };
     // The name may be a file name: kept on one line.
     let name = one_line(&name);
-    write!(
+    writeln!(
         out,
-        "{} {name}: deleted {} and {entries}.\n",
+        "{} {name}: deleted {} and {entries}.",
         paint(GOOD, "Removed"),
         removed.file.display()
     )
