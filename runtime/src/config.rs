@@ -3,6 +3,7 @@
 //! Only the mining tables are interpreted; the rest of the file belongs to
 //! OpenJarvis. A malformed file is an error naming the line and column.
 
+use crate::bounded_read::{self, InputFile, ReadError};
 use crate::text_position::line_column;
 use std::path::{Path, PathBuf};
 use toml::{Table, Value};
@@ -36,6 +37,14 @@ pub struct MiningConfig {
     pub extra: Table,
 }
 
+/// `config.toml` as read: OpenJarvis's own files are a few KiB.
+pub const CONFIG_FILE: InputFile = InputFile {
+    noun: "the config file",
+    expected: "a TOML file (OpenJarvis's config.toml)",
+    max_bytes: 4 << 20,
+    header: None,
+};
+
 /// The config file: absent, or present with or without `[mining]`.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Config {
@@ -44,11 +53,8 @@ pub struct Config {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    #[error("{0}")]
+    Read(#[from] ReadError),
     #[error("{path}:{line}:{column}: {message}")]
     Syntax {
         path: PathBuf,
@@ -63,13 +69,10 @@ pub enum ConfigError {
 impl Config {
     /// Loads `path`; a missing file is an empty config.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        match std::fs::read_to_string(path) {
+        match bounded_read::read_text(path, &CONFIG_FILE) {
             Ok(text) => Config::parse(&text, path),
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(Config::default()),
-            Err(source) => Err(ConfigError::Read {
-                path: path.to_owned(),
-                source,
-            }),
+            Err(err) if err.is_not_found() => Ok(Config::default()),
+            Err(err) => Err(err.into()),
         }
     }
 

@@ -1,7 +1,45 @@
 //! Hardware facts as the guest sees them: the host's record converted to the
-//! WIT type, narrowed to the GPUs the configuration selects.
+//! WIT type, narrowed to the GPUs the configuration selects; and the
+//! `--facts FILE` that replaces probing this host.
 
 use crate::bindings::{DockerFacts, Gpu, HardwareFacts, PearlFacts};
+use crate::bounded_read::{self, InputFile, ReadError};
+use std::path::{Path, PathBuf};
+
+/// A `--facts` file: even a 64-GPU box's facts are a few KiB.
+pub const FACTS_FILE: InputFile = InputFile {
+    noun: "a facts file",
+    expected: "a JSON file of hardware facts (see docs/facts.md)",
+    max_bytes: 4 << 20,
+    header: None,
+};
+
+/// Why a `--facts` file was not used.
+#[derive(Debug, thiserror::Error)]
+pub enum FactsFileError {
+    #[error("{0}")]
+    Read(#[from] ReadError),
+    #[error(
+        "{path}:{line}:{column}: invalid facts file: {message} (the schema is in docs/facts.md)"
+    )]
+    Invalid {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+}
+
+/// Reads hardware facts from a JSON file (docs/facts.md).
+pub fn load(path: &Path) -> Result<host_gpu::HardwareFacts, FactsFileError> {
+    let text = bounded_read::read_text(path, &FACTS_FILE)?;
+    host_gpu::HardwareFacts::from_json(&text).map_err(|err| FactsFileError::Invalid {
+        path: path.to_owned(),
+        line: err.line(),
+        column: err.column(),
+        message: err.to_string(),
+    })
+}
 
 /// `[mining.extra].cuda_visible_devices`: GPU indexes or UUIDs, comma-separated.
 /// Empty means every GPU (the reference's default).

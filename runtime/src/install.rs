@@ -175,10 +175,11 @@ pub struct ComponentBytes {
 }
 
 impl ComponentBytes {
-    /// Reads a component file (at most the registry's size limit).
+    /// Reads a component file: a regular file, at most the registry's size
+    /// limit, with a component's preamble.
     pub fn read(path: &Path) -> Result<ComponentBytes, InstallError> {
         let bytes = registry::read_component_file(path)
-            .map_err(|err| InstallError::Invalid(format!("{}: {err}", path.display())))?;
+            .map_err(|err| InstallError::Invalid(err.to_string()))?;
         Ok(ComponentBytes {
             path: Some(path.to_owned()),
             sha256: sha256_hex(&bytes),
@@ -667,7 +668,9 @@ impl Installer<'_> {
             RemovePlan {
                 id: provider.map(|p| p.id().to_owned()),
                 version: provider.map(|p| p.info.version.clone()),
-                sha256: std::fs::read(&path).ok().map(|bytes| sha256_hex(&bytes)),
+                sha256: registry::read_component_file(&path)
+                    .ok()
+                    .map(|bytes| sha256_hex(&bytes)),
                 shadowed: provider.map_or_else(Vec::new, |p| self.shadowed(p.id())),
                 policy_table: provider.and_then(|p| user_table(p, self.policy)),
                 file: path,
@@ -780,7 +783,7 @@ impl InstallPlan {
         }
         let dir = installer.paths.installed_providers();
         // Components this install takes out of service, for their cache entries.
-        let mut retired: Vec<(PathBuf, String)> = std::fs::read(&self.target)
+        let mut retired: Vec<(PathBuf, String)> = registry::read_component_file(&self.target)
             .ok()
             .map(|bytes| (self.target.clone(), sha256_hex(&bytes)))
             .into_iter()

@@ -8,6 +8,7 @@
 
 pub mod audit;
 pub mod bindings;
+pub mod bounded_read;
 pub mod cli;
 pub mod config;
 pub mod config_edit;

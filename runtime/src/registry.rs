@@ -5,6 +5,7 @@
 //! Ids are unique: on a clash the built-in (or the first file) wins.
 
 use crate::bindings::MiningProviderPre;
+use crate::bounded_read::{self, Header, InputFile, ReadError};
 use crate::policy::Policy;
 use crate::provider::{LoadedProvider, ProviderSource};
 use crate::sandbox::{CallState, Sandbox};
@@ -21,7 +22,21 @@ pub struct BuiltinComponent {
 include!(concat!(env!("OUT_DIR"), "/builtin_components.rs"));
 
 /// The largest provider file we read (Python components are ~20 MB).
-const MAX_COMPONENT_BYTES: u64 = 256 << 20;
+pub const MAX_COMPONENT_BYTES: u64 = 256 << 20;
+
+/// A provider component file, installed or to be installed.
+pub const COMPONENT_FILE: InputFile = InputFile {
+    noun: "a provider",
+    expected: "a WebAssembly component file (.wasm, see docs/providers.md)",
+    max_bytes: MAX_COMPONENT_BYTES,
+    header: Some(Header {
+        len: COMPONENT_PREAMBLE.len(),
+        check: component_header,
+    }),
+};
+
+/// `\0asm`, binary version 13, layer 1: the component encoding wasmtime reads.
+const COMPONENT_PREAMBLE: [u8; 8] = *b"\0asm\x0d\0\x01\0";
 
 /// A provider that could not be loaded, and why.
 #[derive(Debug, Clone)]
@@ -126,7 +141,7 @@ impl Candidate {
     fn from_file(path: PathBuf) -> Candidate {
         Candidate {
             name: file_name(&path),
-            bytes: read_component_file(&path),
+            bytes: read_component_file(&path).map_err(|err| err.to_string()),
             source: ProviderSource::Installed(path),
             expected_id: None,
             sha256: None,
@@ -213,29 +228,32 @@ fn installed_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-pub(crate) fn read_component_file(path: &Path) -> Result<Vec<u8>, String> {
-    let size = std::fs::metadata(path)
-        .map_err(|err| format!("cannot read: {err}"))?
-        .len();
-    if size > MAX_COMPONENT_BYTES {
-        return Err(format!(
-            "file is {size} bytes; provider components are limited to {MAX_COMPONENT_BYTES} bytes"
-        ));
+pub(crate) fn read_component_file(path: &Path) -> Result<Vec<u8>, ReadError> {
+    bounded_read::read_bytes(path, &COMPONENT_FILE)
+}
+
+/// Says what the first bytes are when they do not start a component.
+fn component_header(head: &[u8]) -> Result<(), String> {
+    const CORE_MODULE: [u8; 8] = *b"\0asm\x01\0\0\0";
+    if head.starts_with(&COMPONENT_PREAMBLE) {
+        Ok(())
+    } else if !head.starts_with(b"\0asm") {
+        Err("not a WebAssembly file".to_owned())
+    } else if head.starts_with(&CORE_MODULE) {
+        Err("a core WebAssembly module, not a component: encode it as a component (see docs/providers.md)".to_owned())
+    } else {
+        Err(format!(
+            "not a component this host reads: version and layer bytes {:02x?}, expected [0d, 00, 01, 00]",
+            head.get(4..).unwrap_or_default()
+        ))
     }
-    std::fs::read(path).map_err(|err| format!("cannot read: {err}"))
 }
 
 /// Explains a compile failure by what the bytes are.
 fn describe_compile_error(bytes: &[u8], err: &anyhow::Error) -> String {
-    const CORE_MODULE: [u8; 8] = *b"\0asm\x01\0\0\0";
-    if !bytes.starts_with(b"\0asm") {
-        "not a WebAssembly file".to_owned()
-    } else if bytes.starts_with(&CORE_MODULE) {
-        "a core WebAssembly module, not a component: encode it as a component (see docs/providers.md)"
-            .to_owned()
-    } else {
-        format!("invalid component: {}", first_line(&format!("{err:#}")))
-    }
+    component_header(bytes)
+        .err()
+        .unwrap_or_else(|| format!("invalid component: {}", first_line(&format!("{err:#}"))))
 }
 
 fn first_line(text: &str) -> &str {

@@ -14,6 +14,17 @@ pub fn hostile_component() -> Vec<u8> {
     read(env!("GUEST_HOSTILE"))
 }
 
+/// The guest whose texts try to control the terminal (tests/guests/terminal).
+pub fn terminal_component() -> Vec<u8> {
+    read(env!("GUEST_TERMINAL"))
+}
+
+/// The terminal controls that guest puts in its version, description,
+/// reason and log (`PAYLOAD`).
+pub mod terminal_payload {
+    include!("../guests/terminal/src/payload.rs");
+}
+
 /// The WASI guest that tries every impure thing (tests/guests/impure).
 pub fn impure_component() -> Vec<u8> {
     read(env!("GUEST_IMPURE"))

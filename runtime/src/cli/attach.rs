@@ -1,6 +1,7 @@
 //! `jarvis mine attach`: record an externally started miner so OpenJarvis
 //! routes inference to it.
 
+use super::output::println;
 use super::{CliError, CliResult};
 use crate::paths::Paths;
 use crate::session::state::EXTERNAL_CONTAINER_ID;

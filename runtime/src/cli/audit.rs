@@ -1,6 +1,7 @@
 //! `jarvis mine audit`: read the record of privileged calls and policy
 //! decisions (`<home>/logs/mining-audit.jsonl` and its rotations).
 
+use super::escape::one_line;
 use super::output::{BAD, DIM, GOOD, paint};
 use super::session::paths_and_config;
 use super::{CliError, CliResult, output_error};
@@ -41,7 +42,7 @@ pub fn run(args: &AuditArgs) -> CliResult {
             path.display()
         ))
     })?;
-    let mut out = anstream::stdout().lock();
+    let mut out = super::output::stdout();
     if records.is_empty() && !args.follow && !args.json {
         writeln!(
             out,
@@ -71,7 +72,7 @@ pub fn run(args: &AuditArgs) -> CliResult {
 
 fn write_record(out: &mut impl Write, record: &Record, json: bool) -> std::io::Result<()> {
     if json {
-        let line = serde_json::to_string(record).expect("records serialize");
+        let line = super::output::json(record, false);
         return writeln!(out, "{line}");
     }
     let decision = match record.decision {
@@ -79,17 +80,17 @@ fn write_record(out: &mut impl Write, record: &Record, json: bool) -> std::io::R
         Decision::Deny => paint(BAD, "deny "),
     };
     let outcome = match (&record.outcome, &record.reason) {
-        (_, Some(reason)) => format!(" - {reason}"),
-        (Some(outcome), None) if outcome != "ok" => format!(" - {outcome}"),
+        (_, Some(reason)) => format!(" - {}", one_line(reason)),
+        (Some(outcome), None) if outcome != "ok" => format!(" - {}", one_line(outcome)),
         _ => String::new(),
     };
     writeln!(
         out,
         "{} {decision} {:<16} {:<10} {}{outcome} {}",
         paint(DIM, &record.time),
-        record.provider,
-        record.capability,
-        record.action,
+        one_line(&record.provider),
+        one_line(&record.capability),
+        one_line(&record.action),
         paint(DIM, &format!("({} µs)", record.duration_us)),
     )
 }

@@ -1,6 +1,7 @@
 //! `jarvis mine doctor`: gather facts, run every provider's sandboxed
 //! `detect`, print one row per check.
 
+use super::escape::one_line;
 use super::output::{BAD, DIM, GOOD, HEADING, paint};
 use super::session::{paths_and_config, sandbox_and_registry};
 use super::{CliError, CliResult, exit};
@@ -59,17 +60,7 @@ pub fn run(args: &DoctorArgs, limits: SandboxLimits) -> CliResult {
 }
 
 pub fn load_facts(file: &Path) -> Result<HardwareFacts, CliError> {
-    let text = std::fs::read_to_string(file).map_err(|err| {
-        CliError::invalid_input(format!("cannot read facts file {}: {err}", file.display()))
-    })?;
-    HardwareFacts::from_json(&text).map_err(|err| {
-        CliError::invalid_input(format!(
-            "{}:{}:{}: invalid facts file: {err} (the schema is in docs/facts.md)",
-            file.display(),
-            err.line(),
-            err.column()
-        ))
-    })
+    crate::facts::load(file).map_err(|err| CliError::invalid_input(err.to_string()))
 }
 
 /// The reference's row: two spaces, name (22), info (45), OK/FAIL.
@@ -79,7 +70,12 @@ fn write_row(out: &mut impl Write, check: &Check) -> std::io::Result<()> {
     } else {
         paint(BAD, "FAIL")
     };
-    writeln!(out, "  {:<22} {:<45} {verdict}", check.name, check.info)
+    writeln!(
+        out,
+        "  {:<22} {:<45} {verdict}",
+        check.name,
+        one_line(&check.info)
+    )
 }
 
 fn write_report(out: &mut impl Write, report: &DoctorReport) -> std::io::Result<()> {
@@ -91,15 +87,19 @@ fn write_report(out: &mut impl Write, report: &DoctorReport) -> std::io::Result<
         }
         if section == "Provider capability" {
             for provider in &report.providers {
-                let verdict = match (&provider.error, provider.supported) {
-                    (Some(error), _) => format!("{} - {error}", paint(BAD, "ERROR")),
-                    (None, true) => paint(GOOD, "SUPPORTED"),
-                    (None, false) => format!(
+                write!(out, "  {:<22} ", one_line(&provider.id))?;
+                match (&provider.error, provider.supported) {
+                    (Some(error), _) => {
+                        write!(out, "{} - {}", paint(BAD, "ERROR"), one_line(error))?
+                    }
+                    (None, true) => write!(out, "{}", paint(GOOD, "SUPPORTED"))?,
+                    (None, false) => write!(
+                        out,
                         "{} - {}",
                         paint(BAD, "UNSUPPORTED"),
-                        provider.reason.as_deref().unwrap_or("unsupported")
-                    ),
-                };
+                        one_line(provider.reason.as_deref().unwrap_or("unsupported"))
+                    )?,
+                }
                 let mut notes = Vec::new();
                 if provider.selected {
                     notes.push(
@@ -119,15 +119,14 @@ fn write_report(out: &mut impl Write, report: &DoctorReport) -> std::io::Result<
                         "policy hides {} GPU{}: see `jarvis mine policy show --provider {}`",
                         provider.hidden_gpus,
                         if provider.hidden_gpus == 1 { "" } else { "s" },
-                        provider.id
+                        one_line(&provider.id)
                     ));
                 }
-                let notes = if notes.is_empty() {
-                    String::new()
+                if notes.is_empty() {
+                    writeln!(out)?;
                 } else {
-                    paint(DIM, &format!(" ({})", notes.join(", ")))
-                };
-                writeln!(out, "  {:<22} {verdict}{notes}", provider.id)?;
+                    writeln!(out, "{}", paint(DIM, format!(" ({})", notes.join(", "))))?;
+                }
             }
         }
     }

@@ -3,6 +3,8 @@
 //! written; an existing `[mining]` table is kept unless `--force`.
 
 use super::doctor::load_facts;
+use super::escape::one_line;
+use super::output::{eprintln, println};
 use super::session::{open_docker, paths_and_config, sandbox_and_registry};
 use super::start::progress_sink;
 use super::{CliError, CliResult, exit};
@@ -166,7 +168,7 @@ pub fn run(args: &InitArgs, limits: SandboxLimits) -> CliResult {
                 code: exit::UNSUPPORTED,
                 message: format!(
                     "{provider} not supported on this host: {}\nSee `jarvis mine models` and `jarvis mine doctor` for details.",
-                    verdict.reason.unwrap_or_default()
+                    one_line(&verdict.reason.unwrap_or_default())
                 ),
             });
         }
@@ -260,7 +262,7 @@ fn answer(
         return Ok(value.trim().to_owned());
     }
     if interactive {
-        let mut err = std::io::stderr().lock();
+        let mut err = super::output::stderr();
         let shown = if default.is_empty() {
             String::new()
         } else {

@@ -46,7 +46,8 @@ pub fn run(args: &LogsArgs) -> CliResult {
         .map_err(|err| CliError::failure(err.to_string()))?
         .ok_or_else(|| CliError::failure(format!("no mining container: {id} no longer exists")))?;
     let redactor = redactor_for(&state.labels);
-    let mut out = std::io::stdout().lock();
+    // Container output may hold anything: the escaping writer shows it.
+    let mut out = super::output::stdout();
     let mut print = |line: &str| writeln!(out, "{}", redactor.redact(line)).is_ok();
     let result = if args.follow {
         docker.follow_logs(&id, args.tail, &mut print)

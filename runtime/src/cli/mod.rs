@@ -1,13 +1,18 @@
 //! The `jarvis mine` command line: argument parsing, logging, exit codes.
 //! Each subcommand is a thin file over the library.
+//!
+//! Output goes through `output` only (its writers escape control
+//! characters), so the standard print macros are refused here.
+#![deny(clippy::print_stdout, clippy::print_stderr)]
 
 mod attach;
 mod audit;
 mod doctor;
+mod escape;
 mod init;
 mod logs;
 mod models;
-mod output;
+pub mod output;
 mod policy;
 mod providers;
 mod session;
@@ -17,6 +22,7 @@ mod stop;
 
 use crate::sandbox::SandboxLimits;
 use clap::{Args, Parser, Subcommand};
+use std::io::Write;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -155,7 +161,10 @@ enum MineCommand {
 }
 
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => return usage_error(&err),
+    };
     init_logging(cli.verbose);
     let result = match cli.command {
         Command::Mine(mine) => match mine.command {
@@ -178,6 +187,17 @@ pub fn main() -> ExitCode {
         }
         ExitCode::from(err.code)
     })
+}
+
+/// Help and version as clap prints them; a usage error, which quotes the
+/// arguments, plain through the escaping writer (exit 2).
+fn usage_error(err: &clap::Error) -> ExitCode {
+    if !err.use_stderr() {
+        let _ = err.print();
+        return ExitCode::SUCCESS;
+    }
+    let _ = write!(output::stderr(), "{}", err.render());
+    ExitCode::from(exit::INVALID_INPUT)
 }
 
 fn init_logging(verbose: u8) {
@@ -203,8 +223,9 @@ fn init_logging(verbose: u8) {
     }
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(output::stderr_is_colored())
+        // Log lines carry provider and container text: escaped, so uncoloured.
+        .with_writer(output::stderr)
+        .with_ansi(false)
         .init();
 }
 

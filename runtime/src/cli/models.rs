@@ -28,7 +28,7 @@ struct ModelRow {
 }
 
 pub fn run(args: &ModelsArgs) -> CliResult {
-    let mut out = anstream::stdout().lock();
+    let mut out = super::output::stdout();
     let written = if args.json {
         let rows: Vec<ModelRow> = PEARL_MODELS
             .iter()
@@ -43,7 +43,7 @@ pub fn run(args: &ModelsArgs) -> CliResult {
                 notes: spec.notes,
             })
             .collect();
-        let json = serde_json::to_string_pretty(&rows).expect("model rows serialize");
+        let json = super::output::json(&rows, true);
         writeln!(out, "{json}")
     } else {
         write_table(&mut out)

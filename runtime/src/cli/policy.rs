@@ -4,6 +4,7 @@
 use super::output::{BAD, DIM, GOOD, HEADING, paint};
 use super::session::{paths_and_config, sandbox_and_registry};
 use super::{CliError, CliResult, output_error};
+use crate::bounded_read::{self, POLICY_FILE};
 use crate::policy::{PolicyFile, PolicySource, View};
 use crate::provider::LoadedProvider;
 use crate::sandbox::{SandboxLimits, human_bytes, human_duration};
@@ -239,14 +240,11 @@ fn snippet(key: &str, grant: &crate::policy::file::Grant) -> String {
 }
 
 fn check(file: &std::path::Path) -> CliResult {
-    let parsed = PolicyFile::load(file).map_err(|err| CliError::invalid_input(err.to_string()))?;
-    let Some(policy) = parsed else {
-        return Err(CliError::invalid_input(format!(
-            "{} does not exist",
-            file.display()
-        )));
-    };
-    let mut out = anstream::stdout().lock();
+    let text = bounded_read::read_text(file, &POLICY_FILE)
+        .map_err(|err| CliError::invalid_input(err.to_string()))?;
+    let policy =
+        PolicyFile::parse(&text, file).map_err(|err| CliError::invalid_input(err.to_string()))?;
+    let mut out = super::output::stdout();
     let providers: Vec<&str> = policy.providers.keys().map(String::as_str).collect();
     writeln!(
         out,

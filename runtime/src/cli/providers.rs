@@ -1,6 +1,7 @@
 //! `jarvis mine providers list|inspect|install|remove`: community providers.
 //! The library is `crate::install`; this file asks and prints.
 
+use super::escape::one_line;
 use super::output::{BAD, DIM, GOOD, HEADING, paint};
 use super::session::{policy, sandbox_and_registry};
 use super::{CliError, CliResult, exit, output_error};
@@ -179,8 +180,8 @@ fn write_listing(out: &mut impl Write, listing: &Listing<'_>) -> std::io::Result
             out,
             "{:<id_w$}  {:<source_w$}  {:<version_w$}  {:<12}  {}",
             row.id,
-            source(row),
-            row.version,
+            one_line(&source(row)),
+            one_line(&row.version),
             install::short(&row.sha256),
             capability_marks(&row.capabilities)
         )?;
@@ -197,10 +198,11 @@ fn write_listing(out: &mut impl Write, listing: &Listing<'_>) -> std::io::Result
             };
             writeln!(
                 out,
-                "{} {} ({origin}): {}",
+                "{} {} ({}): {}",
                 paint(BAD, "✗"),
-                failure.name,
-                failure.error
+                one_line(failure.name),
+                one_line(&origin),
+                one_line(failure.error)
             )?;
         }
     }
@@ -220,22 +222,28 @@ fn write_listing(out: &mut impl Write, listing: &Listing<'_>) -> std::io::Result
 }
 
 /// `containers ✓  sidecar ✗`, or `none requested`.
-fn capability_marks(capabilities: &[CapabilityStatus]) -> String {
-    if capabilities.is_empty() {
-        return paint(DIM, "none requested");
-    }
-    capabilities
-        .iter()
-        .map(|c| {
+fn capability_marks(capabilities: &[CapabilityStatus]) -> CapabilityMarks<'_> {
+    CapabilityMarks(capabilities)
+}
+
+struct CapabilityMarks<'a>(&'a [CapabilityStatus]);
+
+impl std::fmt::Display for CapabilityMarks<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.0.is_empty() {
+            return write!(f, "{}", paint(DIM, "none requested"));
+        }
+        for (n, c) in self.0.iter().enumerate() {
             let mark = if c.granted {
                 paint(GOOD, "✓")
             } else {
                 paint(BAD, "✗")
             };
-            format!("{} {mark}", c.name)
-        })
-        .collect::<Vec<_>>()
-        .join("  ")
+            let gap = if n == 0 { "" } else { "  " };
+            write!(f, "{gap}{} {mark}", c.name)?;
+        }
+        Ok(())
+    }
 }
 
 fn run_inspect(paths: &Paths, args: &InspectArgs, limits: SandboxLimits) -> CliResult {
@@ -290,21 +298,21 @@ fn write_inspection(out: &mut impl Write, inspection: &Inspection) -> std::io::R
         out,
         "{} {}  {}",
         paint(HEADING, &summary.id),
-        summary.version,
-        paint(DIM, &format!("({origin})"))
+        one_line(&summary.version),
+        paint(DIM, format!("({})", one_line(&origin)))
     )?;
     if !summary.description.is_empty() {
-        writeln!(out, "  {}", summary.description)?;
+        writeln!(out, "  {}", one_line(&summary.description))?;
     }
-    let field = |out: &mut dyn Write, name: &str, value: &str| {
-        writeln!(out, "  {}{value}", paint(HEADING, &format!("{name:<14}")))
+    let field = |out: &mut dyn Write, name: &str, value: &dyn std::fmt::Display| {
+        writeln!(out, "  {:<14}{value}", paint(HEADING, name))
     };
-    field(out, "WIT", &inspection.wit)?;
+    field(out, "WIT", &one_line(&inspection.wit))?;
     field(out, "sha256", &summary.sha256)?;
     field(
         out,
         "size",
-        &format!(
+        &format_args!(
             "{} ({} bytes)",
             human_bytes(inspection.size as usize),
             inspection.size
@@ -314,10 +322,10 @@ fn write_inspection(out: &mut impl Write, inspection: &Inspection) -> std::io::R
     field(
         out,
         "imports",
-        imports.first().map_or("none", String::as_str),
+        &one_line(imports.first().map_or("none", String::as_str)),
     )?;
     for line in imports.iter().skip(1) {
-        field(out, "", line)?;
+        field(out, "", &one_line(line))?;
     }
     if summary.capabilities.is_empty() {
         field(out, "capabilities", &paint(DIM, "none requested"))?;
@@ -329,22 +337,30 @@ fn write_inspection(out: &mut impl Write, inspection: &Inspection) -> std::io::R
         .max()
         .unwrap_or(0);
     for (n, capability) in summary.capabilities.iter().enumerate() {
-        let verdict = match &capability.reason {
-            None => format!("{} granted", paint(GOOD, "✓")),
-            Some(reason) => format!("{} withheld: {reason}", paint(BAD, "✗")),
-        };
         let label = if n == 0 { "capabilities" } else { "" };
-        field(
-            out,
-            label,
-            &format!("{:<name_w$}  {verdict}", capability.name),
-        )?;
+        match &capability.reason {
+            None => field(
+                out,
+                label,
+                &format_args!("{:<name_w$}  {} granted", capability.name, paint(GOOD, "✓")),
+            )?,
+            Some(reason) => field(
+                out,
+                label,
+                &format_args!(
+                    "{:<name_w$}  {} withheld: {}",
+                    capability.name,
+                    paint(BAD, "✗"),
+                    one_line(reason)
+                ),
+            )?,
+        }
     }
     let limits = &inspection.limits;
     field(
         out,
         "limits",
-        &format!(
+        &format_args!(
             "{} guest time per call, {} memory, {} output, {} log; {} in host calls per lifecycle call",
             human_duration(Duration::from_millis(limits.call_timeout_ms)),
             human_bytes(limits.memory_bytes),
@@ -357,7 +373,7 @@ fn write_inspection(out: &mut impl Write, inspection: &Inspection) -> std::io::R
         field(
             out,
             "policy",
-            "no policy file names it: a built-in gets what it requests",
+            &"no policy file names it: a built-in gets what it requests",
         )?;
     }
     for (n, view) in inspection.policy.iter().enumerate() {
@@ -370,11 +386,11 @@ fn write_inspection(out: &mut impl Write, inspection: &Inspection) -> std::io::R
         field(
             out,
             label,
-            &format!("[{}] in {} ({role})", view.key, view.file.display()),
+            &format_args!("[{}] in {} ({role})", view.key, view.file.display()),
         )?;
     }
     for note in &inspection.notes {
-        field(out, "note", &paint(BAD, note))?;
+        field(out, "note", &paint(BAD, one_line(note)))?;
     }
     write_warnings(out, &inspection.warnings)
 }
@@ -449,7 +465,7 @@ fn run_install(paths: &Paths, args: &InstallArgs, limits: SandboxLimits) -> CliR
     let planned = installer
         .plan_install(&args.file, args.replace)
         .map_err(install_error)?;
-    let mut out = anstream::stdout().lock();
+    let mut out = super::output::stdout();
     let plan = match planned {
         Planned::AlreadyInstalled { inspected, file } => {
             write_inspection(&mut out, &inspected.inspection).map_err(output_error)?;
@@ -487,48 +503,57 @@ fn run_install(paths: &Paths, args: &InstallArgs, limits: SandboxLimits) -> CliR
         Some(entry) => format!("compiled code cached in {}", entry.display()),
         None => "not cached (the next run compiles it)".to_owned(),
     };
-    let mut text = format!(
-        "\n{} {id} {version} as {}; {cached}.\n",
-        paint(GOOD, "Installed"),
-        installed.file.display()
-    );
-    if let Some(old) = &installed.replaced {
-        text.push_str(&format!(
-            "Replaced version {} (sha256 {}) from {}.\n",
-            old.version,
-            install::short(&old.sha256),
-            old.file.display()
-        ));
-    }
-    if capabilities.is_empty() {
-        text.push_str(&format!(
-            "It requests no capabilities. It sees GPUs only where the policy lists them: gpus = [...] under [providers.\"{id}\"] in {}.\n",
-            policy.user_path().display()
-        ));
-    } else {
-        text.push_str(&format!(
-            "The policy grants: {}\n",
-            capability_marks(&capabilities)
-        ));
-    }
-    match advice {
-        Some(advice) if advice.table_exists => text.push_str(&format!(
-            "To grant what it requests, set this in the existing [providers.\"{id}\"] table of {}:\n\n{}\n",
-            advice.file.display(),
-            indent(&advice.snippet)
-        )),
-        Some(advice) => text.push_str(&format!(
-            "To grant what it requests, add to {}:\n\n{}\n",
-            advice.file.display(),
-            indent(&advice.snippet)
-        )),
-        None if !capabilities.is_empty() => {
-            text.push_str("The policy already grants everything it requests.\n");
+    let mut written = || -> std::io::Result<()> {
+        writeln!(
+            out,
+            "\n{} {id} {} as {}; {cached}.",
+            paint(GOOD, "Installed"),
+            one_line(&version),
+            installed.file.display()
+        )?;
+        if let Some(old) = &installed.replaced {
+            writeln!(
+                out,
+                "Replaced version {} (sha256 {}) from {}.",
+                one_line(&old.version),
+                install::short(&old.sha256),
+                old.file.display()
+            )?;
         }
-        None => {}
-    }
-    text.push_str(&paint(DIM, "Nothing was granted automatically."));
-    writeln!(out, "{text}").map_err(output_error)?;
+        if capabilities.is_empty() {
+            writeln!(
+                out,
+                "It requests no capabilities. It sees GPUs only where the policy lists them: gpus = [...] under [providers.\"{id}\"] in {}.",
+                policy.user_path().display()
+            )?;
+        } else {
+            writeln!(
+                out,
+                "The policy grants: {}",
+                capability_marks(&capabilities)
+            )?;
+        }
+        match &advice {
+            Some(advice) if advice.table_exists => writeln!(
+                out,
+                "To grant what it requests, set this in the existing [providers.\"{id}\"] table of {}:\n\n{}",
+                advice.file.display(),
+                indent(&advice.snippet)
+            )?,
+            Some(advice) => writeln!(
+                out,
+                "To grant what it requests, add to {}:\n\n{}",
+                advice.file.display(),
+                indent(&advice.snippet)
+            )?,
+            None if !capabilities.is_empty() => {
+                writeln!(out, "The policy already grants everything it requests.")?;
+            }
+            None => {}
+        }
+        writeln!(out, "{}", paint(DIM, "Nothing was granted automatically."))
+    };
+    written().map_err(output_error)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -547,7 +572,7 @@ fn write_replacement(
             out,
             "\nThis replaces '{}' version {} (sha256 {}) installed from {}.",
             plan.id(),
-            old.version,
+            one_line(&old.version),
             install::short(&old.sha256),
             old.file.display()
         )?;
@@ -576,12 +601,13 @@ fn run_remove(paths: &Paths, args: &RemoveArgs, limits: SandboxLimits) -> CliRes
     let plan = installer.plan_remove(&args.target).map_err(install_error)?;
     let what = match (&plan.version, &plan.sha256) {
         (Some(version), Some(sha)) => format!(
-            "{} {version} ({}, sha256 {})",
-            plan.name(),
+            "{} {} ({}, sha256 {})",
+            one_line(&plan.name()),
+            one_line(version),
             plan.file.display(),
             install::short(sha)
         ),
-        _ => format!("{} ({})", plan.name(), plan.file.display()),
+        _ => format!("{} ({})", one_line(&plan.name()), plan.file.display()),
     };
     let question = format!("Remove provider {what}?");
     if !consent(args.yes, &question, "remove")? {
@@ -593,16 +619,21 @@ fn run_remove(paths: &Paths, args: &RemoveArgs, limits: SandboxLimits) -> CliRes
     let shadowed = plan.shadowed.clone();
     let policy_table = plan.policy_table.clone();
     let removed = plan.commit(&installer).map_err(install_error)?;
-    let mut out = anstream::stdout().lock();
+    let mut out = super::output::stdout();
     let entries = match removed.cache_entries.len() {
         1 => "1 compiled cache entry".to_owned(),
         n => format!("{n} compiled cache entries"),
     };
-    let mut text = format!(
-        "{} {name}: deleted {} and {entries}.\n",
+    // The name may be a file name: kept on one line.
+    let name = one_line(&name);
+    writeln!(
+        out,
+        "{} {name}: deleted {} and {entries}.",
         paint(GOOD, "Removed"),
         removed.file.display()
-    );
+    )
+    .map_err(output_error)?;
+    let mut text = String::new();
     if let Some(copy) = &removed.cache_kept_for {
         text.push_str(&format!(
             "Its compiled code stays: {} is the same component.\n",
@@ -635,7 +666,7 @@ fn consent(yes: bool, question: &str, verb: &str) -> Result<bool, CliError> {
             "pass --yes to {verb} without a prompt (stdin is not a terminal); nothing was changed"
         )));
     }
-    let mut err = std::io::stderr().lock();
+    let mut err = super::output::stderr();
     let _ = write!(err, "{question} [y/N] ");
     let _ = err.flush();
     let mut line = String::new();

@@ -1,7 +1,8 @@
 //! `jarvis mine start`: checks first (nothing is touched when one fails),
 //! then the provider's sandboxed `start` under the session lock.
 
-use super::output::{GOOD, paint};
+use super::escape::one_line;
+use super::output::{GOOD, eprintln, paint, println};
 use super::session::{mine_error, open};
 use super::{CliError, CliResult, exit};
 use crate::config::MiningConfig;
@@ -35,12 +36,12 @@ pub fn run(limits: SandboxLimits) -> CliResult {
         .map(|s| s.vllm_endpoint.clone())
         .unwrap_or_default();
     if report.already_running {
-        anstream::println!(
+        println!(
             "{} is already running ({endpoint}). Run `jarvis mine status` for live stats.",
             mining.provider
         );
     } else {
-        anstream::println!(
+        println!(
             "{} {} ({endpoint}). Run `jarvis mine status` for live stats.",
             paint(GOOD, "Started"),
             mining.provider
@@ -107,7 +108,7 @@ pub fn progress_sink() -> Box<dyn FnMut(ImageProgress) + Send> {
             let bar = layers.entry(id.clone()).or_insert_with(|| {
                 let bar = bars.add(ProgressBar::new(total.unwrap_or(0)));
                 bar.set_style(style.clone());
-                bar.set_prefix(id.chars().take(12).collect::<String>());
+                bar.set_prefix(one_line(&id.chars().take(12).collect::<String>()).to_string());
                 bar
             });
             if let Some(total) = total {
@@ -116,12 +117,13 @@ pub fn progress_sink() -> Box<dyn FnMut(ImageProgress) + Send> {
             if let Some(current) = current {
                 bar.set_position(current);
             }
-            bar.set_message(status);
+            // indicatif draws past the escaping writer: escape first.
+            bar.set_message(one_line(&status).to_string());
         }
         ImageProgress::Phase(text)
         | ImageProgress::Status(text)
         | ImageProgress::BuildLine(text) => {
-            let _ = bars.println(text);
+            let _ = bars.println(one_line(&text).to_string());
         }
         ImageProgress::Done(_) => {
             for bar in layers.values() {

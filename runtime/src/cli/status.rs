@@ -1,5 +1,6 @@
 //! `jarvis mine status [--json] [--watch]`: the lifecycle state and live stats.
 
+use super::escape::one_line;
 use super::output::{BAD, GOOD, HEADING, paint};
 use super::session::{mine_error, open};
 use super::{CliResult, output_error};
@@ -24,16 +25,13 @@ pub fn run(args: &StatusArgs, limits: SandboxLimits) -> CliResult {
     let opened = open(limits)?;
     loop {
         let report = opened.miner().status().map_err(mine_error)?;
-        let mut out = anstream::stdout().lock();
+        let mut out = super::output::stdout();
         if args.watch.is_some() && std::io::stdout().is_terminal() {
-            let _ = write!(out, "\x1b[2J\x1b[H");
+            // Clear the screen: our own codes, past the escaping writer.
+            let _ = write!(out, "{}", super::output::CLEAR_SCREEN);
         }
         let written = if args.json {
-            writeln!(
-                out,
-                "{}",
-                serde_json::to_string(&report).expect("status serializes")
-            )
+            writeln!(out, "{}", super::output::json(&report, false))
         } else {
             write_report(&mut out, &report)
         };
@@ -51,23 +49,30 @@ fn row(out: &mut impl Write, label: &str, value: impl std::fmt::Display) -> std:
 }
 
 fn write_report(out: &mut impl Write, report: &StatusReport) -> std::io::Result<()> {
-    let state = match (report.state.as_str(), report.exit_code) {
-        ("running", _) => paint(GOOD, "running"),
-        ("failed", Some(code)) => paint(BAD, &format!("failed (exit code {code})")),
-        ("failed", None) => paint(BAD, "failed"),
-        (other, _) => other.to_owned(),
-    };
-    row(out, "state", state)?;
+    match (report.state.as_str(), report.exit_code) {
+        ("running", _) => row(out, "state", paint(GOOD, "running"))?,
+        ("failed", Some(code)) => row(
+            out,
+            "state",
+            paint(BAD, format!("failed (exit code {code})")),
+        )?,
+        ("failed", None) => row(out, "state", paint(BAD, "failed"))?,
+        (other, _) => row(out, "state", other)?,
+    }
     if let Some(provider) = &report.provider {
-        row(out, "provider", provider)?;
+        row(out, "provider", one_line(provider))?;
     }
     if let Some(session) = &report.session {
-        row(out, "endpoint", &session.vllm_endpoint)?;
-        row(out, "model", &session.model)?;
+        row(out, "endpoint", one_line(&session.vllm_endpoint))?;
+        row(out, "model", one_line(&session.model))?;
     }
     if let Some(container) = &report.container {
         let id: String = container.id.chars().take(12).collect();
-        row(out, "container", format!("{id} ({})", container.status))?;
+        row(
+            out,
+            "container",
+            format!("{} ({})", one_line(&id), one_line(&container.status)),
+        )?;
     }
     if let Some(stats) = &report.stats {
         row(out, "shares submitted", stats.shares_submitted)?;
@@ -95,19 +100,19 @@ fn write_report(out: &mut impl Write, report: &StatusReport) -> std::io::Result<
         row(
             out,
             "last error",
-            stats.last_error.as_deref().unwrap_or("-"),
+            one_line(stats.last_error.as_deref().unwrap_or("-")),
         )?;
-        row(out, "payout target", &stats.payout_target)?;
+        row(out, "payout target", one_line(&stats.payout_target))?;
         row(out, "fees owed", stats.fees_owed)?;
     }
     if !report.last_lines.is_empty() {
         writeln!(out, "{}", paint(HEADING, "last log lines:"))?;
         for line in &report.last_lines {
-            writeln!(out, "  {line}")?;
+            writeln!(out, "  {}", one_line(line))?;
         }
     }
     for repair in &report.repairs {
-        writeln!(out, "note: {repair}")?;
+        writeln!(out, "note: {}", one_line(repair))?;
     }
     Ok(())
 }

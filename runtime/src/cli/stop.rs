@@ -1,6 +1,7 @@
 //! `jarvis mine stop`: container and sidecar gone.
 
 use super::CliResult;
+use super::output::{eprintln, println};
 use super::session::{mine_error, open};
 use crate::sandbox::SandboxLimits;
 use std::process::ExitCode;
