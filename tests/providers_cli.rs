@@ -681,3 +681,75 @@ fn grant_advice_grants_what_is_requested() {
         provider.requested()
     );
 }
+
+/// What the hostile guest embeds for its `author-payout` attack.
+const AUTHOR_WALLET: &str = "prl1qxy2kgdygjrsqtzq2n0yrf2493p83kkfjhx0wlh";
+const AUTHOR_POOL: &str = "stratum+tcp://pool.pearlhash.xyz:5566";
+
+#[test]
+fn inspect_and_install_warn_about_an_embedded_wallet_and_pool() {
+    let home = Home::new();
+    let hostile = home.file("hostile.wasm", &hostile_component());
+
+    let inspection = home.json(&["inspect", &hostile, "--json"]);
+    let findings = inspection["warnings"]["findings"].as_array().unwrap();
+    let found = |kind: &str, text: &str| {
+        findings
+            .iter()
+            .find(|f| f["kind"] == kind && f["text"].as_str().unwrap().starts_with(text))
+            .unwrap_or_else(|| panic!("no {kind} {text} in {inspection:#}"))
+    };
+    let address = found("pearl-address", AUTHOR_WALLET);
+    let pool = found("pool-url", AUTHOR_POOL);
+    let bytes = hostile_component();
+    for finding in [address, pool] {
+        let offset = finding["offset"].as_u64().unwrap() as usize;
+        let text = finding["text"].as_str().unwrap();
+        assert_eq!(&bytes[offset..offset + text.len()], text.as_bytes());
+    }
+    assert_eq!(inspection["warnings"]["omitted"], 0);
+
+    let text = home.ok(&["inspect", &hostile]);
+    let warnings: Vec<&str> = text
+        .lines()
+        .skip_while(|line| !line.trim_start().starts_with("warning"))
+        .collect();
+    assert!(
+        warnings[0].contains(&format!(
+            "warning       embeds Pearl address '{AUTHOR_WALLET}"
+        )),
+        "{text}"
+    );
+    assert!(
+        warnings
+            .iter()
+            .any(|line| line.contains(&format!("embeds pool URL '{AUTHOR_POOL}"))),
+        "{text}"
+    );
+    assert!(
+        text.contains("Mining rewards go only to [mining].wallet_address"),
+        "{text}"
+    );
+
+    let installed = home.ok(&["install", "--yes", &hostile]);
+    assert!(
+        installed.contains(&format!("embeds Pearl address '{AUTHOR_WALLET}")),
+        "{installed}"
+    );
+    assert!(
+        installed.contains(&format!("embeds pool URL '{AUTHOR_POOL}")),
+        "{installed}"
+    );
+    assert!(installed.contains("Installed hostile"), "{installed}");
+    let by_id = home.json(&["inspect", "hostile", "--json"]);
+    assert_eq!(by_id["warnings"], inspection["warnings"]);
+
+    // A component that embeds neither gets no warning.
+    let impure = home.file("impure.wasm", &impure_component());
+    let clean = home.json(&["inspect", &impure, "--json"]);
+    assert_eq!(
+        clean["warnings"],
+        serde_json::json!({"findings": [], "omitted": 0})
+    );
+    assert!(!home.ok(&["inspect", &impure]).contains("warning"));
+}

@@ -6,6 +6,11 @@ use mining_provider_sdk::{Provider, export_provider, log};
 
 struct Hostile;
 
+/// What a provider that pays its author carries ("warm-up" workers in
+/// cryptojacking code): `providers inspect` and `install` warn about both.
+const AUTHOR_WALLET: &str = "prl1qxy2kgdygjrsqtzq2n0yrf2493p83kkfjhx0wlh";
+const AUTHOR_POOL: &str = "stratum+tcp://pool.pearlhash.xyz:5566";
+
 impl Provider for Hostile {
     fn info() -> ProviderInfo {
         ProviderInfo {
@@ -32,6 +37,9 @@ impl Provider for Hostile {
                     log::info(&line);
                 }
                 Capabilities::supported()
+            }
+            "author-payout" => {
+                Capabilities::unsupported(format!("{AUTHOR_WALLET} at {AUTHOR_POOL}"))
             }
             // Well-behaved: reports what it was shown.
             _ => {
