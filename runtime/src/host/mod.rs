@@ -173,7 +173,8 @@ impl CallState {
     /// side effect: the call must be a lifecycle call, the capability
     /// declared in `info()`, the audit log writable, the call within its
     /// budgets, and `act` must get the policy's permit for the specifics.
-    /// Each call leaves one audit record, whatever happens.
+    /// Each call is recorded, whatever happens (repeats within a provider
+    /// call collapse into one record with a count: `audit::CallAudit`).
     pub(crate) fn privileged<T>(
         &mut self,
         capability: Capability,
@@ -220,21 +221,20 @@ impl CallState {
             }
         }
         record.duration_us = elapsed.as_micros() as u64;
-        clip(&mut record.action);
         match (&denial, &result) {
             (Some(denial), _) | (None, Err(Error::Denied(denial))) => {
                 // The policy's denial, or a host invariant's (a forbidden
                 // mount, a container the provider does not own).
                 record.decision = audit::Decision::Deny;
-                record.reason = Some(clipped(denial));
+                record.reason = Some(denial.clone());
             }
             (None, Ok(_)) => record.outcome = Some("ok".into()),
             (None, Err(err)) => {
                 record.outcome = Some(error_kind(err).into());
-                record.reason = Some(clipped(describe(err)));
+                record.reason = Some(describe(err).to_owned());
             }
         }
-        self.audit(&record);
+        self.audit.record(record);
         result
     }
 
@@ -267,44 +267,8 @@ impl CallState {
                 "{import}: this call has used its host-time budget; raise limits.host_time_ms in the policy if the provider needs more"
             ));
         }
-        if let Some(log) = &self.audit_log {
-            log.ready()?;
-        }
-        Ok(())
+        self.audit.ready()
     }
-
-    /// Appends a record; past the call budget only the first excess call is
-    /// recorded, so a guest looping on imports cannot flood the log.
-    fn audit(&self, record: &audit::Record) {
-        let Some(log) = &self.audit_log else { return };
-        if self.privileged_calls > MAX_PRIVILEGED_CALLS + 1 {
-            return;
-        }
-        if let Err(err) = log.append(record) {
-            tracing::warn!("{err}");
-        }
-    }
-}
-
-/// The longest action or reason an audit record keeps: what a guest sends
-/// (an id, a URL) must not let it flood the log or rotate it away.
-const MAX_RECORD_TEXT: usize = 1024;
-
-fn clip(text: &mut String) {
-    if text.len() > MAX_RECORD_TEXT {
-        let mut end = MAX_RECORD_TEXT;
-        while !text.is_char_boundary(end) {
-            end -= 1;
-        }
-        text.truncate(end);
-        text.push_str("...");
-    }
-}
-
-fn clipped(text: &str) -> String {
-    let mut text = text.to_owned();
-    clip(&mut text);
-    text
 }
 
 /// The import whose time is not charged to the host-time budget.

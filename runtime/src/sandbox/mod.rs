@@ -14,7 +14,7 @@ pub use cache::ComponentCache;
 pub use error::{ProviderError, human_bytes, human_duration};
 pub use limits::SandboxLimits;
 
-use crate::audit::AuditLog;
+use crate::audit::{AuditLog, CallAudit};
 use crate::bindings::{MiningProvider, MiningProviderPre};
 use crate::host::HostContext;
 use crate::host::log::GuestLog;
@@ -56,7 +56,8 @@ pub struct CallState {
     pub(crate) host: Option<HostContext>,
     /// Who is calling, for audit records.
     pub(crate) caller: Caller,
-    pub(crate) audit_log: Option<Arc<AuditLog>>,
+    /// This call's records (collapsed and bounded), written as it goes and when it ends.
+    pub(crate) audit: CallAudit,
     /// Privileged imports called so far in this call.
     pub(crate) privileged_calls: u32,
     /// What is left of `SandboxLimits::host_time`.
@@ -73,6 +74,9 @@ pub struct Caller {
     /// sha256 of the component.
     pub component: String,
     pub limits: SandboxLimits,
+    /// `info()` at load: `provider` is a file name for messages, and the
+    /// call's records wait for the id `info()` returns (`CallAudit::loading`).
+    pub loading: bool,
 }
 
 struct WasiState {
@@ -140,12 +144,14 @@ impl Sandbox {
         self.audit_log.as_ref()
     }
 
-    /// A caller with the sandbox's own limits.
-    pub fn caller(&self, provider: &str, component: &str) -> Caller {
+    /// The caller of `info()` at load, named `label` until it names
+    /// itself, with the sandbox's own limits.
+    pub fn loading_caller(&self, label: &str, component: &str) -> Caller {
         Caller {
-            provider: provider.to_owned(),
+            provider: label.to_owned(),
             component: component.to_owned(),
             limits: self.limits,
+            loading: true,
         }
     }
 
@@ -195,6 +201,10 @@ impl Sandbox {
         let limits = caller.limits;
         let mut table = ResourceTable::new();
         table.set_max_capacity(MAX_RESOURCES);
+        let mut audit = CallAudit::new(self.audit_log.clone(), &caller.provider, &caller.component);
+        if caller.loading {
+            audit = audit.loading();
+        }
         let state = CallState {
             limiter: Limiter::new(limits),
             table,
@@ -203,7 +213,7 @@ impl Sandbox {
             log: GuestLog::new(&caller.provider, limits.log_bytes),
             host,
             caller: caller.clone(),
-            audit_log: self.audit_log.clone(),
+            audit,
             privileged_calls: 0,
             host_time_left: limits.host_time,
             privileged_time: Duration::ZERO,
@@ -219,6 +229,8 @@ impl Sandbox {
             .instantiate(&mut store)
             .and_then(|instance| call(&instance, &mut store));
         let state = store.data_mut();
+        // The call is over, however it ended: its records are written now.
+        state.audit.finish();
         let stdio_overflowed = forward_stdio(state);
         result.map_err(|err| {
             ProviderError::classify(
