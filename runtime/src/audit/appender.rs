@@ -244,7 +244,9 @@ impl AuditLog {
                 .create(dir)
                 .map_err(|err| self.error("create the directory of", &err))?;
         }
+        // Read too: an append first reads what other commands wrote since.
         OpenOptions::new()
+            .read(true)
             .create(true)
             .append(true)
             .mode(0o600)
@@ -402,15 +404,21 @@ impl AuditLog {
         record: &mut Record,
         may_rotate: bool,
     ) -> Result<(), String> {
-        record.seq = state.next_seq;
-        record.prev = state.last_hash.clone();
-        let mut line = serde_json::to_vec(&*record).map_err(|err| err.to_string())?;
-        line.push(b'\n');
+        let chained = |record: &mut Record, state: &State| {
+            record.seq = state.next_seq;
+            record.prev = state.last_hash.clone();
+            let mut line = serde_json::to_vec(&*record).map_err(|err| err.to_string())?;
+            line.push(b'\n');
+            Ok::<_, String>(line)
+        };
+        let mut line = chained(record, state)?;
         if may_rotate
             && state.offset > 0
             && state.offset + line.len() as u64 > self.limits.rotate_bytes
         {
+            // The rotation may write prune records: chain to what it left.
             self.rotate(state, locked)?;
+            line = chained(record, state)?;
         }
         locked
             .file()
