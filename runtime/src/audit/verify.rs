@@ -191,9 +191,7 @@ impl Walk<'_> {
                     "edited"
                 }
             );
-            let at = last.unwrap_or(0);
-            report.records = report.records.min(at as u64);
-            return self.broken(report, at, kind, detail);
+            return self.broken(report, last.unwrap_or(0), kind, detail);
         }
         report
     }
@@ -298,6 +296,8 @@ impl Walk<'_> {
         detail: String,
     ) -> Verification {
         report.intact = false;
+        // Lines before the break only: an edit is found at the line after it.
+        report.records = report.records.min(at as u64);
         report.broken = Some(Break {
             place: self.place(at),
             kind,
