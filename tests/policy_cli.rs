@@ -233,7 +233,7 @@ fn audit_reads_filters_and_follows_the_log() {
         "{text}"
     );
 
-    // -f prints what is written after it started: a new refusal, until one
+    // -f prints what is written after it started: new refusals, until one
     // arrives (the follower starts reading at some point after it is spawned).
     let mut follower = command(
         home.path(),
@@ -252,8 +252,13 @@ fn audit_reads_filters_and_follows_the_log() {
             }
         }
     });
-    let line = (2..40).find_map(|pin| {
-        refuse(pin);
+    // The same refusal under another file name is another record.
+    let providers = home.path().join("mining/providers");
+    let line = (1..40).find_map(|n| {
+        let from = std::fs::read_dir(&providers).unwrap().next().unwrap().unwrap().path();
+        std::fs::rename(from, providers.join(format!("hostile-{n}.wasm"))).unwrap();
+        let (code, _, err) = run(home.path(), &["mine", "doctor"], &system);
+        assert_eq!(code, 0, "{err}");
         received.recv_timeout(Duration::from_millis(500)).ok()
     });
     let _ = follower.kill();
