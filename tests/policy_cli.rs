@@ -255,7 +255,12 @@ fn audit_reads_filters_and_follows_the_log() {
     // The same refusal under another file name is another record.
     let providers = home.path().join("mining/providers");
     let line = (1..40).find_map(|n| {
-        let from = std::fs::read_dir(&providers).unwrap().next().unwrap().unwrap().path();
+        let from = std::fs::read_dir(&providers)
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path();
         std::fs::rename(from, providers.join(format!("hostile-{n}.wasm"))).unwrap();
         let (code, _, err) = run(home.path(), &["mine", "doctor"], &system);
         assert_eq!(code, 0, "{err}");

@@ -146,7 +146,10 @@ impl AuditLog {
         match self.written_today(&record) {
             Ok(true) => return,
             Ok(false) => {}
-            Err(err) => return tracing::warn!("{err}"),
+            Err(err) => {
+                tracing::warn!("{err}");
+                return;
+            }
         }
         record.provider = identify().unwrap_or_default();
         if let Err(err) = self.append_all(vec![record]) {
@@ -581,9 +584,9 @@ mod tests {
             .map(|l| serde_json::from_str(l).unwrap())
             .collect();
         assert_eq!(records[0].prev, GENESIS);
-        for i in 1..records.len() {
-            assert_eq!(records[i].prev, chain::link(lines[i - 1].as_bytes()));
-            assert_eq!(records[i].seq, i as u64);
+        for (i, pair) in records.windows(2).enumerate() {
+            assert_eq!(pair[1].prev, chain::link(lines[i].as_bytes()));
+            assert_eq!(pair[1].seq, i as u64 + 1);
         }
     }
 

@@ -89,7 +89,8 @@ impl CallAudit {
         record.component.clone_from(&self.component);
         record.daily = self.loading;
         if let Some(denial) = self.over_quota(&log) {
-            return self.record_quota(&log, &record, denial);
+            self.record_quota(&log, &record, denial);
+            return;
         }
         let key = record.event();
         if let Some(event) = self.events.iter_mut().find(|e| e.key == key) {
@@ -104,7 +105,8 @@ impl CallAudit {
             return;
         }
         if self.events.len() == MAX_CALL_RECORDS {
-            return self.suppress(&record, 1);
+            self.suppress(&record, 1);
+            return;
         }
         let write_now = record.decision == Decision::Allow && !self.loading;
         self.events.push(Event {
