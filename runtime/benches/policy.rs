@@ -1,11 +1,11 @@
-//! The cost of the policy gate's parts: parsing a large policy file, one
-//! decision for a container launch under it, and one audit append.
+//! The cost of the policy gate's parts: parsing a large policy file and one
+//! decision for a container launch under it (the audit append is in
+//! benches/audit.rs).
 //!
 //! Run with `cargo bench -p jarvis-mine --bench policy` (or `scripts/bench-policy`,
 //! which also times whole commands); figures are in docs/benchmarks.md.
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use jarvis_mine::audit::{AuditLog, Record};
 use jarvis_mine::bindings::Capability;
 use jarvis_mine::policy::{GpuAsk, Policy, PolicyFile, Request, RunRequest};
 use std::hint::black_box;
@@ -97,26 +97,11 @@ fn decide(c: &mut Criterion) {
     });
 }
 
-fn audit(c: &mut Criterion) {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let log = AuditLog::new(dir.path().join("mining-audit.jsonl"));
-    let record = Record::new(
-        "vllm-pearl",
-        &"ab".repeat(32),
-        "containers",
-        "containers.inspect 0123456789ab".into(),
-    );
-    log.ready().expect("writable");
-    c.bench_function("audit_append", |b| {
-        b.iter(|| log.append(black_box(&record)))
-    });
-}
-
 criterion_group! {
     name = benches;
     config = Criterion::default()
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(3));
-    targets = parse, decide, audit
+    targets = parse, decide
 }
 criterion_main!(benches);

@@ -862,8 +862,10 @@ impl RemovePlan {
                 })?,
             _ => Vec::new(),
         };
+        // Attributed to the id (none for a file that never loaded: the
+        // action names the file), so `audit --provider ID` finds it.
         installer.audit(
-            &self.name(),
+            self.id.as_deref().unwrap_or_default(),
             self.sha256.as_deref().unwrap_or_default(),
             "remove",
             format!(

@@ -65,9 +65,16 @@ impl LoadedProvider {
         label: &str,
         policy: &Policy,
     ) -> Result<Self, ProviderError> {
-        let loading = sandbox.caller(label, &sha256);
+        let loading = sandbox.loading_caller(label, &sha256);
         let raw = sandbox.call(&pre, &loading, None, |instance, store| {
-            instance.openjarvis_mining_provider().call_info(store)
+            let raw = instance
+                .openjarvis_mining_provider()
+                .call_info(&mut *store)?;
+            // The call's records name the provider by its id, never its file.
+            if validate_id(&raw.id).is_ok() {
+                store.data_mut().identify(&raw.id);
+            }
+            Ok(raw)
         })?;
         let returned = raw.id.len() + raw.version.len() + raw.description.len();
         check_output(returned, &loading)?;
@@ -87,6 +94,7 @@ impl LoadedProvider {
             provider: info.id.clone(),
             component: sha256.clone(),
             limits: sandbox.limits().narrowed(&policy.limit_ceilings()),
+            loading: false,
         };
         Ok(LoadedProvider {
             info,

@@ -157,13 +157,16 @@ impl Candidate {
         if self.source != ProviderSource::Builtin
             && let Err(denial) = policy.admit_installed(&sha256)
         {
+            // Refused on every command that loads providers: recorded once a
+            // day, under the id the component gives (its pure `info()`, run
+            // only when the record is due; never the file name).
             if let Some(log) = sandbox.audit_log() {
-                log.decision(
-                    &self.name,
+                log.daily_decision(
                     &sha256,
                     "load",
-                    "load".into(),
+                    format!("load {}", self.name),
                     Err(denial.clone()),
+                    || self.identify(sandbox, bytes, &sha256, policy),
                 );
             }
             return Err(format!("not loaded: {denial}"));
@@ -185,6 +188,27 @@ impl Candidate {
             ));
         }
         Ok(provider)
+    }
+
+    /// The id the component's `info()` returns, if it is a provider.
+    fn identify(
+        &self,
+        sandbox: &Sandbox,
+        bytes: &[u8],
+        sha256: &str,
+        policy: &Policy,
+    ) -> Option<String> {
+        let pre = link(sandbox, bytes, sha256).ok()?;
+        let provider = LoadedProvider::new(
+            sandbox,
+            pre,
+            self.source.clone(),
+            sha256.to_owned(),
+            &self.name,
+            policy,
+        )
+        .ok()?;
+        Some(provider.info.id)
     }
 
     fn failure(self, error: String) -> LoadFailure {

@@ -46,6 +46,8 @@ pub mod exit {
     pub const BUSY: u8 = 8;
     /// The capability policy denied what was asked (the message names the key).
     pub const DENIED: u8 = 9;
+    /// `audit --verify`: the audit log's hash chain is broken (tampering).
+    pub const AUDIT_BROKEN: u8 = 10;
 }
 
 /// An error that ends the command, with its exit code.

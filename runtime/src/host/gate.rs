@@ -8,19 +8,14 @@
 use super::context::{Clock, Containers, HostContext, Interface, Metrics, Sidecar};
 use super::log::GuestLog;
 use super::{describe, error_kind};
-use crate::audit::{self, AuditLog};
+use crate::audit::{self, CallAudit};
 use crate::bindings::openjarvis::mining::types::Error;
 use crate::policy::{Denial, HostRule, Quota, Request};
 use std::marker::PhantomData;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The import whose time is not charged to the host-time budget.
 pub const IMPORT_ENSURE_IMAGE: &str = "containers.ensure-image";
-
-/// The longest action or reason an audit record keeps: what a guest sends
-/// (an id, a URL) must not let it flood the log or rotate it away.
-const MAX_RECORD_TEXT: usize = 1024;
 
 /// The host part of one call's store.
 pub struct CallHost {
@@ -30,7 +25,8 @@ pub struct CallHost {
     /// Who is calling, for audit records.
     provider: String,
     component: String,
-    audit_log: Option<Arc<AuditLog>>,
+    /// This call's records (collapsed and bounded, `audit::CallAudit`).
+    audit: CallAudit,
     /// Privileged imports called so far in this call, and the quota.
     privileged_calls: u32,
     privileged_quota: Option<Quota>,
@@ -49,7 +45,7 @@ impl CallHost {
         log_bytes: usize,
         host_time: Duration,
         lifecycle: Option<HostContext>,
-        audit_log: Option<Arc<AuditLog>>,
+        audit: CallAudit,
     ) -> CallHost {
         let privileged_quota = lifecycle
             .as_ref()
@@ -59,7 +55,7 @@ impl CallHost {
             lifecycle,
             provider: provider.to_owned(),
             component: component.to_owned(),
-            audit_log,
+            audit,
             privileged_calls: 0,
             privileged_quota,
             host_time_left: host_time,
@@ -70,6 +66,16 @@ impl CallHost {
 
     pub fn log(&mut self) -> &mut GuestLog {
         &mut self.log
+    }
+
+    /// `info()` named the provider: the call's records take its id.
+    pub fn identify(&mut self, id: &str) {
+        self.audit.identify(id);
+    }
+
+    /// Writes what the call's records still hold (the call is over).
+    pub fn finish_audit(&mut self) {
+        self.audit.finish();
     }
 
     /// Time spent in admitted privileged calls so far.
@@ -148,22 +154,23 @@ impl CallHost {
             }
         }
         record.duration_us = elapsed.as_micros() as u64;
-        clip(&mut record.action);
         match (&denial, &result) {
             (Some(denial), _) => {
                 record.decision = audit::Decision::Deny;
-                record.reason = Some(clipped(&denial.reason));
+                record.reason = Some(denial.reason.clone());
             }
             (None, Ok(_)) => record.outcome = Some("ok".into()),
             (None, Err(err)) => {
                 record.outcome = Some(error_kind(err).into());
-                record.reason = Some(clipped(describe(err)));
+                record.reason = Some(describe(err).to_owned());
             }
         }
         if let Some(denial) = denial {
             self.denials.push(denial);
         }
-        self.audit(&record);
+        // Repeats collapse into one record with a count, and one call
+        // writes a bounded number of records (`audit::CallAudit`).
+        self.audit.record(record);
         result
     }
 
@@ -212,24 +219,9 @@ impl CallHost {
                 ),
             ));
         }
-        if let Some(log) = &self.audit_log {
-            log.ready()
-                .map_err(|err| Denial::host(name, HostRule::AuditLog, err))?;
-        }
-        Ok(())
-    }
-
-    /// Appends a record; past the call budget only the first excess call is
-    /// recorded, so a guest looping on imports cannot flood the log.
-    fn audit(&self, record: &audit::Record) {
-        let Some(log) = &self.audit_log else { return };
-        let quota = self.privileged_quota.as_ref().map_or(u64::MAX, |q| q.value);
-        if u64::from(self.privileged_calls) > quota.saturating_add(1) {
-            return;
-        }
-        if let Err(err) = log.append(record) {
-            tracing::warn!("{err}");
-        }
+        self.audit
+            .ready()
+            .map_err(|err| Denial::host(name, HostRule::AuditLog, err))
     }
 }
 
@@ -368,21 +360,4 @@ fn summarize(request: &Request<'_>) -> String {
         }
         Request::Scrape(scrape) => format!("url=http://{}:{}", scrape.host, scrape.port),
     }
-}
-
-fn clip(text: &mut String) {
-    if text.len() > MAX_RECORD_TEXT {
-        let mut end = MAX_RECORD_TEXT;
-        while !text.is_char_boundary(end) {
-            end -= 1;
-        }
-        text.truncate(end);
-        text.push_str("...");
-    }
-}
-
-fn clipped(text: &str) -> String {
-    let mut text = text.to_owned();
-    clip(&mut text);
-    text
 }

@@ -14,7 +14,7 @@ pub use cache::ComponentCache;
 pub use error::{ProviderError, human_bytes, human_duration};
 pub use limits::SandboxLimits;
 
-use crate::audit::AuditLog;
+use crate::audit::{AuditLog, CallAudit};
 use crate::bindings::{MiningProvider, MiningProviderPre};
 use crate::host::{CallHost, HostContext};
 use error::CallEvidence;
@@ -63,12 +63,22 @@ pub struct Caller {
     /// sha256 of the component.
     pub component: String,
     pub limits: SandboxLimits,
+    /// `info()` at load: `provider` is a file name for messages, and the
+    /// call's records wait for the id `info()` returns (`CallAudit::loading`).
+    pub loading: bool,
 }
 
 struct WasiState {
     ctx: WasiCtx,
     stdout: MemoryOutputPipe,
     stderr: MemoryOutputPipe,
+}
+
+impl CallState {
+    /// `info()` named the provider: the call's audit records take its id.
+    pub fn identify(&mut self, id: &str) {
+        self.host.identify(id);
+    }
 }
 
 impl WasiView for CallState {
@@ -128,12 +138,14 @@ impl Sandbox {
         self.audit_log.as_ref()
     }
 
-    /// A caller with the sandbox's own limits.
-    pub fn caller(&self, provider: &str, component: &str) -> Caller {
+    /// The caller of `info()` at load, named `label` until it names
+    /// itself, with the sandbox's own limits.
+    pub fn loading_caller(&self, label: &str, component: &str) -> Caller {
         Caller {
-            provider: provider.to_owned(),
+            provider: label.to_owned(),
             component: component.to_owned(),
             limits: self.limits,
+            loading: true,
         }
     }
 
@@ -183,6 +195,10 @@ impl Sandbox {
         let limits = caller.limits;
         let mut table = ResourceTable::new();
         table.set_max_capacity(MAX_RESOURCES);
+        let mut audit = CallAudit::new(self.audit_log.clone(), &caller.provider, &caller.component);
+        if caller.loading {
+            audit = audit.loading();
+        }
         let state = CallState {
             limiter: Limiter::new(limits),
             table,
@@ -194,7 +210,7 @@ impl Sandbox {
                 limits.log_bytes,
                 limits.host_time,
                 host,
-                self.audit_log.clone(),
+                audit,
             ),
         };
         let mut store = Store::new(&self.engine, state);
@@ -208,6 +224,8 @@ impl Sandbox {
             .instantiate(&mut store)
             .and_then(|instance| call(&instance, &mut store));
         let state = store.data_mut();
+        // The call is over, however it ended: its records are written now.
+        state.host.finish_audit();
         let stdio_overflowed = forward_stdio(state);
         result.map_err(|err| {
             ProviderError::classify(
