@@ -67,13 +67,11 @@ impl HostContext {
             return Vec::new();
         }
         [
-            Some(record.vllm_endpoint.as_str()),
-            Some(record.gateway_url.as_str()),
-            Some(record.gateway_metrics_url.as_str()),
-            record.metrics_url.as_deref(),
+            record.vllm_endpoint.as_str(),
+            record.gateway_url.as_str(),
+            record.gateway_metrics_url.as_str(),
         ]
         .into_iter()
-        .flatten()
         .filter_map(|url| url.parse::<ureq::http::Uri>().ok()?.port_u16())
         .collect()
     }
