@@ -254,10 +254,7 @@ impl Harness {
             wallet_address: "prl1owner".into(),
             started_at: 1_767_225_600,
             session_id: Some("owner-session".into()),
-            metrics_url: Some(format!("http://127.0.0.1:{vllm_port}/metrics")),
             image: Some("owner/image:1".into()),
-            gateway_pid: None,
-            miner_loop_pid: None,
         };
         jarvis_mine::session::sidecar::write(&self.paths.sidecar(), &record).unwrap();
         std::fs::read(self.paths.sidecar()).unwrap()

@@ -21,10 +21,7 @@ fn record() -> SessionRecord {
         wallet_address: "prl1qexampleaddress".into(),
         started_at: 1_760_000_000,
         session_id: Some("9b2e6c1d".into()),
-        metrics_url: Some("http://127.0.0.1:8000/metrics".into()),
         image: Some("openjarvis/pearl-miner:master".into()),
-        gateway_pid: None,
-        miner_loop_pid: None,
     }
 }
 
@@ -114,7 +111,9 @@ fn sidecar_text_is_sorted_indented_and_only_the_fields() {
     assert_eq!(keys, sorted);
 
     // Exactly the record's fields, with the record's values: nothing else can
-    // reach the file (there is no field a secret could go in).
+    // reach the file (there is no field a secret could go in), and no key
+    // OpenJarvis reads as something else (`metrics_url`: gateway metrics;
+    // `gateway_pid`/`miner_loop_pid`: processes `mine stop` kills).
     let expected = serde_json::json!({
         "provider": record.provider,
         "vllm_endpoint": record.vllm_endpoint,
@@ -125,11 +124,10 @@ fn sidecar_text_is_sorted_indented_and_only_the_fields() {
         "wallet_address": record.wallet_address,
         "started_at": record.started_at,
         "session_id": record.session_id,
-        "metrics_url": record.metrics_url,
         "image": record.image,
     });
     assert_eq!(serde_json::from_str::<Value>(&text).unwrap(), expected);
-    assert_eq!(keys.len(), 11);
+    assert_eq!(keys.len(), 10);
 }
 
 #[test]

@@ -1,7 +1,9 @@
-//! `stats`: vLLM's `/metrics` for uptime and served work, the gateway's
-//! metrics when an image serves them (current Pearl images do not), and
-//! otherwise share and block counts from the gateway's log lines
-//! (pearl-and-peers §1.5.3).
+//! `stats`: vLLM's `/metrics` for uptime and served work (the host derives
+//! its URL from the session's endpoint), the gateway's metrics when an image
+//! serves them (current Pearl images do not), and otherwise share and block
+//! counts from the gateway's log lines (pearl-and-peers §1.5.3), which only
+//! a container the host started for us has: an attached miner's are not
+//! ours to read.
 
 use crate::PROVIDER_ID;
 use mining_provider_sdk::host::metrics::{self, Sample};
@@ -16,6 +18,9 @@ const SUBMIT_ERROR: &str = "Error submitting";
 const PROOF_REJECTED: &str = "Rejecting proof";
 const LOG_PATTERNS: [&str; 5] = [SUBMITTED, ACCEPTED, REJECTED, SUBMIT_ERROR, PROOF_REJECTED];
 const MAX_LOG_LINES: u32 = 100_000;
+/// The container id `mine attach` (ours or OpenJarvis's) records for a
+/// miner started by hand.
+const ATTACHED: &str = "external";
 
 pub fn collect() -> MiningStats {
     let mut stats = MiningStats::empty(PROVIDER_ID);
@@ -40,6 +45,12 @@ pub fn collect() -> MiningStats {
     );
     match metrics::scrape(&gateway) {
         Ok(samples) => apply_gateway(&mut stats, &samples, now),
+        Err(err) if session.container_id == ATTACHED => {
+            stats.last_error = Some(format!(
+                "no share counts for an attached miner: its gateway metrics are unavailable ({})",
+                err.describe()
+            ))
+        }
         Err(_) => match containers::grep_logs(
             &session.container_id,
             &LOG_PATTERNS.map(String::from),

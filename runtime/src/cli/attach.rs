@@ -44,10 +44,7 @@ pub fn run(args: &AttachArgs) -> CliResult {
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs()),
         session_id: None,
-        metrics_url: Some(format!("{}/metrics", endpoint.trim_end_matches("/v1"))),
         image: None,
-        gateway_pid: None,
-        miner_loop_pid: None,
     };
     sidecar::validate(&record)
         .map_err(|err| CliError::invalid_input(format!("cannot attach: {err}")))?;

@@ -1,6 +1,11 @@
 //! The `sidecar` import: the provider describes its session; the host adds
 //! who and when, checks the shape OpenJarvis's reader expects, and writes it
 //! atomically with mode 0600. A provider sees only its own session.
+//!
+//! `metrics-url` is not recorded (OpenJarvis's `mine status` would read it as
+//! the gateway's metrics): `write` accepts it empty or equal to vLLM's
+//! `/metrics` beside `vllm-endpoint`, and `read` always answers that derived
+//! URL, also for a record OpenJarvis's `mine attach` wrote.
 
 use super::CallHost;
 use super::context::{Sidecar, SidecarView};
@@ -27,11 +32,11 @@ impl Host for CallHost {
         self.privileged::<Sidecar, _>("sidecar.read", |gate| {
             let view = gate.permit(Request::Own { target: RECORD })?;
             Ok(own_record(&view)?.map(|record| Session {
+                metrics_url: record.vllm_metrics_url(),
                 vllm_endpoint: record.vllm_endpoint,
                 model: record.model,
                 gateway_url: record.gateway_url,
                 gateway_metrics_url: record.gateway_metrics_url,
-                metrics_url: record.metrics_url.unwrap_or_default(),
                 container_id: record.container_id,
                 wallet_address: record.wallet_address,
                 image: record.image.unwrap_or_default(),
@@ -121,12 +126,10 @@ fn write(host: &SidecarView<'_>, session: Session) -> Result<(), Error> {
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs()),
         session_id: Some(host.session_id().to_owned()),
-        metrics_url: Some(session.metrics_url),
         image: Some(session.image),
-        gateway_pid: None,
-        miner_loop_pid: None,
     };
     sidecar::validate(&record)
+        .and_then(|()| sidecar::check_vllm_metrics_url(&record, &session.metrics_url))
         .map_err(|err| Error::Invalid(format!("session record rejected: {err}")))?;
     sidecar::write(&host.path(), &record)
         .map_err(|err| Error::Failed(format!("cannot write the session record: {err}")))

@@ -1,22 +1,39 @@
 //! The session sidecar, `<home>/runtime/mining.json` (reference §1.6, §7).
 //!
-//! OpenJarvis's engine discovery reads this file and, when it has non-empty
-//! `vllm_endpoint` and `model` strings, registers the `vllm-pearl-mining`
-//! engine at that endpoint. The record written here has the reference's vllm
-//! shape plus three keys OpenJarvis ignores: `session_id`, `metrics_url` (the
-//! vLLM `/metrics` URL, which the reference's vllm sidecar lacked, §11.6.13)
-//! and `image`.
+//! OpenJarvis 1.0.4 reads this file in several places, each for its own keys
+//! (read in the package's source; tests/openjarvis_handoff.rs runs them):
+//!
+//! | OpenJarvis reader | keys it reads |
+//! |---|---|
+//! | engine discovery (`_maybe_register_mining_sidecar_engine`) | `vllm_endpoint`, `model`: registers `vllm-pearl-mining` at the endpoint less `/` and one `/v1` |
+//! | `jarvis mine status` | `provider`; `gateway_pid`/`miner_loop_pid`; `metrics_url`, scraped **as gateway metrics**; else `[mining]`'s provider `stats()` |
+//! | `vllm-pearl` `stats()`, the telemetry collector | `gateway_metrics_url` + `/metrics`, then `vllm_endpoint` less `/v1` + `/metrics` |
+//! | `jarvis mine stop` | `gateway_pid`/`miner_loop_pid`: processes it kills |
+//! | `jarvis mine doctor`, `validate-model` | `container_id`; `model`, `vllm_endpoint`, `gateway_metrics_url` |
+//!
+//! So the record written here is the reference's vllm shape plus two keys no
+//! reader looks at, `session_id` and `image`, and nothing else: no
+//! `metrics_url` (`mine status` would parse vLLM's metrics as the gateway's
+//! and show 0 shares), no PIDs (`mine stop` would kill them). Where this
+//! runtime needs vLLM's metrics it derives the URL from the endpoint
+//! ([`SessionRecord::vllm_metrics_url`]), as OpenJarvis's `stats()` does.
 //!
 //! File format, as the reference writes it: a JSON object, indented by two
 //! spaces, keys sorted, no trailing newline; mode 0600; replaced atomically
 //! (temporary `.mining-*` file in the same directory, fsync, rename).
 //!
 //! Reading is strict about shape but tolerant of extra keys: a key this
-//! version does not know (a newer OpenJarvis may add some) is accepted and
-//! **dropped**, not preserved. Only this runtime writes the sidecar, always as
-//! a whole new record for a new session, so nothing is lost in practice, and
-//! keeping the record closed means it can never carry anything but its typed
-//! fields (in particular no secret: there is no field for one).
+//! version does not know (a newer OpenJarvis may add some, an older version
+//! of this runtime wrote `metrics_url`) is accepted and **dropped**, not
+//! preserved. This runtime writes the sidecar only as a whole new record for
+//! a new session, so nothing is lost in practice, and keeping the record
+//! closed means it can never carry anything but its typed fields (in
+//! particular no secret: there is no field for one). A record OpenJarvis's
+//! `mine attach` wrote reads like ours; its `vllm_endpoint` is read as
+//! OpenJarvis's engine discovery reads it (`/v1` implied, see [`read`]). One
+//! its `cpu-pearl` wrote (PIDs, no endpoint) is
+//! [`SidecarError::OpenJarvisProcesses`], never "corrupt", so nothing here
+//! removes the only record of processes OpenJarvis must stop.
 
 use serde::{Deserialize, Deserializer, Serialize};
 use std::collections::BTreeMap;
@@ -56,18 +73,28 @@ pub struct SessionRecord {
     /// Ours: identifies the session in logs and telemetry.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session_id: Option<String>,
-    /// Ours: the vLLM Prometheus endpoint, `http://127.0.0.1:<port>/metrics`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub metrics_url: Option<String>,
     /// Ours: the image the container runs, `repo:tag` or `repo@sha256:…`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<String>,
-    /// The reference's cpu shape; typed for completeness, unused.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub gateway_pid: Option<u32>,
-    /// The reference's cpu shape; typed for completeness, unused.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub miner_loop_pid: Option<u32>,
+}
+
+impl SessionRecord {
+    /// The vLLM server's base URL: `vllm_endpoint` less a trailing `/` and
+    /// one `/v1`, as OpenJarvis's engine discovery takes it.
+    pub fn vllm_base_url(&self) -> &str {
+        base_url(&self.vllm_endpoint)
+    }
+
+    /// vLLM's Prometheus endpoint, `<base>/metrics`: vLLM serves it on its
+    /// API port, so it is derived, never recorded (see the module notes).
+    pub fn vllm_metrics_url(&self) -> String {
+        format!("{}/metrics", self.vllm_base_url())
+    }
+}
+
+fn base_url(endpoint: &str) -> &str {
+    let trimmed = endpoint.trim_end_matches('/');
+    trimmed.strip_suffix("/v1").unwrap_or(trimmed)
 }
 
 fn unix_seconds<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
@@ -100,6 +127,21 @@ pub enum SidecarError {
     /// not an object, or a field missing or of the wrong type.
     #[error("stale or corrupt sidecar {path}: {reason}")]
     Corrupt { path: PathBuf, reason: String },
+    /// A session OpenJarvis's `cpu-pearl` or `apple-mps-pearl` started
+    /// (the reference's cpu shape: processes, no vLLM endpoint). Not ours to
+    /// reconcile: removing it would leave its processes running with nothing
+    /// to stop them by.
+    #[error(
+        "sidecar {path} describes an OpenJarvis {provider} session (gateway pid {gateway_pid}, \
+         miner loop pid {miner_loop_pid}), which this runtime does not run: \
+         stop it with OpenJarvis's `jarvis mine stop` first"
+    )]
+    OpenJarvisProcesses {
+        path: PathBuf,
+        provider: String,
+        gateway_pid: String,
+        miner_loop_pid: String,
+    },
     #[error("cannot write sidecar {path}: {source}")]
     Write {
         path: PathBuf,
@@ -210,12 +252,37 @@ pub fn read(path: &Path) -> Result<Option<SessionRecord>, SidecarError> {
     }
     let value: serde_json::Value =
         serde_json::from_slice(&bytes).map_err(|e| corrupt(format!("not JSON: {e}")))?;
-    if !value.is_object() {
+    let Some(object) = value.as_object() else {
         return Err(corrupt("not a JSON object".into()));
+    };
+    if !object.contains_key("vllm_endpoint")
+        && (object.contains_key("gateway_pid") || object.contains_key("miner_loop_pid"))
+    {
+        // Printed: numbers, and a short provider id with its escapes visible.
+        let pid = |key: &str| match object.get(key) {
+            Some(serde_json::Value::Number(n)) => n.to_string(),
+            _ => "?".into(),
+        };
+        let provider = match object.get("provider") {
+            Some(serde_json::Value::String(id)) => {
+                id.chars().take(64).flat_map(char::escape_default).collect()
+            }
+            _ => "?".into(),
+        };
+        return Err(SidecarError::OpenJarvisProcesses {
+            path: path.to_owned(),
+            provider,
+            gateway_pid: pid("gateway_pid"),
+            miner_loop_pid: pid("miner_loop_pid"),
+        });
     }
-    serde_json::from_value(value)
-        .map(Some)
-        .map_err(|e| corrupt(format!("not a session record: {e}")))
+    let mut record: SessionRecord =
+        serde_json::from_value(value).map_err(|e| corrupt(format!("not a session record: {e}")))?;
+    // OpenJarvis routes `http://h:p`, `http://h:p/` and `http://h:p/v1/` to
+    // `http://h:p/v1` (its `attach` records the endpoint as typed): read it
+    // the same way, so readiness probes and metrics go where it routes.
+    record.vllm_endpoint = format!("{}/v1", record.vllm_base_url());
+    Ok(Some(record))
 }
 
 /// Removes the sidecar; a missing file is not an error.
@@ -251,14 +318,14 @@ pub enum ValidationError {
 /// OpenJarvis's reader rules (§7) plus ours for the sessions this runtime
 /// writes: `vllm_endpoint` and `model` non-empty; `vllm_endpoint` an
 /// `http(s)` URL on a loopback host whose path ends in `/v1`; every URL
-/// `http(s)`, loopback, without credentials, query or fragment
-/// (`metrics_url` ending in `/metrics`); `provider` and `container_id`
+/// `http(s)`, loopback, without credentials, query or fragment;
+/// `provider` and `container_id`
 /// non-empty; every string at most [`MAX_STRING_BYTES`] bytes and free of
 /// control characters. (`wallet_address` may be empty, as `mine attach`
 /// allows.) Returns the first problem found, in field order.
 pub fn validate(record: &SessionRecord) -> Result<(), ValidationError> {
     let optional = |value: &Option<String>| value.as_deref().unwrap_or("x").to_owned();
-    let strings: [(&'static str, String, bool); 10] = [
+    let strings: [(&'static str, String, bool); 9] = [
         ("provider", record.provider.clone(), true),
         ("vllm_endpoint", record.vllm_endpoint.clone(), true),
         ("model", record.model.clone(), true),
@@ -271,7 +338,6 @@ pub fn validate(record: &SessionRecord) -> Result<(), ValidationError> {
         ("container_id", record.container_id.clone(), true),
         ("wallet_address", record.wallet_address.clone(), false),
         ("session_id", optional(&record.session_id), true),
-        ("metrics_url", optional(&record.metrics_url), true),
         ("image", optional(&record.image), true),
     ];
     for (field, value, required) in &strings {
@@ -293,8 +359,28 @@ pub fn validate(record: &SessionRecord) -> Result<(), ValidationError> {
     check_url("vllm_endpoint", &record.vllm_endpoint, Some("/v1"))?;
     check_url("gateway_url", &record.gateway_url, None)?;
     check_url("gateway_metrics_url", &record.gateway_metrics_url, None)?;
-    if let Some(metrics_url) = &record.metrics_url {
-        check_url("metrics_url", metrics_url, Some("/metrics"))?;
+    Ok(())
+}
+
+/// A vLLM metrics URL a provider declared for `record`'s session: empty, or
+/// exactly [`SessionRecord::vllm_metrics_url`]. The host derives that URL
+/// and never records it, so any other value would be a promise nothing
+/// keeps. A malformed value gets [`validate`]'s reason.
+pub fn check_vllm_metrics_url(
+    record: &SessionRecord,
+    declared: &str,
+) -> Result<(), ValidationError> {
+    if declared.is_empty() {
+        return Ok(());
+    }
+    check_url("metrics_url", declared, Some("/metrics"))?;
+    if declared != record.vllm_metrics_url() {
+        return Err(ValidationError::Url {
+            field: "metrics_url",
+            reason: "it must be vLLM's own /metrics beside `vllm_endpoint`, or empty \
+                     (the host derives it from the endpoint)"
+                .into(),
+        });
     }
     Ok(())
 }
@@ -360,10 +446,7 @@ mod tests {
             wallet_address: "prl1qexampleaddress".into(),
             started_at: 1_760_000_000,
             session_id: Some("s-1".into()),
-            metrics_url: Some("http://127.0.0.1:8000/metrics".into()),
             image: Some("openjarvis/pearl-miner:master".into()),
-            gateway_pid: None,
-            miner_loop_pid: None,
         }
     }
 
@@ -386,7 +469,6 @@ mod tests {
                 "gateway_metrics_url",
                 "gateway_url",
                 "image",
-                "metrics_url",
                 "model",
                 "provider",
                 "session_id",
@@ -412,6 +494,43 @@ mod tests {
     }
 
     #[test]
+    fn an_endpoint_is_read_as_openjarvis_routes_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mining.json");
+        for written in [
+            "http://127.0.0.1:8000",
+            "http://127.0.0.1:8000/",
+            "http://127.0.0.1:8000/v1",
+            "http://127.0.0.1:8000/v1/",
+        ] {
+            let mut value: serde_json::Value = serde_json::from_str(&to_json(&record())).unwrap();
+            value["vllm_endpoint"] = written.into();
+            std::fs::write(&path, value.to_string()).unwrap();
+            let read = read(&path).unwrap().unwrap();
+            assert_eq!(read.vllm_endpoint, "http://127.0.0.1:8000/v1", "{written}");
+            assert_eq!(read.vllm_base_url(), "http://127.0.0.1:8000");
+            assert_eq!(read.vllm_metrics_url(), "http://127.0.0.1:8000/metrics");
+        }
+    }
+
+    #[test]
+    fn keys_openjarvis_reads_otherwise_are_dropped_on_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mining.json");
+        let mut value: serde_json::Value = serde_json::from_str(&to_json(&record())).unwrap();
+        // What an older version of this runtime wrote, and the cpu shape's PIDs.
+        value["metrics_url"] = "http://127.0.0.1:8000/metrics".into();
+        value["gateway_pid"] = 7.into();
+        value["miner_loop_pid"] = 8.into();
+        std::fs::write(&path, value.to_string()).unwrap();
+        let text = to_json(&read(&path).unwrap().unwrap());
+        let written: serde_json::Value = serde_json::from_str(&text).unwrap();
+        for key in ["metrics_url", "gateway_pid", "miner_loop_pid"] {
+            assert!(written.get(key).is_none(), "{key}: {text}");
+        }
+    }
+
+    #[test]
     fn corrupt_files_are_errors_not_none() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("mining.json");
@@ -422,8 +541,7 @@ mod tests {
             ("[1, 2]", "not a JSON object"),
             ("{\"provider\": \"vllm-pearl\"}", "missing field"),
             (
-                // the reference's cpu shape: no vllm_endpoint
-                "{\"provider\": \"cpu-pearl\", \"started_at\": 1.5, \"gateway_pid\": 7}",
+                "{\"provider\": \"cpu-pearl\", \"started_at\": 1.5}",
                 "not a session record",
             ),
         ] {
@@ -438,6 +556,39 @@ mod tests {
         std::fs::remove_file(&path).unwrap();
         std::fs::create_dir(&path).unwrap();
         assert!(matches!(read(&path), Err(SidecarError::Unreadable { .. })));
+    }
+
+    #[test]
+    fn an_openjarvis_cpu_session_is_not_corrupt() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mining.json");
+        // What OpenJarvis's cpu-pearl start writes (reference §1.6).
+        std::fs::write(
+            &path,
+            r#"{"provider": "cpu-pearl", "started_at": 1760000000.5, "wallet_address": "prl1q",
+                "gateway_url": "http://127.0.0.1:8337", "metrics_url": "http://127.0.0.1:8339/metrics",
+                "gateway_pid": 4242, "miner_loop_pid": 4243}"#,
+        )
+        .unwrap();
+        let err = read(&path).unwrap_err();
+        assert!(!err.is_corrupt(), "{err}");
+        let message = err.to_string();
+        for part in [
+            "OpenJarvis cpu-pearl session",
+            "gateway pid 4242",
+            "miner loop pid 4243",
+            "`jarvis mine stop`",
+        ] {
+            assert!(message.contains(part), "{message:?} lacks {part:?}");
+        }
+        // JSON escapes: the file holds the control characters themselves.
+        let hostile = r#"{"provider": "\u001b]0;x\u0007", "gateway_pid": "\u001b[2J"}"#;
+        std::fs::write(&path, hostile).unwrap();
+        let message = read(&path).unwrap_err().to_string();
+        assert!(
+            !message.contains('\u{1b}') && !message.contains('\u{7}'),
+            "{message:?}"
+        );
     }
 
     #[test]
@@ -472,7 +623,6 @@ mod tests {
         r.vllm_endpoint = "http://[::1]:8000/v1".into();
         r.gateway_url = "https://localhost:8337/".into();
         r.wallet_address = String::new();
-        r.metrics_url = None;
         r.session_id = None;
         r.image = None;
         validate(&r).unwrap();
@@ -481,7 +631,7 @@ mod tests {
     #[test]
     fn validate_rejects() {
         type Edit = fn(&mut SessionRecord);
-        let cases: [(Edit, &str); 14] = [
+        let cases: [(Edit, &str); 13] = [
             (
                 |r| r.vllm_endpoint = String::new(),
                 "`vllm_endpoint` is empty",
@@ -517,10 +667,6 @@ mod tests {
                 "query or fragment",
             ),
             (
-                |r| r.metrics_url = Some("http://127.0.0.1:8000/".into()),
-                "path must end in /metrics",
-            ),
-            (
                 |r| r.model = "m".repeat(MAX_STRING_BYTES + 1),
                 "`model` is 4097 bytes long; the limit is 4096",
             ),
@@ -536,6 +682,32 @@ mod tests {
             let err = validate(&r).unwrap_err().to_string();
             assert!(err.contains(expect), "{err:?} lacks {expect:?}");
             assert!(!err.contains("hunter2"), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_declared_metrics_url_must_be_the_derived_one() {
+        let r = record();
+        check_vllm_metrics_url(&r, "").unwrap();
+        check_vllm_metrics_url(&r, "http://127.0.0.1:8000/metrics").unwrap();
+        for (declared, expect) in [
+            ("http://127.0.0.1:8000/", "path must end in /metrics"),
+            (
+                "http://user:hunter2@127.0.0.1:8000/metrics",
+                "must not carry credentials",
+            ),
+            ("http://10.0.0.5:8000/metrics", "host must be loopback"),
+            (
+                "http://127.0.0.1:6379/metrics",
+                "vLLM's own /metrics beside `vllm_endpoint`",
+            ),
+        ] {
+            let err = check_vllm_metrics_url(&r, declared)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("`metrics_url`"), "{err}");
+            assert!(err.contains(expect), "{err:?} lacks {expect:?}");
+            assert!(!err.contains("hunter2") && !err.contains("6379"), "{err}");
         }
     }
 }

@@ -8,6 +8,11 @@
 //! - Logs like the entrypoint and pearl-gateway, including block submissions
 //!   (`FAKE_MINER_BLOCKS` of them, `FAKE_MINER_BLOCK_INTERVAL_MS` apart), and
 //!   echoes the secrets it was given in every form the host must redact.
+//! - With `--gateway-metrics-port P` (ours, not vLLM's: pass it through
+//!   `[mining.extra].vllm_args`) also serves `GET /metrics` on `--host:P`
+//!   with pearl-gateway's counters as OpenJarvis names them (reference
+//!   §4.7), counting the blocks logged so far: what a Pearl image whose
+//!   gateway exports metrics would serve.
 //! - Exits 0 on SIGTERM (it runs as PID 1, which has no default handler);
 //!   `FAKE_MINER_EXIT_AFTER_MS` makes it exit 3 on its own, like a crash.
 
@@ -17,6 +22,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 static REQUESTS: AtomicU64 = AtomicU64::new(0);
+static BLOCKS_SUBMITTED: AtomicU64 = AtomicU64::new(0);
+static BLOCKS_ACCEPTED: AtomicU64 = AtomicU64::new(0);
+/// Unix seconds of the last submission, as `f64` bits (0: none yet).
+static LAST_SUBMISSION: AtomicU64 = AtomicU64::new(0);
 
 extern "C" fn terminate(_: libc::c_int) {
     // SAFETY: _exit is async-signal-safe.
@@ -28,6 +37,7 @@ struct Args {
     served: String,
     host: String,
     port: u16,
+    gateway_metrics_port: Option<u16>,
 }
 
 fn parse_args() -> Args {
@@ -45,6 +55,7 @@ fn parse_args() -> Args {
         served: value("--served-model-name").unwrap_or_else(|| model.clone()),
         host: value("--host").unwrap_or_else(|| "0.0.0.0".into()),
         port: value("--port").and_then(|p| p.parse().ok()).unwrap_or(8000),
+        gateway_metrics_port: value("--gateway-metrics-port").and_then(|p| p.parse().ok()),
         model,
     }
 }
@@ -54,6 +65,13 @@ fn env_number(name: &str, default: u64) -> u64 {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
+}
+
+fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
 }
 
 fn say(line: &str) {
@@ -69,10 +87,7 @@ fn main() {
         libc::signal(libc::SIGINT, terminate as *const () as libc::sighandler_t);
     }
     let args = parse_args();
-    let started = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs_f64();
+    let started = unix_now();
     say("Starting pearl-gateway...");
     let password = std::env::var("PEARLD_RPC_PASSWORD").unwrap_or_default();
     let token = std::env::var("HF_TOKEN").unwrap_or_default();
@@ -116,9 +131,12 @@ fn main() {
             std::thread::sleep(interval);
             say("Received PlainProof");
             say("Submitting block");
+            LAST_SUBMISSION.store(unix_now().to_bits(), Ordering::Relaxed);
+            BLOCKS_SUBMITTED.fetch_add(1, Ordering::Relaxed);
             if n % 3 == 0 {
                 say("Block rejected: stale template");
             } else {
+                BLOCKS_ACCEPTED.fetch_add(1, Ordering::Relaxed);
                 say("Block accepted by node!");
             }
         }
@@ -133,6 +151,19 @@ fn main() {
             std::process::exit(3);
         });
     }
+    if let Some(port) = args.gateway_metrics_port {
+        let gateway = TcpListener::bind((args.host.as_str(), port)).unwrap_or_else(|err| {
+            say(&format!("cannot bind {}:{port}: {err}", args.host));
+            std::process::exit(2);
+        });
+        std::thread::spawn(move || {
+            for stream in gateway.incoming().flatten() {
+                std::thread::spawn(move || {
+                    let _ = serve_gateway_metrics(stream, started);
+                });
+            }
+        });
+    }
     for stream in listener.incoming().flatten() {
         let served = args.served.clone();
         let model = args.model.clone();
@@ -142,8 +173,9 @@ fn main() {
     }
 }
 
-fn serve(stream: TcpStream, served: &str, model: &str, started: f64) -> std::io::Result<()> {
-    let mut reader = BufReader::new(stream);
+/// Reads one request (its body, up to 1 MiB, is read and dropped); returns
+/// the method and the path.
+fn read_request(reader: &mut BufReader<TcpStream>) -> std::io::Result<(String, String)> {
     let mut request_line = String::new();
     reader.read_line(&mut request_line)?;
     let mut length = 0usize;
@@ -159,8 +191,69 @@ fn serve(stream: TcpStream, served: &str, model: &str, started: f64) -> std::io:
     let mut body = vec![0; length.min(1 << 20)];
     reader.read_exact(&mut body)?;
     let mut parts = request_line.split_whitespace();
-    let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-    let (status, content_type, reply) = match (method, path) {
+    let method = parts.next().unwrap_or("").to_owned();
+    let path = parts.next().unwrap_or("").to_owned();
+    Ok((method, path))
+}
+
+fn respond(
+    reader: BufReader<TcpStream>,
+    (status, content_type, reply): (&str, &str, String),
+) -> std::io::Result<()> {
+    let mut stream = reader.into_inner();
+    write!(
+        stream,
+        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{reply}",
+        reply.len()
+    )?;
+    stream.flush()
+}
+
+fn not_found() -> (&'static str, &'static str, String) {
+    (
+        "404 Not Found",
+        "application/json",
+        r#"{"error":"not found"}"#.into(),
+    )
+}
+
+fn serve_gateway_metrics(stream: TcpStream, started: f64) -> std::io::Result<()> {
+    let mut reader = BufReader::new(stream);
+    let (method, path) = read_request(&mut reader)?;
+    let reply = match (method.as_str(), path.as_str()) {
+        ("GET", "/metrics") => {
+            let accepted = BLOCKS_ACCEPTED.load(Ordering::Relaxed);
+            let mut text = format!(
+                "# TYPE pearl_gateway_shares_submitted_total counter\n\
+                 pearl_gateway_shares_submitted_total {}\n\
+                 # TYPE pearl_gateway_shares_accepted_total counter\n\
+                 pearl_gateway_shares_accepted_total {accepted}\n\
+                 # TYPE pearl_gateway_blocks_found_total counter\n\
+                 pearl_gateway_blocks_found_total {accepted}\n\
+                 # TYPE pearl_gateway_errors_total counter\n\
+                 pearl_gateway_errors_total 0\n\
+                 # TYPE process_start_time_seconds gauge\n\
+                 process_start_time_seconds {started}\n",
+                BLOCKS_SUBMITTED.load(Ordering::Relaxed)
+            );
+            let last = f64::from_bits(LAST_SUBMISSION.load(Ordering::Relaxed));
+            if last > 0.0 {
+                text.push_str(&format!(
+                    "# TYPE pearl_gateway_last_share_timestamp gauge\n\
+                     pearl_gateway_last_share_timestamp {last}\n"
+                ));
+            }
+            ("200 OK", "text/plain; version=0.0.4", text)
+        }
+        _ => not_found(),
+    };
+    respond(reader, reply)
+}
+
+fn serve(stream: TcpStream, served: &str, model: &str, started: f64) -> std::io::Result<()> {
+    let mut reader = BufReader::new(stream);
+    let (method, path) = read_request(&mut reader)?;
+    let reply = match (method.as_str(), path.as_str()) {
         ("GET", "/v1/models") => (
             "200 OK",
             "application/json",
@@ -201,17 +294,7 @@ fn serve(stream: TcpStream, served: &str, model: &str, started: f64) -> std::io:
             )
         }
         ("GET", "/health") => ("200 OK", "text/plain", String::new()),
-        _ => (
-            "404 Not Found",
-            "application/json",
-            r#"{"error":"not found"}"#.into(),
-        ),
+        _ => not_found(),
     };
-    let mut stream = reader.into_inner();
-    write!(
-        stream,
-        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{reply}",
-        reply.len()
-    )?;
-    stream.flush()
+    respond(reader, reply)
 }
