@@ -5,9 +5,10 @@
 use provider_build::{Guest, GuestTarget, build_components};
 use std::path::Path;
 
-const GUESTS: [(&str, GuestTarget); 4] = [
+const GUESTS: [(&str, GuestTarget); 5] = [
     ("guest-hostile", GuestTarget::Bare),
     ("guest-escape", GuestTarget::Bare),
+    ("guest-teardown", GuestTarget::Bare),
     ("guest-impure", GuestTarget::Wasi),
     ("provider-template", GuestTarget::Bare),
 ];

@@ -1,7 +1,7 @@
 //! `jarvis mine status [--json] [--watch]`: the lifecycle state and live stats.
 
 use super::output::{BAD, GOOD, HEADING, paint};
-use super::session::{mine_error, open};
+use super::session::{mine_error, open_tolerant};
 use super::{CliResult, output_error};
 use crate::lifecycle::StatusReport;
 use crate::sandbox::SandboxLimits;
@@ -21,7 +21,7 @@ pub struct StatusArgs {
 }
 
 pub fn run(args: &StatusArgs, limits: SandboxLimits) -> CliResult {
-    let opened = open(limits)?;
+    let opened = open_tolerant(limits)?;
     loop {
         let report = opened.miner().status().map_err(mine_error)?;
         let mut out = anstream::stdout().lock();
@@ -51,11 +51,17 @@ fn row(out: &mut impl Write, label: &str, value: impl std::fmt::Display) -> std:
 }
 
 fn write_report(out: &mut impl Write, report: &StatusReport) -> std::io::Result<()> {
-    let state = match (report.state.as_str(), report.exit_code) {
-        ("running", _) => paint(GOOD, "running"),
-        ("failed", Some(code)) => paint(BAD, &format!("failed (exit code {code})")),
-        ("failed", None) => paint(BAD, "failed"),
-        (other, _) => other.to_owned(),
+    let restarts = report.restart_count.filter(|n| *n > 0);
+    let state = match (report.state.as_str(), report.exit_code, restarts) {
+        ("running", _, _) => paint(GOOD, "running"),
+        ("failed", Some(code), Some(n)) => paint(
+            BAD,
+            &format!("failed (exit code {code}, restarted {n} times)"),
+        ),
+        ("failed", Some(code), None) => paint(BAD, &format!("failed (exit code {code})")),
+        ("failed", None, Some(n)) => paint(BAD, &format!("failed (restarted {n} times)")),
+        ("failed", None, None) => paint(BAD, "failed"),
+        (other, _, _) => other.to_owned(),
     };
     row(out, "state", state)?;
     if let Some(provider) = &report.provider {
@@ -68,6 +74,9 @@ fn write_report(out: &mut impl Write, report: &StatusReport) -> std::io::Result<
     if let Some(container) = &report.container {
         let id: String = container.id.chars().take(12).collect();
         row(out, "container", format!("{id} ({})", container.status))?;
+        if let Some(n) = restarts {
+            row(out, "restarts", n)?;
+        }
     }
     if let Some(stats) = &report.stats {
         row(out, "shares submitted", stats.shares_submitted)?;

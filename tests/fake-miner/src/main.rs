@@ -10,11 +10,17 @@
 //!   echoes the secrets it was given in every form the host must redact.
 //! - Exits 0 on SIGTERM (it runs as PID 1, which has no default handler);
 //!   `FAKE_MINER_EXIT_AFTER_MS` makes it exit 3 on its own, like a crash.
+//! - Misbehaves as its arguments ask (through `[mining.extra].vllm_args`,
+//!   since providers pass no test environment): `--fake-exit-after-ms N`
+//!   crashes after N ms with `--fake-exit-code C` (default 3), so with a
+//!   restart policy it crash-loops; `--fake-ready-after-ms N` answers
+//!   `/v1/models` with 503 until N ms after it started, like vLLM loading
+//!   a model.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 static REQUESTS: AtomicU64 = AtomicU64::new(0);
 
@@ -28,6 +34,9 @@ struct Args {
     served: String,
     host: String,
     port: u16,
+    exit_after: Option<Duration>,
+    exit_code: i32,
+    ready_after: Duration,
 }
 
 fn parse_args() -> Args {
@@ -41,10 +50,25 @@ fn parse_args() -> Args {
         .first()
         .cloned()
         .unwrap_or_else(|| "unknown-model".into());
+    let millis = |flag: &str| {
+        value(flag)
+            .and_then(|v| v.parse().ok())
+            .map(Duration::from_millis)
+    };
     Args {
         served: value("--served-model-name").unwrap_or_else(|| model.clone()),
         host: value("--host").unwrap_or_else(|| "0.0.0.0".into()),
         port: value("--port").and_then(|p| p.parse().ok()).unwrap_or(8000),
+        exit_after: millis("--fake-exit-after-ms").or_else(|| {
+            std::env::var("FAKE_MINER_EXIT_AFTER_MS")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .map(Duration::from_millis)
+        }),
+        exit_code: value("--fake-exit-code")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(3),
+        ready_after: millis("--fake-ready-after-ms").unwrap_or_default(),
         model,
     }
 }
@@ -123,26 +147,32 @@ fn main() {
             }
         }
     });
-    if let Some(ms) = std::env::var("FAKE_MINER_EXIT_AFTER_MS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-    {
+    if let Some(after) = args.exit_after {
+        let code = args.exit_code;
         std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_millis(ms));
-            say("fatal: simulated crash");
-            std::process::exit(3);
+            std::thread::sleep(after);
+            say(&format!("fatal: simulated crash (exit code {code})"));
+            std::process::exit(code);
         });
     }
+    let ready_at = Instant::now() + args.ready_after;
     for stream in listener.incoming().flatten() {
         let served = args.served.clone();
         let model = args.model.clone();
+        let ready = Instant::now() >= ready_at;
         std::thread::spawn(move || {
-            let _ = serve(stream, &served, &model, started);
+            let _ = serve(stream, &served, &model, started, ready);
         });
     }
 }
 
-fn serve(stream: TcpStream, served: &str, model: &str, started: f64) -> std::io::Result<()> {
+fn serve(
+    stream: TcpStream,
+    served: &str,
+    model: &str,
+    started: f64,
+    ready: bool,
+) -> std::io::Result<()> {
     let mut reader = BufReader::new(stream);
     let mut request_line = String::new();
     reader.read_line(&mut request_line)?;
@@ -161,6 +191,11 @@ fn serve(stream: TcpStream, served: &str, model: &str, started: f64) -> std::io:
     let mut parts = request_line.split_whitespace();
     let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
     let (status, content_type, reply) = match (method, path) {
+        ("GET", "/v1/models") if !ready => (
+            "503 Service Unavailable",
+            "application/json",
+            r#"{"error":"model loading"}"#.into(),
+        ),
         ("GET", "/v1/models") => (
             "200 OK",
             "application/json",
