@@ -1666,7 +1666,9 @@ fn start_waits_until_vllm_answers_and_no_longer_than_asked() {
     assert_no_miner();
     assert!(!home.sidecar().exists());
 
-    home.extra("start_wait_seconds = -1\n");
+    let config = home.config_text().unwrap();
+    let config = config.replace("start_wait_seconds = 1\n", "start_wait_seconds = -1\n");
+    std::fs::write(home.config(), config).unwrap();
     home.jarvis(&["mine", "start"])
         .code(2)
         .stderr_has("start_wait_seconds must be a whole number");
