@@ -156,13 +156,14 @@ pub struct StartFailure {
     pub cleanup: Cleanup,
 }
 
-impl From<MineError> for StartFailure {
+/// Boxed: the failure is large, and rare.
+impl From<MineError> for Box<StartFailure> {
     fn from(error: MineError) -> Self {
-        StartFailure {
+        Box::new(StartFailure {
             error,
             repairs: Vec::new(),
             cleanup: Cleanup::default(),
-        }
+        })
     }
 }
 
@@ -296,7 +297,7 @@ impl Miner<'_> {
     /// the session's container runs and vLLM answers. When anything fails,
     /// every container labelled for the new session is removed, and its
     /// session record.
-    pub fn start(&self, options: StartOptions) -> Result<StartReport, StartFailure> {
+    pub fn start(&self, options: StartOptions) -> Result<StartReport, Box<StartFailure>> {
         let config = self.config()?;
         let provider = self.provider()?;
         let _lock =
@@ -362,11 +363,11 @@ impl Miner<'_> {
             Err(error) => {
                 let cleanup = self.teardown(&docker, Scope::Session(&session_id), "start-failed");
                 self.remember(provider.id(), Some(session_id), Ending::StartFailed);
-                Err(StartFailure {
+                Err(Box::new(StartFailure {
                     error,
                     repairs,
                     cleanup,
-                })
+                }))
             }
         }
     }

@@ -50,6 +50,7 @@ pub fn run(limits: SandboxLimits) -> CliResult {
             for line in failure.cleanup.lines() {
                 eprintln!("{line}");
             }
+            let failure = *failure;
             return Err(mine_error(failure.error));
         }
     };
