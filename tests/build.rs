@@ -5,10 +5,11 @@
 use provider_build::{Guest, GuestTarget, build_components};
 use std::path::Path;
 
-const GUESTS: [(&str, GuestTarget); 5] = [
+const GUESTS: [(&str, GuestTarget); 6] = [
     ("guest-hostile", GuestTarget::Bare),
     ("guest-terminal", GuestTarget::Bare),
     ("guest-escape", GuestTarget::Bare),
+    ("guest-teardown", GuestTarget::Bare),
     ("guest-impure", GuestTarget::Wasi),
     ("provider-template", GuestTarget::Bare),
 ];

@@ -13,7 +13,9 @@ use jarvis_mine::docker::{
     Mount, PEARL_DOCKERFILE, RestartPolicy,
 };
 use jarvis_mine::redact::{REDACTED, Redactor};
-use jarvis_mine_tests::{ContainerCleanup, fake_miner_image, free_port, raw_docker};
+use jarvis_mine_tests::{
+    ContainerCleanup, TEST_CASE_LABEL, fake_miner_image, free_port, raw_docker,
+};
 
 fn docker() -> Docker {
     Docker::connect().expect("the test machine runs a Docker engine")
@@ -570,6 +572,74 @@ fn a_crashing_miner_exits_3() {
     assert!(
         logs.iter().any(|l| l.contains("fatal: simulated crash")),
         "{logs:?}"
+    );
+}
+
+/// A crash loop shows its last exit code while Docker restarts it, and how
+/// often it restarted (`status` reports both).
+#[test]
+fn a_crash_looping_miner_reports_its_last_exit_code_and_restarts() {
+    let cleanup = ContainerCleanup::new("crash-loop");
+    let docker = docker();
+    let mut spec = miner_spec(&cleanup, free_port(), &[]);
+    spec.args.extend([
+        "--fake-exit-after-ms".into(),
+        "0".into(),
+        "--fake-exit-code".into(),
+        "101".into(),
+    ]);
+    spec.restart_policy = RestartPolicy::Always;
+    let id = docker.create(&spec).unwrap();
+    docker.start(&id).unwrap();
+    let state = wait_for(&docker, &id, Duration::from_secs(20), |s| {
+        s.status == "restarting" && s.restart_count >= 1
+    });
+    assert_eq!(state.exit_code, Some(101), "{state:?}");
+    assert!(
+        state.running,
+        "Docker counts a restarting container as running"
+    );
+}
+
+/// Label filters are ANDed: a session's containers, not the home's.
+#[test]
+fn list_with_labels_matches_every_pair() {
+    let cleanup = ContainerCleanup::new("labels");
+    let docker = docker();
+    let mut ids = Vec::new();
+    for session in ["s-1", "s-2"] {
+        let mut spec = miner_spec(&cleanup, free_port(), &[]);
+        spec.name = Some(format!("jarvis-test-{}-{session}", cleanup.value()));
+        spec.labels
+            .insert("jarvis-test.session".into(), session.into());
+        ids.push(docker.create(&spec).unwrap());
+    }
+    let listed = |pairs: &[(&str, &str)]| -> Vec<String> {
+        let mut ids: Vec<String> = docker
+            .list_with_labels(pairs)
+            .unwrap()
+            .into_iter()
+            .map(|c| c.id)
+            .collect();
+        ids.sort();
+        ids
+    };
+    let mut both = ids.clone();
+    both.sort();
+    assert_eq!(listed(&[(TEST_CASE_LABEL, cleanup.value())]), both);
+    assert_eq!(
+        listed(&[
+            (TEST_CASE_LABEL, cleanup.value()),
+            ("jarvis-test.session", "s-2")
+        ]),
+        [ids[1].clone()]
+    );
+    assert!(
+        listed(&[
+            (TEST_CASE_LABEL, cleanup.value()),
+            ("jarvis-test.session", "s-3")
+        ])
+        .is_empty()
     );
 }
 

@@ -1475,3 +1475,430 @@ fn a_broken_system_policy_denies_everything_but_doctor_still_runs() {
             policy.display()
         ));
 }
+
+// ---------------------------------------------------------------------------
+// 10. Teardown belongs to the host: whatever a provider's `start` or `stop`
+// does, nothing labelled for the session is left (tests/guests/teardown).
+
+const TEARDOWN: &str = env!("GUEST_TEARDOWN");
+
+impl Home {
+    /// The teardown guest installed and granted what it needs, and
+    /// configured as the provider, with `extra` lines in `[mining.extra]`.
+    fn with_teardown(self, extra: &str) -> Home {
+        let providers = self.path().join("mining/providers");
+        std::fs::create_dir_all(&providers).unwrap();
+        std::fs::copy(TEARDOWN, providers.join("teardown.wasm")).unwrap();
+        let repository = FAKE_MINER_REPOSITORY;
+        std::fs::write(
+            self.path().join("mining/policy.toml"),
+            format!(
+                "[providers.teardown]\ncapabilities = [\"containers\", \"sidecar\"]\n\n\
+                 [providers.teardown.containers]\nimages = [\"{repository}:*\"]\nnetwork_modes = [\"host\"]\n"
+            ),
+        )
+        .unwrap();
+        std::fs::write(
+            self.config(),
+            format!(
+                "[mining]\nprovider = \"teardown\"\nwallet_address = \"{WALLET}\"\n\n\
+                 [mining.extra]\nimage = \"{}\"\nport = {}\n{extra}",
+                fake_miner_image(),
+                self.port
+            ),
+        )
+        .unwrap();
+        self
+    }
+
+    /// Adds `lines` to the `[mining.extra]` that `init` wrote.
+    fn extra(&self, lines: &str) {
+        let config = self.config_text().unwrap();
+        assert!(config.contains("[mining.extra]\n"), "{config}");
+        let config = config.replacen("[mining.extra]\n", &format!("[mining.extra]\n{lines}"), 1);
+        std::fs::write(self.config(), config).unwrap();
+    }
+
+    /// The canonical home, as the host labels containers with it.
+    fn canonical(&self) -> PathBuf {
+        self.path().canonicalize().unwrap()
+    }
+}
+
+/// `removed container <short id> (<name>)` for each of `containers`.
+#[track_caller]
+fn assert_lists_removed(text: &str, containers: &[ContainerSummary]) {
+    for c in containers {
+        let line = format!("removed container {} ({})", &c.id[..12], c.name);
+        assert_eq!(text.matches(&line).count(), 1, "{line:?} once in:\n{text}");
+    }
+}
+
+/// The host's audit records whose action starts with `action`.
+fn host_records(home: &Home, action: &str) -> Vec<Value> {
+    audit(home, &[])
+        .into_iter()
+        .filter(|r| r["capability"] == "host")
+        .filter(|r| r["action"].as_str().is_some_and(|a| a.starts_with(action)))
+        .collect()
+}
+
+#[test]
+fn stop_removes_what_a_refusing_trapping_or_spinning_stop_leaves() {
+    let _x = exclusive();
+    for (mode, says) in [
+        ("refuse", "teardown refuses to stop"),
+        ("trap", "teardown traps in stop"),
+        ("spin", "timed out"),
+    ] {
+        let home = Home::new().with_teardown(&format!("containers = 2\nstop = \"{mode}\"\n"));
+        home.jarvis(&["mine", "start"])
+            .code(0)
+            .stdout_has("Started teardown");
+        let running = miners();
+        assert_eq!(running.len(), 2, "{mode}: {running:#?}");
+        assert!(running.iter().all(|c| c.state == "running"), "{running:#?}");
+
+        let stop = home.jarvis(&["mine", "stop"]);
+        stop.code(1).stderr_has(says).stderr_has("the host removed");
+        assert_lists_removed(&stop.stdout, &running);
+        assert_no_miner();
+        assert!(!home.sidecar().exists(), "{mode}: the record is gone too");
+
+        let records = host_records(&home, "host.teardown");
+        assert_eq!(records.len(), 2, "{mode}: {records:#?}");
+        for record in &records {
+            assert_eq!(record["provider"], "teardown", "{record:#}");
+            assert_eq!(record["outcome"], "ok", "{record:#}");
+            assert!(record["action"].as_str().unwrap().ends_with("reason=stop"));
+        }
+        let after = home.jarvis(&["mine", "status"]);
+        assert_eq!(after.code(0).row("state"), Some("stopped"), "{after}");
+    }
+}
+
+#[test]
+fn a_failed_start_leaves_nothing_of_its_session() {
+    let _x = exclusive();
+    for (then, code, says) in [
+        ("refuse", 1, "teardown refuses to finish start"),
+        ("trap", 1, "teardown traps in start"),
+        ("spin", 1, "timed out"),
+    ] {
+        let home = Home::new().with_teardown(&format!("containers = 2\nstart_then = \"{then}\"\n"));
+        let start = home.jarvis(&["mine", "start"]);
+        start.code(code).stderr_has(says);
+        assert_eq!(
+            start.stderr.matches("removed container ").count(),
+            2,
+            "{then}: {start}"
+        );
+        start.stderr_has("removed the session record");
+        assert_no_miner();
+        assert!(!home.sidecar().exists(), "{then}");
+        let records = host_records(&home, "host.teardown");
+        assert_eq!(records.len(), 2, "{then}: {records:#?}");
+        assert!(records.iter().all(|r| {
+            r["action"]
+                .as_str()
+                .unwrap()
+                .ends_with("reason=start-failed")
+        }));
+        // Status after a failed start: the session ended, nothing runs.
+        let status = home.jarvis(&["mine", "status"]);
+        assert_eq!(status.code(0).row("state"), Some("stopped"), "{status}");
+    }
+}
+
+#[test]
+fn start_fails_with_the_exit_code_and_last_lines_of_a_miner_that_dies_at_once() {
+    let _x = exclusive();
+    let dies = "\"--fake-exit-after-ms\", \"0\", \"--fake-exit-code\", \"101\"";
+    // No restart policy: it exits.
+    let home = Home::new().with_teardown(&format!("miner_args = [{dies}]\n"));
+    let start = home.jarvis(&["mine", "start"]);
+    start
+        .code(1)
+        .stderr_has("exited with code 101")
+        .stderr_has("last log lines:")
+        .stderr_has("fatal: simulated crash (exit code 101)")
+        .stderr_has("removed container ");
+    assert!(!start.stdout.contains("Started"), "{start}");
+    assert_no_miner();
+    assert!(!home.sidecar().exists());
+
+    // vllm-pearl restarts its miner (unless-stopped): a crash loop.
+    let home = Home::new().configured();
+    home.extra("vllm_args = \"--fake-exit-after-ms 0 --fake-exit-code 101\"\n");
+    let start = home.jarvis(&["mine", "start"]);
+    start
+        .code(1)
+        .stderr_has("crash-looping: exit code 101")
+        .stderr_has("fatal: simulated crash (exit code 101)")
+        .stderr_has(&format!("({CONTAINER_NAME})"));
+    assert_no_secret("start", start.stderr.as_bytes());
+    assert_no_miner();
+    assert!(!home.sidecar().exists());
+}
+
+#[test]
+fn start_waits_until_vllm_answers_and_no_longer_than_asked() {
+    let _x = exclusive();
+    let home = Home::new().configured();
+    home.extra("vllm_args = \"--fake-ready-after-ms 3000\"\n");
+    home.jarvis(&["mine", "start"])
+        .code(0)
+        .stdout_has("Started vllm-pearl")
+        .stderr_has("waiting up to 1800 s for vLLM");
+    // Started means answering, at once.
+    let (code, models) = http(home.port, "GET", "/v1/models", "");
+    assert_eq!(code, 200, "{models}");
+    home.jarvis(&["mine", "stop"]).code(0);
+
+    let home = Home::new().configured();
+    home.extra("vllm_args = \"--fake-ready-after-ms 600000\"\nstart_wait_seconds = 1\n");
+    let start = home.jarvis(&["mine", "start"]);
+    start
+        .code(1)
+        .stderr_has("did not answer within 1 s")
+        .stderr_has("start_wait_seconds")
+        .stderr_has("removed container ");
+    assert_no_miner();
+    assert!(!home.sidecar().exists());
+
+    let config = home.config_text().unwrap();
+    let config = config.replace("start_wait_seconds = 1\n", "start_wait_seconds = -1\n");
+    std::fs::write(home.config(), config).unwrap();
+    home.jarvis(&["mine", "start"])
+        .code(2)
+        .stderr_has("start_wait_seconds must be a whole number");
+    assert_no_miner();
+}
+
+#[test]
+fn a_crash_loop_shows_its_exit_code_and_restart_count() {
+    let _x = exclusive();
+    let home = Home::new().configured();
+    home.extra(
+        "vllm_args = \"--fake-exit-after-ms 0 --fake-exit-code 101\"\nstart_wait_seconds = 0\n",
+    );
+    home.jarvis(&["mine", "start"])
+        .code(0)
+        .stdout_has("without waiting");
+    let status = home.wait_status("the crash loop", |s| {
+        s["state"] == "failed" && s["exit_code"] == 101 && s["restart_count"].as_i64() >= Some(1)
+    });
+    assert!(
+        status["last_lines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l.as_str().is_some_and(|l| l.contains("simulated crash"))),
+        "{status:#}"
+    );
+    let text = wait_for(Duration::from_secs(10), || {
+        let text = home.jarvis(&["mine", "status"]);
+        text.row("state")
+            .is_some_and(|s| s.starts_with("failed (exit code 101, restarted "))
+            .then_some(text)
+    })
+    .expect("the text status names the exit code and restarts");
+    text.stdout_has("restarts:");
+    let stop = home.jarvis(&["mine", "stop"]);
+    stop.code(0).stdout_has("Mining stopped.");
+    assert_no_miner();
+}
+
+// ---------------------------------------------------------------------------
+// 11. Sessions: attach, the home's spellings, evidence, repairs, a broken config.
+
+fn attach_args(home: &Home) -> Vec<String> {
+    [
+        "mine",
+        "attach",
+        "--vllm-endpoint",
+        &home.endpoint(),
+        "--gateway-url",
+        "http://127.0.0.1:8337",
+        "--gateway-metrics-url",
+        "http://127.0.0.1:8339",
+    ]
+    .map(str::to_owned)
+    .to_vec()
+}
+
+#[test]
+fn attach_is_refused_during_a_managed_session_and_takes_the_lock() {
+    let _x = exclusive();
+    let home = Home::new().configured();
+    let args = attach_args(&home);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    home.jarvis(&["mine", "start"]).code(0);
+    let miner = the_one_miner();
+    let sidecar = std::fs::read(home.sidecar()).unwrap();
+    home.jarvis(&args)
+        .code(8)
+        .stderr_has("jarvis mine stop")
+        .stderr_has(&miner.id[..12]);
+    assert_eq!(std::fs::read(home.sidecar()).unwrap(), sidecar);
+    // The next status leaves the running miner alone.
+    assert_eq!(home.status_json()["state"], "running");
+    assert_eq!(the_one_miner().id, miner.id);
+    home.jarvis(&["mine", "stop"]).code(0);
+
+    // Another command holds the lock: attach says who, and writes nothing.
+    let lock = jarvis_mine::session::SessionLock::acquire_for(
+        &home.canonical().join("runtime/mining.lock"),
+        Duration::ZERO,
+        "start",
+    )
+    .unwrap();
+    home.jarvis(&args)
+        .code(8)
+        .stderr_has(&format!("held by pid {} (start)", std::process::id()));
+    assert!(!home.sidecar().exists());
+    drop(lock);
+    home.jarvis(&args).code(0);
+    assert_eq!(home.sidecar_json().unwrap()["container_id"], "external");
+    // A managed start does not replace an attached miner silently.
+    home.jarvis(&["mine", "start"])
+        .code(8)
+        .stderr_has("jarvis mine stop");
+    assert_no_miner();
+}
+
+#[test]
+fn one_home_however_it_is_spelled() {
+    let _x = exclusive();
+    let home = Home::new().configured();
+    let canonical = home.canonical();
+    let slash = format!("{}/", home.path().display());
+    home.jarvis_env(&["mine", "start"], &[("OPENJARVIS_HOME", Some(&slash))])
+        .code(0)
+        .stdout_has("Started");
+    let miner = the_one_miner();
+    assert_eq!(
+        miner.labels.get(jarvis_mine::host::LABEL_HOME),
+        Some(&canonical.display().to_string())
+    );
+    let links = tempfile::tempdir().unwrap();
+    let link = links.path().join("home-link");
+    std::os::unix::fs::symlink(home.path(), &link).unwrap();
+    let spellings = [
+        home.path().display().to_string(),
+        home.path().join("runtime/../.").display().to_string(),
+        link.display().to_string(),
+        format!("{}/", link.display()),
+    ];
+    for spelling in &spellings {
+        let env = [("OPENJARVIS_HOME", Some(spelling.as_str()))];
+        let status = home.jarvis_env(&["mine", "status", "--json"], &env);
+        let status = status.code(0).json();
+        assert_eq!(status["state"], "running", "{spelling}: {status:#}");
+        assert_eq!(status["repairs"], Value::Array(vec![]), "{spelling}");
+        home.jarvis_env(&["mine", "start"], &env)
+            .code(0)
+            .stdout_has("already running");
+        assert!(home.sidecar().exists(), "{spelling}");
+        assert_eq!(the_one_miner().id, miner.id, "{spelling}");
+    }
+    home.jarvis_env(
+        &["mine", "stop"],
+        &[("OPENJARVIS_HOME", Some(&spellings[2]))],
+    )
+    .code(0)
+    .stdout_has("Mining stopped.");
+    assert_no_miner();
+
+    // A home that cannot be one is a clear error.
+    let file = links.path().join("a-file");
+    std::fs::write(&file, "").unwrap();
+    home.jarvis_env(&["mine", "status"], &[("OPENJARVIS_HOME", file.to_str())])
+        .code(2)
+        .stderr_has("is not a directory");
+}
+
+#[test]
+fn status_twice_in_a_row_says_the_same() {
+    let _x = exclusive();
+    let home = Home::new().configured();
+    for _ in 0..2 {
+        let status = home.jarvis(&["mine", "status"]);
+        assert_eq!(status.code(0).row("state"), Some("configured"), "{status}");
+    }
+    home.jarvis(&["mine", "start"]).code(0);
+    home.jarvis(&["mine", "stop"]).code(0);
+    for _ in 0..2 {
+        let status = home.jarvis(&["mine", "status"]);
+        assert_eq!(status.code(0).row("state"), Some("stopped"), "{status}");
+    }
+}
+
+#[test]
+fn a_repair_is_printed_once_and_audited_as_the_hosts() {
+    let _x = exclusive();
+    let home = Home::new().configured();
+    home.jarvis(&["mine", "start"]).code(0);
+    let miner = the_one_miner();
+    // The record is lost (a crash, a user's `rm`): the miner is an orphan.
+    std::fs::remove_file(home.sidecar()).unwrap();
+    let status = home.jarvis(&["mine", "status"]);
+    status.code(0);
+    let note = format!(
+        "orphan container {} ({CONTAINER_NAME}) removed",
+        &miner.id[..12]
+    );
+    let printed = status.stdout.matches(&note).count() + status.stderr.matches(&note).count();
+    assert_eq!(printed, 1, "{note:?} once: {status}");
+    assert!(!status.stderr.contains("WARN"), "{status}");
+    assert_no_miner();
+    let records = host_records(&home, "host.remove-orphan");
+    assert_eq!(records.len(), 1, "{records:#?}");
+    assert_eq!(records[0]["provider"], "vllm-pearl");
+    assert_eq!(records[0]["outcome"], "ok");
+    assert_eq!(
+        records[0]["action"],
+        format!(
+            "host.remove-orphan container={} name={CONTAINER_NAME}",
+            &miner.id[..12]
+        )
+        .as_str()
+    );
+    assert_eq!(records[0]["component"].as_str().map(str::len), Some(64));
+}
+
+#[test]
+fn stop_and_status_work_from_the_record_when_the_config_is_broken() {
+    let _x = exclusive();
+    let home = Home::new().configured();
+    home.jarvis(&["mine", "start"]).code(0);
+    let config = home.config_text().unwrap();
+    let broken_line = config.lines().count() + 2;
+    std::fs::write(home.config(), format!("{config}\n[engine\ndefault = 1\n")).unwrap();
+    let at = format!(
+        "{}:{broken_line}:",
+        home.canonical().join("config.toml").display()
+    );
+
+    let status = home.jarvis(&["mine", "status"]);
+    assert_eq!(status.code(0).row("state"), Some("running"), "{status}");
+    status
+        .stderr_has("warning: cannot read the config")
+        .stderr_has(&at);
+    let json = home.status_json();
+    assert!(
+        json["config_warning"]
+            .as_str()
+            .is_some_and(|w| w.contains(&at)),
+        "{json:#}"
+    );
+    home.jarvis(&["mine", "stop"])
+        .code(0)
+        .stderr_has(&at)
+        .stdout_has("Mining stopped.");
+    assert_no_miner();
+    assert!(!home.sidecar().exists());
+    // `start` still refuses a config it cannot read.
+    home.jarvis(&["mine", "start"]).code(2).stderr_has(&at);
+    assert_no_miner();
+}

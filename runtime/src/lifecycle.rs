@@ -1,34 +1,44 @@
-//! Mining sessions: `start`, `stop` and `status` around the provider's
-//! sandboxed lifecycle calls. The host owns what must outlive a call: the
-//! session lock (one `start` at a time), reconciliation of leftovers (a
-//! sidecar whose container is gone, a labelled container with no sidecar),
-//! and the lifecycle state derived from config, sidecar and container.
+//! Mining sessions: `start`, `stop`, `status` and `attach` around the
+//! provider's sandboxed lifecycle calls. The host owns what must outlive a
+//! call: the session lock (one command at a time), reconciliation of
+//! leftovers (a sidecar whose container is gone, a labelled container no
+//! live record describes), the readiness wait after `start`, and teardown:
+//! whatever a provider's `start` or `stop` returned, the host removes every
+//! container it labelled for the session. A provider can add work, never
+//! prevent cleanup.
 
+use crate::audit::{self, AuditLog};
 use crate::bindings;
 use crate::config::MiningConfig;
 use crate::docker::{self, Docker, ImageProgress};
-use crate::host::{self, LABEL_HOME};
+use crate::host::{self, LABEL_COMPONENT, LABEL_HOME, LABEL_PROVIDER, LABEL_SESSION};
 use crate::paths::Paths;
 use crate::provider::LoadedProvider;
 use crate::registry::Registry;
 use crate::sandbox::{ProviderError, Sandbox};
+use crate::session::history::{self, Ending, LastSession};
 use crate::session::state::{
-    self, ContainerState, Lifecycle, Observation, ObservedContainer, Operation, Reconciliation,
-    SidecarState,
+    self, ContainerState, EXTERNAL_CONTAINER_ID, Lifecycle, Observation, ObservedContainer,
+    Operation, Reconciliation, SidecarState, short_id,
 };
 use crate::session::{LockError, SessionLock, SessionRecord, sidecar};
 use serde::Serialize;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// How long `start`/`stop` wait for another command holding the lock (an
 /// image build can take most of an hour; a waiting `start` then finds the
 /// session running).
 const LOCK_WAIT: Duration = Duration::from_secs(3600);
+/// `attach` is a quick, interactive command: it waits briefly, then says
+/// who holds the lock.
+const ATTACH_LOCK_WAIT: Duration = Duration::from_secs(2);
 /// Log lines shown with a failed state.
 const FAILURE_LINES: usize = 10;
-/// How long a readiness probe of vLLM may take during `status`.
+/// How long a readiness probe of vLLM may take.
 const READY_PROBE: Duration = Duration::from_millis(500);
+/// How often the readiness wait looks at the container and vLLM.
+const READY_POLL: Duration = Duration::from_millis(250);
 
 #[derive(Debug, thiserror::Error)]
 pub enum MineError {
@@ -50,8 +60,46 @@ pub enum MineError {
         provider: String,
         error: bindings::Error,
     },
+    #[error(
+        "{provider}'s start() returned without writing a session record, so nothing would \
+         stop what it started; the provider is broken: report it to its author"
+    )]
+    NoRecord { provider: String },
+    /// The provider started, but its miner did not come up.
+    #[error("{provider} did not come up: {reason}{}", tail(last_lines))]
+    NotReady {
+        provider: String,
+        reason: String,
+        exit_code: Option<i64>,
+        restart_count: i64,
+        last_lines: Vec<String>,
+    },
+    /// `attach` while this runtime manages a live session.
+    #[error(
+        "a mining session started by `jarvis mine start` is running ({provider}, container {container}); \
+         stop it first with `jarvis mine stop`"
+    )]
+    SessionLive { provider: String, container: String },
+    /// `start` while an attached miner is this home's session.
+    #[error(
+        "the miner attached at {endpoint} is this home's session; run `jarvis mine stop` to forget it \
+         (it keeps running), then `jarvis mine start`"
+    )]
+    Attached { endpoint: String },
     #[error("{0}")]
     Session(String),
+}
+
+fn tail(lines: &[String]) -> String {
+    if lines.is_empty() {
+        return String::new();
+    }
+    let mut text = String::from("\nlast log lines:");
+    for line in lines {
+        text.push_str("\n  ");
+        text.push_str(line);
+    }
+    text
 }
 
 impl From<docker::DockerError> for MineError {
@@ -66,29 +114,116 @@ impl From<crate::session::SidecarError> for MineError {
     }
 }
 
+/// What the host removed when it tore a session down.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Cleanup {
+    pub removed: Vec<RemovedContainer>,
+    pub sidecar_removed: bool,
+    /// Removals that failed, with the reason (nothing is hidden).
+    pub errors: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RemovedContainer {
+    /// The 12-character id.
+    pub id: String,
+    pub name: String,
+    pub was_running: bool,
+}
+
+impl Cleanup {
+    /// One line per thing removed or not removable, for printing.
+    pub fn lines(&self) -> Vec<String> {
+        let mut lines: Vec<String> = self
+            .removed
+            .iter()
+            .map(|c| format!("removed container {} ({})", c.id, c.name))
+            .collect();
+        if self.sidecar_removed {
+            lines.push("removed the session record".into());
+        }
+        lines.extend(self.errors.iter().cloned());
+        lines
+    }
+}
+
+/// A failed `start`: why, and what the host cleaned up after it.
+#[derive(Debug)]
+pub struct StartFailure {
+    pub error: MineError,
+    /// Repairs made before the provider ran.
+    pub repairs: Vec<String>,
+    pub cleanup: Cleanup,
+}
+
+/// Boxed: the failure is large, and rare.
+impl From<MineError> for Box<StartFailure> {
+    fn from(error: MineError) -> Self {
+        Box::new(StartFailure {
+            error,
+            repairs: Vec::new(),
+            cleanup: Cleanup::default(),
+        })
+    }
+}
+
+/// How `start` reports and waits.
+pub struct StartOptions {
+    /// Image pull/build progress.
+    pub image_progress: Box<dyn FnMut(ImageProgress) + Send>,
+    /// How long to wait for the container to run and vLLM to answer;
+    /// `None`: return as soon as the provider's `start` does.
+    pub ready_wait: Option<Duration>,
+    /// Called while waiting, with the time waited so far.
+    pub on_wait: Box<dyn FnMut(&Waiting)>,
+}
+
+/// The readiness wait in progress.
+pub struct Waiting<'a> {
+    pub endpoint: &'a str,
+    pub elapsed: Duration,
+    pub limit: Duration,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct StartReport {
     pub already_running: bool,
     pub session: Option<SessionRecord>,
     pub repairs: Vec<String>,
+    /// Whether `start` waited for vLLM to answer.
+    pub waited: bool,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug)]
 pub struct StopReport {
+    /// A session or a running container was there to stop.
     pub stopped: bool,
+    /// The endpoint of an attached miner whose record `stop` removed (the
+    /// miner itself is not ours and keeps running).
+    pub forgot_attached: Option<String>,
     pub repairs: Vec<String>,
+    /// What the host removed after the provider's `stop`.
+    pub cleanup: Cleanup,
+    /// The provider's `stop` failed, trapped or was not there to call; the
+    /// host cleaned up anyway.
+    pub provider_failure: Option<MineError>,
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct StatusReport {
     pub state: String,
     pub exit_code: Option<i64>,
+    /// How often Docker restarted the session's container.
+    pub restart_count: Option<i64>,
     pub last_lines: Vec<String>,
     pub provider: Option<String>,
     pub session: Option<SessionRecord>,
     pub container: Option<docker::ContainerState>,
     pub stats: Option<Stats>,
     pub repairs: Vec<String>,
+    /// Why the config could not be read (the state then comes from the
+    /// session record and the containers alone).
+    pub config_warning: Option<String>,
 }
 
 /// `mining-stats`, for printing and JSON.
@@ -112,6 +247,9 @@ pub struct Stats {
 pub struct Miner<'a> {
     pub paths: &'a Paths,
     pub mining: Option<&'a MiningConfig>,
+    /// Why the config could not be read, if it could not: `stop` and
+    /// `status` then work from the session record.
+    pub config_error: Option<String>,
     pub sandbox: &'a Sandbox,
     pub registry: &'a Registry,
     pub docker: Result<Arc<Docker>, String>,
@@ -155,89 +293,332 @@ impl Miner<'_> {
         }
     }
 
-    /// Starts the configured provider, or reports the session already running.
-    pub fn start(
-        &self,
-        progress: Box<dyn FnMut(ImageProgress) + Send>,
-    ) -> Result<StartReport, MineError> {
+    /// Starts the configured provider, or reports the session already
+    /// running. After the provider's `start` the host waits (bounded) until
+    /// the session's container runs and vLLM answers. When anything fails,
+    /// every container labelled for the new session is removed, and its
+    /// session record.
+    pub fn start(&self, options: StartOptions) -> Result<StartReport, Box<StartFailure>> {
         let config = self.config()?;
         let provider = self.provider()?;
         let _lock =
-            SessionLock::acquire_for(&self.paths.lock_file(), LOCK_WAIT, Operation::Start.word())?;
+            SessionLock::acquire_for(&self.paths.lock_file(), LOCK_WAIT, Operation::Start.word())
+                .map_err(MineError::from)?;
         let docker = self.docker()?;
-        let repairs = self.reconcile(&docker)?;
-        if let Some(record) = self.running_session(&docker)? {
-            return Ok(StartReport {
-                already_running: true,
-                session: Some(record),
-                repairs,
-            });
+        let mut repairs = self.reconcile(&docker)?;
+        if let Some(record) = sidecar::read(&self.paths.sidecar()).map_err(MineError::from)? {
+            if record.container_id == EXTERNAL_CONTAINER_ID {
+                return Err(MineError::Attached {
+                    endpoint: record.vllm_endpoint,
+                }
+                .into());
+            }
+            if self.is_running(&docker, &record)? {
+                return Ok(StartReport {
+                    already_running: true,
+                    session: Some(record),
+                    repairs,
+                    waited: false,
+                });
+            }
         }
+        repairs.extend(self.remove_finished(&docker)?);
         let session_id = new_session_id();
-        let host = provider.host_context(self.host_session(session_id, progress));
-        let outcome = provider.start(self.sandbox, host, &config.to_guest());
-        let failure = match outcome {
-            Ok(Ok(())) => None,
-            Ok(Err(error)) => Some(MineError::Refused {
+        let StartOptions {
+            image_progress,
+            ready_wait,
+            mut on_wait,
+        } = options;
+        let host = provider.host_context(self.host_session(session_id.clone(), image_progress));
+        let started = match provider.start(self.sandbox, host, &config.to_guest()) {
+            Ok(Ok(())) => self.session_of(provider.id(), &session_id),
+            Ok(Err(error)) => Err(MineError::Refused {
                 provider: provider.id().to_owned(),
                 error,
             }),
-            Err(error) => Some(MineError::Provider {
+            Err(error) => Err(MineError::Provider {
                 provider: provider.id().to_owned(),
                 error,
             }),
         };
-        if let Some(failure) = failure {
-            // Nothing half-done: no container without a session record.
-            let _ = self.reconcile(&docker);
-            return Err(failure);
+        let ready = started.and_then(|record| match ready_wait {
+            Some(limit) => self
+                .wait_until_ready(
+                    &docker,
+                    provider.id(),
+                    &session_id,
+                    &record,
+                    limit,
+                    &mut *on_wait,
+                )
+                .map(|()| record),
+            None => Ok(record),
+        });
+        match ready {
+            Ok(record) => Ok(StartReport {
+                already_running: false,
+                session: Some(record),
+                repairs,
+                waited: ready_wait.is_some(),
+            }),
+            Err(error) => {
+                let cleanup = self.teardown(&docker, Scope::Session(&session_id), "start-failed");
+                self.remember(provider.id(), Some(session_id), Ending::StartFailed);
+                Err(Box::new(StartFailure {
+                    error,
+                    repairs,
+                    cleanup,
+                }))
+            }
         }
-        let session = sidecar::read(&self.paths.sidecar()).map_err(MineError::from)?;
-        Ok(StartReport {
-            already_running: false,
-            session,
-            repairs,
-        })
     }
 
-    /// Stops the session (container and sidecar gone) and removes leftovers.
+    /// The record the provider's `start` wrote for this session.
+    fn session_of(&self, provider: &str, session_id: &str) -> Result<SessionRecord, MineError> {
+        match sidecar::read(&self.paths.sidecar())? {
+            Some(record) if record.session_id.as_deref() == Some(session_id) => Ok(record),
+            _ => Err(MineError::NoRecord {
+                provider: provider.to_owned(),
+            }),
+        }
+    }
+
+    /// Waits until the record's container (which the host must have created
+    /// for this session) runs and vLLM answers `<vllm_endpoint>/models`, for
+    /// at most `limit`. A container that exits, restarts or vanishes fails
+    /// at once, with its exit code and last log lines.
+    fn wait_until_ready(
+        &self,
+        docker: &Docker,
+        provider: &str,
+        session_id: &str,
+        record: &SessionRecord,
+        limit: Duration,
+        on_wait: &mut dyn FnMut(&Waiting),
+    ) -> Result<(), MineError> {
+        let not_ready =
+            |reason: String, state: Option<&docker::ContainerState>| MineError::NotReady {
+                provider: provider.to_owned(),
+                reason,
+                exit_code: state.and_then(|s| s.exit_code),
+                restart_count: state.map_or(0, |s| s.restart_count),
+                last_lines: state
+                    .map(|s| self.last_lines(docker, s))
+                    .unwrap_or_default(),
+            };
+        let id = short_id(&record.container_id).to_owned();
+        let began = Instant::now();
+        loop {
+            let state = docker.inspect(&record.container_id)?;
+            let Some(state) = state.filter(|s| self.labelled_for(s, session_id)) else {
+                return Err(not_ready(
+                    format!(
+                        "the session record names container {id}, which the host did not create \
+                         for this session (or which is gone)"
+                    ),
+                    None,
+                ));
+            };
+            match state.status.as_str() {
+                "exited" | "dead" => {
+                    return Err(not_ready(
+                        format!(
+                            "its container {id} ({}) exited with code {}",
+                            state.name,
+                            state.exit_code.unwrap_or(-1)
+                        ),
+                        Some(&state),
+                    ));
+                }
+                "restarting" => {
+                    return Err(not_ready(
+                        format!(
+                            "its container {id} ({}) is crash-looping: exit code {}, restarted {} times",
+                            state.name,
+                            state.exit_code.unwrap_or(-1),
+                            state.restart_count
+                        ),
+                        Some(&state),
+                    ));
+                }
+                _ if state.running && vllm_ready(&record.vllm_endpoint) => return Ok(()),
+                _ => {}
+            }
+            let elapsed = began.elapsed();
+            if elapsed >= limit {
+                return Err(not_ready(
+                    format!(
+                        "vLLM at {} did not answer within {} s; if the model needs longer to \
+                         load, raise [mining.extra].start_wait_seconds",
+                        record.vllm_endpoint,
+                        limit.as_secs()
+                    ),
+                    Some(&state),
+                ));
+            }
+            on_wait(&Waiting {
+                endpoint: &record.vllm_endpoint,
+                elapsed,
+                limit,
+            });
+            std::thread::sleep(READY_POLL.min(limit - elapsed));
+        }
+    }
+
+    /// Whether the host labelled `state` for `session_id` of this home.
+    fn labelled_for(&self, state: &docker::ContainerState, session_id: &str) -> bool {
+        state.labels.get(LABEL_SESSION).map(String::as_str) == Some(session_id)
+            && state.labels.get(LABEL_HOME) == Some(&self.paths.home_label())
+    }
+
+    /// Stops the session: the provider's `stop` first, then the host
+    /// removes every container labelled for this home and the session
+    /// record, whatever the provider did or returned.
     pub fn stop(&self) -> Result<StopReport, MineError> {
         let _lock =
             SessionLock::acquire_for(&self.paths.lock_file(), LOCK_WAIT, Operation::Stop.word())?;
         let docker = self.docker()?;
         let repairs = self.reconcile(&docker)?;
-        let record = sidecar::read(&self.paths.sidecar()).map_err(MineError::from)?;
-        let mut stopped = false;
-        if let Some(record) = record {
-            let provider = self
-                .registry
-                .get(&record.provider)
-                .ok_or_else(|| MineError::UnknownProvider(record.provider.clone()))?;
-            let host = provider.host_context(self.host_session(
-                record.session_id.clone().unwrap_or_default(),
-                Box::new(|_| {}),
-            ));
-            match provider.stop(self.sandbox, host) {
-                Ok(Ok(())) => stopped = true,
-                Ok(Err(error)) => {
-                    return Err(MineError::Refused {
-                        provider: provider.id().to_owned(),
-                        error,
-                    });
-                }
-                Err(error) => {
-                    return Err(MineError::Provider {
-                        provider: provider.id().to_owned(),
-                        error,
-                    });
-                }
+        let record = sidecar::read(&self.paths.sidecar())?;
+        let mut provider_failure = None;
+        let mut forgot_attached = None;
+        if let Some(record) = &record {
+            if record.container_id == EXTERNAL_CONTAINER_ID {
+                forgot_attached = Some(record.vllm_endpoint.clone());
+            } else {
+                provider_failure = self.provider_stop(record).err();
             }
         }
-        for leftover in self.own_containers(&docker)? {
-            docker.remove(&leftover.id).map_err(MineError::from)?;
-            stopped = true;
+        let cleanup = self.teardown(&docker, Scope::Home, "stop");
+        let stopped = record.is_some() || cleanup.removed.iter().any(|c| c.was_running);
+        if stopped {
+            let provider = record.as_ref().map_or("host", |r| r.provider.as_str());
+            self.remember(
+                provider,
+                record.as_ref().and_then(|r| r.session_id.clone()),
+                Ending::Stopped,
+            );
         }
-        Ok(StopReport { stopped, repairs })
+        Ok(StopReport {
+            stopped,
+            forgot_attached,
+            repairs,
+            cleanup,
+            provider_failure,
+        })
+    }
+
+    /// The provider's chance to stop its session.
+    fn provider_stop(&self, record: &SessionRecord) -> Result<(), MineError> {
+        let provider = self
+            .registry
+            .get(&record.provider)
+            .ok_or_else(|| MineError::UnknownProvider(record.provider.clone()))?;
+        let host = provider.host_context(self.host_session(
+            record.session_id.clone().unwrap_or_default(),
+            Box::new(|_| {}),
+        ));
+        match provider.stop(self.sandbox, host) {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(error)) => Err(MineError::Refused {
+                provider: provider.id().to_owned(),
+                error,
+            }),
+            Err(error) => Err(MineError::Provider {
+                provider: provider.id().to_owned(),
+                error,
+            }),
+        }
+    }
+
+    /// Removes every container the host labelled for `scope`, and the
+    /// session record if it is in scope. Each removal is audited as a host
+    /// decision; failures are reported, never hidden.
+    fn teardown(&self, docker: &Docker, scope: Scope<'_>, why: &str) -> Cleanup {
+        let mut cleanup = Cleanup::default();
+        let home = self.paths.home_label();
+        let mut filter = vec![(LABEL_HOME, home.as_str())];
+        if let Scope::Session(id) = scope {
+            filter.push((LABEL_SESSION, id));
+        }
+        match docker.list_with_labels(&filter) {
+            Ok(containers) => {
+                for c in containers {
+                    let action = format!(
+                        "host.teardown container={} name={} reason={why}",
+                        short_id(&c.id),
+                        c.name
+                    );
+                    let result = docker.remove(&c.id).map_err(|e| e.to_string());
+                    self.audit_host(
+                        label(&c.labels, LABEL_PROVIDER),
+                        label(&c.labels, LABEL_COMPONENT),
+                        action,
+                        &result,
+                    );
+                    match result {
+                        Ok(()) => cleanup.removed.push(RemovedContainer {
+                            id: short_id(&c.id).to_owned(),
+                            name: c.name,
+                            was_running: c.state == "running" || c.state == "restarting",
+                        }),
+                        Err(err) => cleanup.errors.push(format!(
+                            "could not remove container {} ({}): {err}",
+                            short_id(&c.id),
+                            c.name
+                        )),
+                    }
+                }
+            }
+            Err(err) => cleanup
+                .errors
+                .push(format!("could not list this session's containers: {err}")),
+        }
+        let path = self.paths.sidecar();
+        let ours = match (sidecar::read(&path), scope) {
+            (Ok(Some(_)), Scope::Home) => true,
+            (Ok(Some(record)), Scope::Session(id)) => record.session_id.as_deref() == Some(id),
+            (Ok(None), _) => false,
+            // Not a record at all: nobody's, and in the way.
+            (Err(err), _) => err.is_corrupt(),
+        };
+        if ours {
+            match sidecar::remove(&path) {
+                Ok(()) => cleanup.sidecar_removed = true,
+                Err(err) => cleanup.errors.push(err.to_string()),
+            }
+        }
+        cleanup
+    }
+
+    /// Notes that a session ended here, for `status` (see `session::history`).
+    fn remember(&self, provider: &str, session_id: Option<String>, ending: Ending) {
+        let last = LastSession {
+            provider: provider.to_owned(),
+            session_id,
+            ending,
+            ended_at: unix_now(),
+        };
+        if let Err(err) = history::record(&self.paths.last_session(), &last) {
+            tracing::warn!(
+                "cannot record the session's end in {}: {err}",
+                self.paths.last_session().display()
+            );
+        }
+    }
+
+    /// Records a host decision (a repair or a teardown) in the audit log.
+    fn audit_host(
+        &self,
+        provider: &str,
+        component: &str,
+        action: String,
+        result: &Result<(), String>,
+    ) {
+        let Some(log) = self.sandbox.audit_log() else {
+            return;
+        };
+        audit_host(log, provider, component, action, result);
     }
 
     /// The lifecycle state, with live stats when the session runs. Repairs
@@ -247,7 +628,7 @@ impl Miner<'_> {
             .and_then(|holder| holder.operation.as_deref().and_then(Operation::from_word));
         let docker = match &self.docker {
             Ok(docker) => docker.clone(),
-            Err(_) if self.mining.is_none() => {
+            Err(_) if self.mining.is_none() && self.config_error.is_none() => {
                 return Ok(StatusReport::state(Lifecycle::NotConfigured));
             }
             Err(err) => return Err(MineError::Docker(err.clone())),
@@ -255,14 +636,17 @@ impl Miner<'_> {
         let observed = self.observe(&docker, in_progress)?;
         let lifecycle = state::derive(&observed.observation);
         let mut report = StatusReport::state(lifecycle.clone());
+        report.config_warning = self.config_error.clone();
         if let Lifecycle::Failed {
             exit_code,
             last_lines,
+            ..
         } = &lifecycle
         {
             report.exit_code = *exit_code;
             report.last_lines = last_lines.clone();
         }
+        report.restart_count = observed.container.as_ref().map(|c| c.restart_count);
         report.provider = observed
             .record
             .as_ref()
@@ -288,22 +672,16 @@ impl Miner<'_> {
         Ok(report)
     }
 
-    /// The session, if its container is running.
-    fn running_session(&self, docker: &Docker) -> Result<Option<SessionRecord>, MineError> {
-        let Some(record) = sidecar::read(&self.paths.sidecar()).map_err(MineError::from)? else {
-            return Ok(None);
-        };
-        let state = docker
-            .inspect(&record.container_id)
-            .map_err(MineError::from)?;
-        Ok(state.filter(|s| s.running).map(|_| record))
+    /// Whether the record's container runs.
+    fn is_running(&self, docker: &Docker, record: &SessionRecord) -> Result<bool, MineError> {
+        Ok(docker
+            .inspect(&record.container_id)?
+            .is_some_and(|s| s.running))
     }
 
     /// Containers the host created for any provider of this home.
     fn own_containers(&self, docker: &Docker) -> Result<Vec<docker::ContainerSummary>, MineError> {
-        docker
-            .list_labelled(LABEL_HOME, Some(&self.paths.home().display().to_string()))
-            .map_err(MineError::from)
+        Ok(docker.list_labelled(LABEL_HOME, Some(&self.paths.home_label()))?)
     }
 
     fn reconcile(&self, docker: &Docker) -> Result<Vec<String>, MineError> {
@@ -311,20 +689,47 @@ impl Miner<'_> {
         self.apply(docker, &state::reconcile(&observed.observation))
     }
 
+    /// Before a new session: containers of finished sessions (kept until
+    /// now for `jarvis mine logs`) go.
+    fn remove_finished(&self, docker: &Docker) -> Result<Vec<String>, MineError> {
+        let observed = self.observe(docker, None)?;
+        self.apply(docker, &state::finished(&observed.observation))
+    }
+
+    /// Carries out repairs (under the lock), auditing each as a host
+    /// decision; returns the messages to print, once each.
     fn apply(&self, docker: &Docker, repairs: &[Reconciliation]) -> Result<Vec<String>, MineError> {
+        let mut done = Vec::with_capacity(repairs.len());
         for repair in repairs {
-            match repair {
+            let result = match repair {
                 Reconciliation::RemoveStaleSidecar { .. }
                 | Reconciliation::RemoveCorruptSidecar { .. } => {
-                    sidecar::remove(&self.paths.sidecar()).map_err(MineError::from)?;
+                    sidecar::remove(&self.paths.sidecar()).map_err(MineError::from)
                 }
-                Reconciliation::RemoveOrphanContainer { id } => {
-                    docker.remove(id).map_err(MineError::from)?;
+                Reconciliation::RemoveOrphanContainer(c)
+                | Reconciliation::RemoveFinishedContainer(c) => {
+                    docker.remove(&c.id).map_err(MineError::from)
                 }
+            };
+            let (provider, component) = repair.subject();
+            self.audit_host(
+                provider,
+                component,
+                repair.action(),
+                &result.as_ref().map(drop).map_err(ToString::to_string),
+            );
+            result?;
+            if let Reconciliation::RemoveStaleSidecar { provider, .. }
+            | Reconciliation::RemoveOrphanContainer(ObservedContainer {
+                provider: Some(provider),
+                ..
+            }) = repair
+            {
+                self.remember(provider, None, Ending::Repaired);
             }
-            tracing::warn!("{repair}");
+            done.push(repair.to_string());
         }
-        Ok(repairs.iter().map(ToString::to_string).collect())
+        Ok(done)
     }
 
     fn observe(
@@ -343,82 +748,157 @@ impl Miner<'_> {
             ),
             Err(err) => return Err(MineError::Session(err.to_string())),
         };
-        let containers = self.own_containers(docker)?;
-        // The session's container, else the newest live one, else the newest.
-        let chosen = record
-            .as_ref()
-            .and_then(|r| {
-                containers.iter().find(|c| {
-                    c.id.starts_with(&r.container_id) || r.container_id.starts_with(&c.id)
-                })
-            })
-            .or_else(|| {
-                containers
-                    .iter()
-                    .filter(|c| c.state == "running" || c.state == "created")
-                    .max_by_key(|c| c.created)
-            })
-            .or_else(|| containers.iter().max_by_key(|c| c.created));
-        let container = match chosen {
-            Some(summary) => docker.inspect(&summary.id).map_err(MineError::from)?,
-            None => None,
-        };
-        let observed_container = container.as_ref().and_then(|c| {
-            ContainerState::from_docker(&c.status, c.exit_code).map(|state| ObservedContainer {
-                id: c.id.clone(),
-                state,
-            })
-        });
-        let failed = matches!(
-            observed_container.as_ref().map(|c| c.state),
-            Some(ContainerState::Exited { code }) if code != 0
-        ) || matches!(
-            observed_container.as_ref().map(|c| c.state),
-            Some(ContainerState::Restarting { .. } | ContainerState::Dead { .. })
-        );
-        let last_lines = match (&container, failed) {
-            (Some(c), true) => {
-                let redactor = host::containers::redactor_for(&c.labels);
-                docker
-                    .logs(&c.id, FAILURE_LINES)
-                    .unwrap_or_default()
-                    .iter()
-                    .map(|l| redactor.redact_owned(l))
-                    .collect()
+        let mut states = Vec::new();
+        for summary in self.own_containers(docker)? {
+            if let Some(state) = docker.inspect(&summary.id)? {
+                states.push((summary.created, state));
             }
-            _ => Vec::new(),
+        }
+        let mut observation = Observation {
+            configured: self.mining.is_some() || self.config_error.is_some(),
+            started_before: history::any(&self.paths.last_session()),
+            sidecar: sidecar_state,
+            containers: states
+                .iter()
+                .filter_map(|(created, state)| observed(state, *created))
+                .collect(),
+            ready: None,
+            in_progress,
+            now: unix_now(),
+            last_lines: Vec::new(),
         };
-        let ready = match (&record, &container) {
+        let container = observation.main_container().and_then(|main| {
+            states
+                .iter()
+                .find(|(_, s)| s.id == main.id)
+                .map(|(_, s)| s.clone())
+        });
+        let failed = match observation.main_container().map(|c| c.state) {
+            Some(ContainerState::Exited { code }) => code != 0,
+            Some(ContainerState::Restarting { .. } | ContainerState::Dead { .. }) => true,
+            _ => false,
+        };
+        if failed && let Some(c) = &container {
+            observation.last_lines = self.last_lines(docker, c);
+        }
+        observation.ready = match (&record, &container) {
             (Some(record), Some(c)) if c.running => Some(vllm_ready(&record.vllm_endpoint)),
             // An attached miner has no container here: its endpoint is all there is.
-            (Some(record), None) if record.container_id == state::EXTERNAL_CONTAINER_ID => {
+            (Some(record), None) if record.container_id == EXTERNAL_CONTAINER_ID => {
                 Some(vllm_ready(&record.vllm_endpoint))
             }
             _ => None,
         };
         Ok(Observed {
-            observation: Observation {
-                configured: self.mining.is_some(),
-                // The lock file exists once any start or stop has run here.
-                started_before: record.is_some()
-                    || !containers.is_empty()
-                    || self.paths.lock_file().exists(),
-                sidecar: sidecar_state,
-                container: observed_container,
-                ready,
-                in_progress,
-                now: unix_now(),
-                last_lines,
-            },
+            observation,
             record,
             container,
         })
     }
+
+    /// The container's log tail, redacted of the secrets it was given.
+    fn last_lines(&self, docker: &Docker, container: &docker::ContainerState) -> Vec<String> {
+        let redactor = host::containers::redactor_for(&container.labels);
+        docker
+            .logs(&container.id, FAILURE_LINES)
+            .unwrap_or_default()
+            .iter()
+            .map(|l| redactor.redact_owned(l))
+            .collect()
+    }
+}
+
+/// Writes an attached miner's record, under the session lock, unless a
+/// session this runtime started is live (its container exists and has not
+/// finished); a stale or attached record is replaced.
+pub fn attach(
+    paths: &Paths,
+    docker: Result<Arc<Docker>, String>,
+    record: &SessionRecord,
+) -> Result<(), MineError> {
+    let _lock = SessionLock::acquire_for(
+        &paths.lock_file(),
+        ATTACH_LOCK_WAIT,
+        Operation::Attach.word(),
+    )?;
+    let current = match sidecar::read(&paths.sidecar()) {
+        Ok(current) => current,
+        Err(err) if err.is_corrupt() => None,
+        Err(err) => return Err(err.into()),
+    };
+    if let Some(current) = current.filter(|c| c.container_id != EXTERNAL_CONTAINER_ID) {
+        let docker = docker.map_err(|err| {
+            MineError::Docker(format!(
+                "{err}; cannot tell whether the session in {} is still running",
+                paths.sidecar().display()
+            ))
+        })?;
+        let live = docker
+            .inspect(&current.container_id)?
+            .is_some_and(|s| !matches!(s.status.as_str(), "exited" | "dead"));
+        if live {
+            return Err(MineError::SessionLive {
+                provider: current.provider,
+                container: short_id(&current.container_id).to_owned(),
+            });
+        }
+    }
+    Ok(sidecar::write(&paths.sidecar(), record)?)
+}
+
+/// Records a host decision: `Ok` as allowed and done, `Err` as an allowed
+/// action that failed, with the reason.
+fn audit_host(
+    log: &AuditLog,
+    provider: &str,
+    component: &str,
+    action: String,
+    result: &Result<(), String>,
+) {
+    match result {
+        Ok(()) => log.decision(provider, component, "host", action, Ok(())),
+        Err(reason) => {
+            let mut record = audit::Record::new(provider, component, "host", action);
+            record.outcome = Some("failed".into());
+            record.reason = Some(reason.clone());
+            if let Err(err) = log.append(&record) {
+                tracing::warn!("{err}");
+            }
+        }
+    }
+}
+
+fn label<'a>(labels: &'a std::collections::BTreeMap<String, String>, key: &str) -> &'a str {
+    labels.get(key).map_or("", String::as_str)
+}
+
+/// What the state machine needs of a container Docker inspected.
+fn observed(state: &docker::ContainerState, created: i64) -> Option<ObservedContainer> {
+    Some(ObservedContainer {
+        id: state.id.clone(),
+        name: state.name.clone(),
+        session: state.labels.get(LABEL_SESSION).cloned(),
+        provider: state.labels.get(LABEL_PROVIDER).cloned(),
+        component: state.labels.get(LABEL_COMPONENT).cloned(),
+        state: ContainerState::from_docker(&state.status, state.exit_code)?,
+        restart_count: state.restart_count,
+        created,
+    })
+}
+
+/// What a teardown removes.
+#[derive(Clone, Copy)]
+enum Scope<'a> {
+    /// One session's containers (a failed `start`).
+    Session(&'a str),
+    /// Every container of this home (`stop`: nothing is left running).
+    Home,
 }
 
 struct Observed {
     observation: Observation,
     record: Option<SessionRecord>,
+    /// The main container, as Docker inspected it.
     container: Option<docker::ContainerState>,
 }
 
@@ -427,12 +907,14 @@ impl StatusReport {
         StatusReport {
             state: lifecycle.name().to_owned(),
             exit_code: None,
+            restart_count: None,
             last_lines: Vec::new(),
             provider: None,
             session: None,
             container: None,
             stats: None,
             repairs: Vec::new(),
+            config_warning: None,
         }
     }
 }

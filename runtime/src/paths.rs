@@ -1,7 +1,12 @@
 //! Where OpenJarvis keeps things (reference §1.6, §6): one home directory,
 //! resolved as `$OPENJARVIS_HOME` > `$XDG_DATA_HOME/openjarvis` > `~/.openjarvis`.
+//!
+//! The home is canonicalised once, here: `/x/h/`, `/x/./h`, `/x/y/../h` and a
+//! symlink to `/x/h` are one home, with one sidecar, one lock and one
+//! ownership label on its containers. Spelled differently, they would be
+//! two homes that delete each other's sessions.
 
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Paths {
@@ -9,36 +14,72 @@ pub struct Paths {
     config_file: PathBuf,
 }
 
+/// Why the home cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum PathsError {
+    #[error("cannot find the OpenJarvis home: set OPENJARVIS_HOME (or HOME)")]
+    NoHome,
+    #[error(
+        "the OpenJarvis home {home} ({source_var}) cannot be created or resolved: {error}; \
+         point {source_var} at a directory you can write"
+    )]
+    Unusable {
+        home: PathBuf,
+        source_var: &'static str,
+        error: std::io::Error,
+    },
+    #[error(
+        "the OpenJarvis home {home} ({source_var}) is not a directory; \
+         point {source_var} at a directory"
+    )]
+    NotADirectory {
+        home: PathBuf,
+        source_var: &'static str,
+    },
+}
+
 impl Paths {
-    /// Resolves the paths from the environment, as OpenJarvis does.
-    pub fn from_env() -> anyhow::Result<Self> {
+    /// Resolves the paths from the environment, as OpenJarvis does, creating
+    /// the home if it is missing and canonicalising it.
+    pub fn from_env() -> Result<Self, PathsError> {
         let var = |name: &str| {
             std::env::var_os(name)
                 .filter(|v| !v.is_empty())
                 .map(PathBuf::from)
         };
-        let home = match (var("OPENJARVIS_HOME"), var("XDG_DATA_HOME"), var("HOME")) {
-            (Some(home), _, _) => home,
-            (None, Some(data), _) => data.join("openjarvis"),
-            (None, None, Some(user)) => user.join(".openjarvis"),
-            (None, None, None) => {
-                anyhow::bail!("cannot find the OpenJarvis home: set OPENJARVIS_HOME (or HOME)")
-            }
+        let (home, source_var) = match (var("OPENJARVIS_HOME"), var("XDG_DATA_HOME"), var("HOME")) {
+            (Some(home), _, _) => (home, "OPENJARVIS_HOME"),
+            (None, Some(data), _) => (data.join("openjarvis"), "XDG_DATA_HOME"),
+            (None, None, Some(user)) => (user.join(".openjarvis"), "HOME"),
+            (None, None, None) => return Err(PathsError::NoHome),
         };
+        let home = canonical_home(&home, source_var)?;
         let config_file = var("OPENJARVIS_CONFIG").unwrap_or_else(|| home.join("config.toml"));
         Ok(Paths { home, config_file })
     }
 
+    /// The paths of `home`: canonical when it exists; a home that does not
+    /// exist (yet) is normalised lexically (no `.`, no trailing `/`), since
+    /// creating directories is [`from_env`](Self::from_env)'s business.
     pub fn with_home(home: impl Into<PathBuf>) -> Self {
         let home = home.into();
+        let home = home
+            .canonicalize()
+            .unwrap_or_else(|_| lexically_normal(&home));
         Paths {
             config_file: home.join("config.toml"),
             home,
         }
     }
 
+    /// The canonical home.
     pub fn home(&self) -> &Path {
         &self.home
+    }
+
+    /// The value of the home label on this home's containers.
+    pub fn home_label(&self) -> String {
+        self.home.display().to_string()
     }
 
     /// `$OPENJARVIS_CONFIG` or `<home>/config.toml`.
@@ -55,6 +96,12 @@ impl Paths {
     /// defines the path; the reference never takes it).
     pub fn lock_file(&self) -> PathBuf {
         self.home.join("runtime").join("mining.lock")
+    }
+
+    /// The host's record of the last session that ended here (see
+    /// `session::history`), so `status` tells `stopped` from `configured`.
+    pub fn last_session(&self) -> PathBuf {
+        self.home.join("runtime").join("mining-last-session.json")
     }
 
     /// Community provider components.
@@ -75,5 +122,106 @@ impl Paths {
     /// Compiled-component cache.
     pub fn component_cache(&self) -> PathBuf {
         self.home.join("cache").join("mining").join("components")
+    }
+}
+
+/// Creates `home` if missing, then resolves it to its canonical path.
+fn canonical_home(home: &Path, source_var: &'static str) -> Result<PathBuf, PathsError> {
+    let unusable = |error| PathsError::Unusable {
+        home: home.to_owned(),
+        source_var,
+        error,
+    };
+    if home.exists() && !home.is_dir() {
+        return Err(PathsError::NotADirectory {
+            home: home.to_owned(),
+            source_var,
+        });
+    }
+    std::fs::create_dir_all(home).map_err(unusable)?;
+    home.canonicalize().map_err(unusable)
+}
+
+/// `home` without `.` components, `..` folded into their parent, and no
+/// trailing separator (no file system access).
+fn lexically_normal(home: &Path) -> PathBuf {
+    let mut normal = PathBuf::new();
+    for component in home.components() {
+        match component {
+            Component::CurDir => {}
+            Component::ParentDir if normal.file_name().is_some() => {
+                normal.pop();
+            }
+            other => normal.push(other),
+        }
+    }
+    normal
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spellings_of_one_home_are_one_home() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().join("h");
+        std::fs::create_dir_all(home.join("sub")).unwrap();
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&home, &link).unwrap();
+        let canonical = home.canonicalize().unwrap();
+        let spellings = [
+            home.clone(),
+            PathBuf::from(format!("{}/", home.display())),
+            home.join("."),
+            home.join("sub").join(".."),
+            link.clone(),
+            PathBuf::from(format!("{}/", link.display())),
+        ];
+        for spelling in spellings {
+            let paths = Paths::with_home(&spelling);
+            assert_eq!(paths.home(), canonical, "{}", spelling.display());
+            assert_eq!(paths.home_label(), canonical.display().to_string());
+            assert_eq!(paths.sidecar(), canonical.join("runtime/mining.json"));
+            assert_eq!(
+                canonical_home(&spelling, "OPENJARVIS_HOME").unwrap(),
+                canonical
+            );
+        }
+    }
+
+    #[test]
+    fn a_missing_home_is_created_then_resolved() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().join("a/b/");
+        let resolved = canonical_home(&home, "OPENJARVIS_HOME").unwrap();
+        assert!(resolved.is_dir());
+        assert_eq!(resolved, dir.path().canonicalize().unwrap().join("a/b"));
+        // Without creating: lexical only.
+        assert_eq!(
+            Paths::with_home("/nonexistent/x/./y/../z/").home(),
+            Path::new("/nonexistent/x/z")
+        );
+    }
+
+    #[test]
+    fn a_file_or_an_uncreatable_home_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("file");
+        std::fs::write(&file, "").unwrap();
+        let err = canonical_home(&file, "OPENJARVIS_HOME").unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("is not a directory; point OPENJARVIS_HOME"),
+            "{err}"
+        );
+        let err = canonical_home(&file.join("below"), "XDG_DATA_HOME").unwrap_err();
+        assert!(
+            err.to_string().contains("cannot be created or resolved")
+                && err
+                    .to_string()
+                    .contains("point XDG_DATA_HOME at a directory"),
+            "{err}"
+        );
     }
 }

@@ -1,13 +1,17 @@
 //! `jarvis mine attach`: record an externally started miner so OpenJarvis
-//! routes inference to it.
+//! routes inference to it. Under the session lock, and never over a live
+//! session that `jarvis mine start` made.
 
 use super::output::println;
+use super::session::{mine_error, paths};
 use super::{CliError, CliResult};
-use crate::paths::Paths;
+use crate::docker::Docker;
+use crate::lifecycle;
 use crate::session::state::EXTERNAL_CONTAINER_ID;
 use crate::session::{SessionRecord, sidecar};
 use clap::Args;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 #[derive(Args)]
@@ -30,7 +34,7 @@ pub struct AttachArgs {
 }
 
 pub fn run(args: &AttachArgs) -> CliResult {
-    let paths = Paths::from_env().map_err(|err| CliError::failure(err.to_string()))?;
+    let paths = paths()?;
     let endpoint = args.vllm_endpoint.trim_end_matches('/');
     let record = SessionRecord {
         provider: "vllm-pearl".into(),
@@ -48,8 +52,10 @@ pub fn run(args: &AttachArgs) -> CliResult {
     };
     sidecar::validate(&record)
         .map_err(|err| CliError::invalid_input(format!("cannot attach: {err}")))?;
-    let path = paths.sidecar();
-    sidecar::write(&path, &record).map_err(|err| CliError::failure(err.to_string()))?;
-    println!("Sidecar written to {}", path.display());
+    let docker = Docker::connect()
+        .map(Arc::new)
+        .map_err(|err| err.to_string());
+    lifecycle::attach(&paths, docker, &record).map_err(mine_error)?;
+    println!("Sidecar written to {}", paths.sidecar().display());
     Ok(ExitCode::SUCCESS)
 }

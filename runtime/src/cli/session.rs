@@ -16,6 +16,8 @@ use std::sync::Arc;
 pub struct Opened {
     pub paths: Paths,
     pub config: Config,
+    /// Why the config could not be read ([`open_tolerant`] only).
+    pub config_error: Option<String>,
     pub sandbox: Sandbox,
     pub registry: Registry,
     pub docker: Result<Arc<Docker>, String>,
@@ -26,6 +28,7 @@ impl Opened {
         Miner {
             paths: &self.paths,
             mining: self.config.mining.as_ref(),
+            config_error: self.config_error.clone(),
             sandbox: &self.sandbox,
             registry: &self.registry,
             docker: self.docker.clone(),
@@ -33,8 +36,13 @@ impl Opened {
     }
 }
 
+/// The home (canonical; a home that cannot be made is bad input, exit 2).
+pub fn paths() -> Result<Paths, CliError> {
+    Paths::from_env().map_err(|err| CliError::invalid_input(err.to_string()))
+}
+
 pub fn paths_and_config() -> Result<(Paths, Config), CliError> {
-    let paths = Paths::from_env().map_err(|err| CliError::failure(err.to_string()))?;
+    let paths = paths()?;
     let config = Config::load(paths.config_file())
         .map_err(|err| CliError::invalid_input(err.to_string()))?;
     Ok((paths, config))
@@ -59,8 +67,36 @@ pub fn sandbox_and_registry(
     Ok((sandbox, registry, policy))
 }
 
+/// Everything `start` needs; a config that cannot be read is an error.
 pub fn open(limits: SandboxLimits) -> Result<Opened, CliError> {
     let (paths, config) = paths_and_config()?;
+    opened(paths, config, None, limits)
+}
+
+/// For `stop` and `status`, which must work while a miner runs even when
+/// the config has a typo: an unreadable config is a warning (printed here,
+/// once) and the commands work from the session record.
+pub fn open_tolerant(limits: SandboxLimits) -> Result<Opened, CliError> {
+    let paths = paths()?;
+    let (config, config_error) = match Config::load(paths.config_file()) {
+        Ok(config) => (config, None),
+        Err(err) => {
+            let warning = format!(
+                "cannot read the config, so this works from the session record alone: {err}"
+            );
+            eprintln!("warning: {warning}");
+            (Config::default(), Some(warning))
+        }
+    };
+    opened(paths, config, config_error, limits)
+}
+
+fn opened(
+    paths: Paths,
+    config: Config,
+    config_error: Option<String>,
+    limits: SandboxLimits,
+) -> Result<Opened, CliError> {
     let (sandbox, registry, _) = sandbox_and_registry(&paths, limits)?;
     let docker = Docker::connect()
         .map(Arc::new)
@@ -68,6 +104,7 @@ pub fn open(limits: SandboxLimits) -> Result<Opened, CliError> {
     Ok(Opened {
         paths,
         config,
+        config_error,
         sandbox,
         registry,
         docker,
@@ -79,7 +116,9 @@ pub fn mine_error(err: MineError) -> CliError {
     use crate::bindings::Error as E;
     let code = match &err {
         MineError::NotConfigured | MineError::UnknownProvider(_) => exit::INVALID_INPUT,
-        MineError::Lock(LockError::Busy { .. }) => exit::BUSY,
+        MineError::Lock(LockError::Busy { .. })
+        | MineError::SessionLive { .. }
+        | MineError::Attached { .. } => exit::BUSY,
         MineError::Docker(_) => exit::DOCKER_UNAVAILABLE,
         MineError::Refused {
             error: E::Invalid(_),

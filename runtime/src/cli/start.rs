@@ -1,5 +1,6 @@
 //! `jarvis mine start`: checks first (nothing is touched when one fails),
-//! then the provider's sandboxed `start` under the session lock.
+//! then the provider's sandboxed `start` under the session lock, then a
+//! bounded wait until the miner's vLLM answers.
 
 use super::escape::one_line;
 use super::output::{GOOD, eprintln, paint, println};
@@ -8,11 +9,20 @@ use super::{CliError, CliResult, exit};
 use crate::config::MiningConfig;
 use crate::docker::ImageProgress;
 use crate::doctor::check_address;
+use crate::lifecycle::{StartOptions, Waiting};
 use crate::sandbox::SandboxLimits;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use std::collections::HashMap;
 use std::io::IsTerminal;
 use std::process::ExitCode;
+use std::time::Duration;
+
+/// `[mining.extra].start_wait_seconds` when not set: loading a large model
+/// into vLLM (and a first download into the Hugging Face cache) takes
+/// minutes.
+pub const DEFAULT_START_WAIT_SECONDS: i64 = 1800;
+/// The largest wait accepted (a day).
+const MAX_START_WAIT_SECONDS: i64 = 86_400;
 
 pub fn run(limits: SandboxLimits) -> CliResult {
     let opened = open(limits)?;
@@ -20,13 +30,31 @@ pub fn run(limits: SandboxLimits) -> CliResult {
         CliError::invalid_input("no [mining] section in config - run `jarvis mine init`")
     })?;
     preflight(mining)?;
+    let ready_wait = ready_wait(mining)?;
     if let Err(err) = &opened.docker {
         return Err(CliError {
             code: exit::DOCKER_UNAVAILABLE,
             message: format!("Docker unavailable: {err}"),
         });
     }
-    let report = opened.miner().start(progress_sink()).map_err(mine_error)?;
+    let options = StartOptions {
+        image_progress: progress_sink(),
+        ready_wait,
+        on_wait: wait_sink(),
+    };
+    let report = match opened.miner().start(options) {
+        Ok(report) => report,
+        Err(failure) => {
+            for repair in &failure.repairs {
+                eprintln!("note: {repair}");
+            }
+            for line in failure.cleanup.lines() {
+                eprintln!("{line}");
+            }
+            let failure = *failure;
+            return Err(mine_error(failure.error));
+        }
+    };
     for repair in &report.repairs {
         eprintln!("note: {repair}");
     }
@@ -40,14 +68,68 @@ pub fn run(limits: SandboxLimits) -> CliResult {
             "{} is already running ({endpoint}). Run `jarvis mine status` for live stats.",
             mining.provider
         );
-    } else {
+    } else if report.waited {
         println!(
             "{} {} ({endpoint}). Run `jarvis mine status` for live stats.",
             paint(GOOD, "Started"),
             mining.provider
         );
+    } else {
+        println!(
+            "{} {} ({endpoint}), without waiting for vLLM to answer \
+             ([mining.extra].start_wait_seconds = 0). Run `jarvis mine status` to see it come up.",
+            paint(GOOD, "Started"),
+            mining.provider
+        );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `[mining.extra].start_wait_seconds`: how long `start` waits for vLLM
+/// (`None` for 0: not at all).
+fn ready_wait(mining: &MiningConfig) -> Result<Option<Duration>, CliError> {
+    let seconds = match mining.extra.get("start_wait_seconds") {
+        None => DEFAULT_START_WAIT_SECONDS,
+        Some(toml::Value::Integer(n)) if (0..=MAX_START_WAIT_SECONDS).contains(n) => *n,
+        Some(other) => {
+            return Err(CliError::invalid_input(format!(
+                "[mining.extra].start_wait_seconds must be a whole number of seconds from 0 (do not wait) \
+                 to {MAX_START_WAIT_SECONDS}, got {other}: fix it in the config"
+            )));
+        }
+    };
+    Ok((seconds > 0).then(|| Duration::from_secs(seconds as u64)))
+}
+
+/// Readiness progress: a spinner with the time waited on a terminal, one
+/// line otherwise.
+fn wait_sink() -> Box<dyn FnMut(&Waiting)> {
+    if !std::io::stderr().is_terminal() {
+        let mut said = false;
+        return Box::new(move |wait| {
+            if !said {
+                said = true;
+                eprintln!(
+                    "waiting up to {} s for vLLM at {} to answer",
+                    wait.limit.as_secs(),
+                    wait.endpoint
+                );
+            }
+        });
+    }
+    let spinner = ProgressBar::new_spinner().with_finish(indicatif::ProgressFinish::AndClear);
+    spinner.set_style(
+        ProgressStyle::with_template("{spinner} {msg}").expect("valid progress template"),
+    );
+    Box::new(move |wait| {
+        spinner.set_message(format!(
+            "waiting for vLLM at {} ({} s of {} s)",
+            wait.endpoint,
+            wait.elapsed.as_secs(),
+            wait.limit.as_secs()
+        ));
+        spinner.tick();
+    })
 }
 
 /// The checks that need no Docker and no provider: wallet, model, password.

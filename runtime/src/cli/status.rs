@@ -2,7 +2,7 @@
 
 use super::escape::one_line;
 use super::output::{BAD, GOOD, HEADING, paint};
-use super::session::{mine_error, open};
+use super::session::{mine_error, open_tolerant};
 use super::{CliResult, output_error};
 use crate::lifecycle::StatusReport;
 use crate::sandbox::SandboxLimits;
@@ -22,7 +22,7 @@ pub struct StatusArgs {
 }
 
 pub fn run(args: &StatusArgs, limits: SandboxLimits) -> CliResult {
-    let opened = open(limits)?;
+    let opened = open_tolerant(limits)?;
     loop {
         let report = opened.miner().status().map_err(mine_error)?;
         let mut out = super::output::stdout();
@@ -49,16 +49,19 @@ fn row(out: &mut impl Write, label: &str, value: impl std::fmt::Display) -> std:
 }
 
 fn write_report(out: &mut impl Write, report: &StatusReport) -> std::io::Result<()> {
-    match (report.state.as_str(), report.exit_code) {
-        ("running", _) => row(out, "state", paint(GOOD, "running"))?,
-        ("failed", Some(code)) => row(
-            out,
-            "state",
-            paint(BAD, format!("failed (exit code {code})")),
-        )?,
-        ("failed", None) => row(out, "state", paint(BAD, "failed"))?,
-        (other, _) => row(out, "state", other)?,
-    }
+    let restarts = report.restart_count.filter(|n| *n > 0);
+    let state = match (report.state.as_str(), report.exit_code, restarts) {
+        ("running", _, _) => paint(GOOD, "running".to_owned()),
+        ("failed", Some(code), Some(n)) => paint(
+            BAD,
+            format!("failed (exit code {code}, restarted {n} times)"),
+        ),
+        ("failed", Some(code), None) => paint(BAD, format!("failed (exit code {code})")),
+        ("failed", None, Some(n)) => paint(BAD, format!("failed (restarted {n} times)")),
+        ("failed", None, None) => paint(BAD, "failed".to_owned()),
+        (other, _, _) => paint(anstyle::Style::new(), other.to_owned()),
+    };
+    row(out, "state", state)?;
     if let Some(provider) = &report.provider {
         row(out, "provider", one_line(provider))?;
     }
@@ -73,6 +76,9 @@ fn write_report(out: &mut impl Write, report: &StatusReport) -> std::io::Result<
             "container",
             format!("{} ({})", one_line(&id), one_line(&container.status)),
         )?;
+        if let Some(n) = restarts {
+            row(out, "restarts", n)?;
+        }
     }
     if let Some(stats) = &report.stats {
         row(out, "shares submitted", stats.shares_submitted)?;

@@ -24,7 +24,8 @@ pub struct ContainerState {
     /// created, running, paused, restarting, removing, exited or dead.
     pub status: String,
     pub running: bool,
-    /// Set once the container has exited (`status` exited or dead).
+    /// Set once the container has exited (`status` exited or dead), and
+    /// while Docker restarts it (`restarting`: the last run's code).
     pub exit_code: Option<i64>,
     /// RFC 3339; `None` when it never started.
     pub started_at: Option<String>,
@@ -182,15 +183,36 @@ impl Docker {
             Some(value) => format!("{label}={value}"),
             None => label.to_owned(),
         };
-        let filters = HashMap::from([("label", vec![filter.as_str()])]);
+        self.list_filtered(vec![filter])
+    }
+
+    /// Every container (running or not) carrying all of these `label=value`
+    /// pairs.
+    pub fn list_with_labels(
+        &self,
+        labels: &[(&str, &str)],
+    ) -> Result<Vec<ContainerSummary>, DockerError> {
+        self.list_filtered(
+            labels
+                .iter()
+                .map(|(label, value)| format!("{label}={value}"))
+                .collect(),
+        )
+    }
+
+    /// Docker ANDs label filters.
+    fn list_filtered(&self, filters: Vec<String>) -> Result<Vec<ContainerSummary>, DockerError> {
+        let shown = filters.join(", ");
+        let labels: Vec<&str> = filters.iter().map(String::as_str).collect();
+        let filters = HashMap::from([("label", labels)]);
         let options = ListContainersOptionsBuilder::default()
             .all(true)
             .filters(&filters)
             .build();
-        let what = format!("failed to list containers labelled '{filter}'");
+        let what = format!("failed to list containers labelled '{shown}'");
         let containers = self
             .call(
-                &format!("listing containers labelled '{filter}'"),
+                &format!("listing containers labelled '{shown}'"),
                 self.timeouts.request,
                 self.client.list_containers(Some(options)),
             )?
@@ -223,9 +245,12 @@ fn container_state(response: ContainerInspectResponse) -> ContainerState {
     let state = response.state.unwrap_or_default();
     let config = response.config.unwrap_or_default();
     let status = state.status.unwrap_or(ContainerStateStatusEnum::EMPTY);
+    // A running container's ExitCode is 0, not a result.
     let finished = matches!(
         status,
-        ContainerStateStatusEnum::EXITED | ContainerStateStatusEnum::DEAD
+        ContainerStateStatusEnum::EXITED
+            | ContainerStateStatusEnum::DEAD
+            | ContainerStateStatusEnum::RESTARTING
     );
     ContainerState {
         id: response.id.unwrap_or_default(),

@@ -2,13 +2,18 @@
 //!
 //! - [`sidecar`]: `<home>/runtime/mining.json`, the record OpenJarvis's engine
 //!   discovery reads to route inference to the mining vLLM.
-//! - [`lock`]: `<home>/runtime/mining.lock`, so only one `start`/`stop` runs
-//!   at a time (the reference defines the path but never locks it).
+//! - [`lock`]: `<home>/runtime/mining.lock`, so only one `start`/`stop`/
+//!   `attach` runs at a time (the reference defines the path but never locks it).
+//! - [`history`]: `<home>/runtime/mining-last-session.json`, the host's record
+//!   that a session ended here.
 //! - [`state`]: the lifecycle state `status` prints, derived by a pure function
-//!   from what is observed (config, sidecar, container), and the
+//!   from what is observed (config, sidecar, containers, history), and the
 //!   reconciliation a stale session needs.
+//! - [`private_file`]: the atomic, mode-0600 write they share.
 
+pub mod history;
 pub mod lock;
+pub mod private_file;
 pub mod sidecar;
 pub mod state;
 

@@ -35,9 +35,10 @@
 //! [`SidecarError::OpenJarvisProcesses`], never "corrupt", so nothing here
 //! removes the only record of processes OpenJarvis must stop.
 
+use super::private_file;
 use serde::{Deserialize, Deserializer, Serialize};
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 /// `read` refuses files larger than this (a real record is well under 2 KiB).
@@ -46,8 +47,7 @@ pub const MAX_FILE_BYTES: u64 = 64 * 1024;
 /// [`validate`] refuses any string field longer than this many bytes.
 pub const MAX_STRING_BYTES: usize = 4096;
 
-/// Prefix of the temporary files `write` renames into place.
-pub const TEMP_PREFIX: &str = ".mining-";
+pub use super::private_file::TEMP_PREFIX;
 
 /// One mining session, as written to the sidecar.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -175,10 +175,8 @@ pub fn to_json(record: &SessionRecord) -> String {
     serde_json::to_string_pretty(&sorted).expect("a JSON map always serialises")
 }
 
-/// Atomically replaces `path` with `record`: creates the parent directory,
-/// writes a `.mining-*` temporary file (mode 0600 from creation) beside it,
-/// fsyncs, renames it over `path` and fsyncs the directory. On any error the
-/// temporary file is removed and `path` is untouched.
+/// Atomically replaces `path` with `record` (see [`private_file::write`]);
+/// on any error `path` is untouched.
 pub fn write(path: &Path, record: &SessionRecord) -> Result<(), SidecarError> {
     let err = |source| SidecarError::Write {
         path: path.to_owned(),
@@ -194,30 +192,7 @@ pub fn write(path: &Path, record: &SessionRecord) -> Result<(), SidecarError> {
             ),
         )));
     }
-    let dir = match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir,
-        _ => Path::new("."),
-    };
-    std::fs::create_dir_all(dir).map_err(err)?;
-    let mut builder = tempfile::Builder::new();
-    builder.prefix(TEMP_PREFIX).suffix(".tmp");
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        builder.permissions(std::fs::Permissions::from_mode(0o600));
-    }
-    // `NamedTempFile` deletes the file when dropped, so every early return
-    // below (and a failed `persist`) cleans up.
-    let mut temp = builder.tempfile_in(dir).map_err(err)?;
-    temp.write_all(text.as_bytes()).map_err(err)?;
-    temp.as_file().sync_all().map_err(err)?;
-    temp.persist(path).map_err(|e| err(e.error))?;
-    // Make the rename durable; some filesystems cannot fsync a directory,
-    // and the rename has happened either way.
-    if let Ok(dir) = std::fs::File::open(dir) {
-        let _ = dir.sync_all();
-    }
-    Ok(())
+    private_file::write(path, text.as_bytes()).map_err(err)
 }
 
 /// Reads the sidecar. A missing file is `Ok(None)`; anything else that is

@@ -3,8 +3,9 @@
 //!
 //! Everything here is a pure function of an [`Observation`] the caller
 //! gathers: whether `[mining]` exists, what the sidecar says, what Docker
-//! says about our container, whether vLLM answers, and which command (if
-//! any) holds the session lock. The intended flow for `status` and `start`:
+//! says about every container labelled for this home, whether vLLM answers,
+//! which command (if any) holds the session lock, and whether a session
+//! ever ended here. The intended flow for `status` and `start`:
 //!
 //! 1. take the [`SessionLock`](super::SessionLock) (`start`/`stop`), or read
 //!    its holder (`status`, which only reports);
@@ -13,10 +14,17 @@
 //!    sidecar would look like an orphan), printing each action's message;
 //! 3. observe again and print [`derive()`]'s state.
 //!
-//! A container is *linked* to the sidecar when the sidecar's `container_id`
-//! names it (either id may be the 12-character short form). A sidecar whose
-//! `container_id` is `external` was written by `mine attach` for a miner this
-//! runtime does not own; it is never reconciled against containers.
+//! A container is *described* by the sidecar when the sidecar's
+//! `container_id` names it (either id may be the 12-character short form)
+//! or when the host labelled it with the sidecar's session id. A sidecar
+//! whose `container_id` is `external` was written by `mine attach` for a
+//! miner this runtime does not own; it is never reconciled against
+//! containers.
+//!
+//! **Invariant**: [`reconcile`] never removes a container that a live
+//! record describes (a record that is not stale or corrupt). Every command
+//! that writes the record holds the lock that `apply` holds, so the record
+//! cannot change between observation and repair.
 
 use std::fmt;
 
@@ -47,9 +55,11 @@ pub enum Lifecycle {
     Stopped,
     /// The container exited non-zero, is dead, paused or restart-looping, or
     /// the session records disagree with what exists (stale sidecar, orphan
-    /// container). `last_lines` is the log tail the caller supplied.
+    /// container). `last_lines` is the log tail the caller supplied;
+    /// `restart_count` is how often Docker restarted the container.
     Failed {
         exit_code: Option<i64>,
+        restart_count: i64,
         last_lines: Vec<String>,
     },
 }
@@ -76,8 +86,9 @@ impl fmt::Display for Lifecycle {
 }
 
 /// Docker's `.State.Status` of our container.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ContainerState {
+    #[default]
     Created,
     Running,
     Paused,
@@ -114,13 +125,34 @@ impl ContainerState {
             _ => return None,
         })
     }
+
+    /// Still holds (or may again hold) a process: what an orphan is.
+    fn alive(self) -> bool {
+        matches!(
+            self,
+            ContainerState::Created
+                | ContainerState::Running
+                | ContainerState::Paused
+                | ContainerState::Restarting { .. }
+        )
+    }
 }
 
-/// Our container as Docker reports it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A container labelled for this home, as Docker reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ObservedContainer {
     pub id: String,
+    /// Without Docker's leading '/'.
+    pub name: String,
+    /// The host's labels: session id, provider id, component sha256.
+    pub session: Option<String>,
+    pub provider: Option<String>,
+    pub component: Option<String>,
     pub state: ContainerState,
+    /// `RestartCount` from `docker inspect`.
+    pub restart_count: i64,
+    /// Unix seconds.
+    pub created: i64,
 }
 
 /// What the sidecar file holds.
@@ -129,7 +161,10 @@ pub enum SidecarState {
     #[default]
     Absent,
     Present {
+        provider: String,
         container_id: String,
+        /// The host's session id (absent in records OpenJarvis wrote).
+        session_id: Option<String>,
         started_at: u64,
     },
     /// Unreadable or not a session record (see `sidecar::SidecarError`).
@@ -139,7 +174,9 @@ pub enum SidecarState {
 impl From<&super::SessionRecord> for SidecarState {
     fn from(record: &super::SessionRecord) -> SidecarState {
         SidecarState::Present {
+            provider: record.provider.clone(),
             container_id: record.container_id.clone(),
+            session_id: record.session_id.clone(),
             started_at: record.started_at,
         }
     }
@@ -150,6 +187,7 @@ impl From<&super::SessionRecord> for SidecarState {
 pub enum Operation {
     Start,
     Stop,
+    Attach,
 }
 
 impl Operation {
@@ -158,6 +196,7 @@ impl Operation {
         match word {
             "start" => Some(Operation::Start),
             "stop" => Some(Operation::Stop),
+            "attach" => Some(Operation::Attach),
             _ => None,
         }
     }
@@ -166,6 +205,7 @@ impl Operation {
         match self {
             Operation::Start => "start",
             Operation::Stop => "stop",
+            Operation::Attach => "attach",
         }
     }
 }
@@ -173,15 +213,16 @@ impl Operation {
 /// Everything the state is derived from.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Observation {
-    /// `[mining]` exists in the config.
+    /// `[mining]` exists in the config (or the config cannot be read, and
+    /// the caller says so).
     pub configured: bool,
-    /// A session has run since this home was set up; tells `stopped` from
-    /// `configured`. Suggested source: `<home>/runtime/mining.lock` exists
-    /// (the first `start` creates it; nothing deletes it).
+    /// A session ended here before: the host's record of the last session
+    /// (`session::history`). Tells `stopped` from `configured`; the lock
+    /// file says nothing (any command may create it).
     pub started_before: bool,
     pub sidecar: SidecarState,
-    /// Our container (by name/label), `None` if it does not exist.
-    pub container: Option<ObservedContainer>,
+    /// Every container labelled for this home.
+    pub containers: Vec<ObservedContainer>,
     /// vLLM answered `/v1/models` (`Some(true)`), did not (`Some(false)`),
     /// or was not asked (`None`).
     pub ready: Option<bool>,
@@ -189,15 +230,32 @@ pub struct Observation {
     pub in_progress: Option<Operation>,
     /// Unix seconds.
     pub now: u64,
-    /// The container's log tail, carried into `Failed` (may be empty).
+    /// The main container's log tail, carried into `Failed` (may be empty).
     pub last_lines: Vec<String>,
 }
 
 impl Observation {
-    fn linked(&self) -> bool {
-        match (&self.sidecar, &self.container) {
-            (SidecarState::Present { container_id, .. }, Some(c)) => same_id(container_id, &c.id),
-            _ => false,
+    /// The container the state is about: the one the sidecar names, else
+    /// the newest that still runs, else the newest.
+    pub fn main_container(&self) -> Option<&ObservedContainer> {
+        self.linked()
+            .or_else(|| {
+                self.containers
+                    .iter()
+                    .filter(|c| c.state.alive())
+                    .max_by_key(|c| c.created)
+            })
+            .or_else(|| self.containers.iter().max_by_key(|c| c.created))
+    }
+
+    /// The container the sidecar names.
+    fn linked(&self) -> Option<&ObservedContainer> {
+        match &self.sidecar {
+            SidecarState::Present { container_id, .. } => self
+                .containers
+                .iter()
+                .find(|c| same_id(container_id, &c.id)),
+            _ => None,
         }
     }
 
@@ -212,9 +270,44 @@ impl Observation {
         }
     }
 
+    /// Why the sidecar is stale, if it is: the container it names is gone
+    /// or finished. Attached records are never stale here.
+    fn stale(&self) -> Option<Stale> {
+        if !matches!(self.sidecar, SidecarState::Present { .. }) || self.attached() {
+            return None;
+        }
+        match self.linked().map(|c| c.state) {
+            None => Some(Stale::Gone),
+            Some(ContainerState::Exited { code }) => Some(Stale::Exited { code: Some(code) }),
+            Some(ContainerState::Dead { code }) => Some(Stale::Exited { code }),
+            Some(_) => None,
+        }
+    }
+
+    /// Whether a live record (present, not stale) describes `container`:
+    /// names it, or carries the session id the host labelled it with.
+    pub fn described_by_live_record(&self, container: &ObservedContainer) -> bool {
+        let SidecarState::Present {
+            container_id,
+            session_id,
+            ..
+        } = &self.sidecar
+        else {
+            return false;
+        };
+        if self.stale().is_some() {
+            return false;
+        }
+        same_id(container_id, &container.id)
+            || session_id
+                .as_deref()
+                .is_some_and(|id| container.session.as_deref() == Some(id))
+    }
+
     fn failed(&self, exit_code: Option<i64>) -> Lifecycle {
         Lifecycle::Failed {
             exit_code,
+            restart_count: self.main_container().map_or(0, |c| c.restart_count),
             last_lines: self.last_lines.clone(),
         }
     }
@@ -224,6 +317,11 @@ impl Observation {
 fn same_id(a: &str, b: &str) -> bool {
     let (a, b) = (a.trim(), b.trim());
     !a.is_empty() && !b.is_empty() && (a.starts_with(b) || b.starts_with(a))
+}
+
+/// The 12-character form Docker prints.
+pub fn short_id(id: &str) -> &str {
+    &id[..id.len().min(12)]
 }
 
 /// The lifecycle state of the observed session.
@@ -247,11 +345,12 @@ pub fn derive(o: &Observation) -> Lifecycle {
         return Lifecycle::Stopping;
     }
     let starting = o.in_progress == Some(Operation::Start);
-    if let Some(container) = &o.container {
+    if let Some(container) = o.main_container() {
         let young = o.age().is_some_and(|age| age < STARTING_GRACE_SECS);
+        let linked = o.linked().is_some();
         return match container.state {
             ContainerState::Removing => Lifecycle::Stopping,
-            ContainerState::Running | ContainerState::Created if o.linked() => {
+            ContainerState::Running | ContainerState::Created if linked => {
                 let running = container.state == ContainerState::Running;
                 if running && o.ready == Some(true) {
                     Lifecycle::Running
@@ -300,11 +399,55 @@ pub enum Stale {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reconciliation {
     /// Remove the sidecar, so OpenJarvis stops routing to a dead endpoint.
-    RemoveStaleSidecar { container_id: String, why: Stale },
+    RemoveStaleSidecar {
+        provider: String,
+        container_id: String,
+        why: Stale,
+    },
     /// Remove a sidecar that is not a session record.
     RemoveCorruptSidecar { reason: String },
-    /// Remove (force) our container, which no sidecar describes.
-    RemoveOrphanContainer { id: String },
+    /// Remove (force) our container, which no live record describes.
+    RemoveOrphanContainer(ObservedContainer),
+    /// Before a new session: remove a finished session's container, kept
+    /// until then for `jarvis mine logs`.
+    RemoveFinishedContainer(ObservedContainer),
+}
+
+impl Reconciliation {
+    /// Whom the audit record names: the provider whose session or
+    /// container it was (`host` when nobody's), and its component.
+    pub fn subject(&self) -> (&str, &str) {
+        match self {
+            Reconciliation::RemoveStaleSidecar { provider, .. } => (provider, ""),
+            Reconciliation::RemoveCorruptSidecar { .. } => ("host", ""),
+            Reconciliation::RemoveOrphanContainer(c)
+            | Reconciliation::RemoveFinishedContainer(c) => (
+                c.provider.as_deref().unwrap_or("host"),
+                c.component.as_deref().unwrap_or_default(),
+            ),
+        }
+    }
+
+    /// The audit record's action.
+    pub fn action(&self) -> String {
+        match self {
+            Reconciliation::RemoveStaleSidecar { container_id, .. } => format!(
+                "host.remove-stale-sidecar container={}",
+                short_id(container_id)
+            ),
+            Reconciliation::RemoveCorruptSidecar { .. } => "host.remove-corrupt-sidecar".into(),
+            Reconciliation::RemoveOrphanContainer(c) => format!(
+                "host.remove-orphan container={} name={}",
+                short_id(&c.id),
+                c.name
+            ),
+            Reconciliation::RemoveFinishedContainer(c) => format!(
+                "host.remove-finished container={} name={}",
+                short_id(&c.id),
+                c.name
+            ),
+        }
+    }
 }
 
 impl fmt::Display for Reconciliation {
@@ -313,15 +456,22 @@ impl fmt::Display for Reconciliation {
             Reconciliation::RemoveStaleSidecar {
                 container_id,
                 why: Stale::Gone,
+                ..
             } => write!(
                 f,
-                "stale sidecar removed: container {container_id} no longer exists"
+                "stale sidecar removed: container {} no longer exists",
+                short_id(container_id)
             ),
             Reconciliation::RemoveStaleSidecar {
                 container_id,
                 why: Stale::Exited { code },
+                ..
             } => {
-                write!(f, "stale sidecar removed: container {container_id} exited")?;
+                write!(
+                    f,
+                    "stale sidecar removed: container {} exited",
+                    short_id(container_id)
+                )?;
                 match code {
                     Some(code) => write!(f, " with code {code}"),
                     None => Ok(()),
@@ -330,9 +480,20 @@ impl fmt::Display for Reconciliation {
             Reconciliation::RemoveCorruptSidecar { reason } => {
                 write!(f, "corrupt sidecar removed: {reason}")
             }
-            Reconciliation::RemoveOrphanContainer { id } => {
-                write!(f, "orphan container {id} removed")
+            Reconciliation::RemoveOrphanContainer(c) => {
+                write!(
+                    f,
+                    "orphan container {} ({}) removed",
+                    short_id(&c.id),
+                    c.name
+                )
             }
+            Reconciliation::RemoveFinishedContainer(c) => write!(
+                f,
+                "finished container {} ({}) of an earlier session removed",
+                short_id(&c.id),
+                c.name
+            ),
         }
     }
 }
@@ -340,50 +501,58 @@ impl fmt::Display for Reconciliation {
 /// What must be repaired before the observation describes one coherent
 /// session (sidecar removals first, then containers). Nothing while another
 /// command holds the lock (`in_progress`). Apply only while holding the
-/// session lock.
+/// session lock. Never a container a live record describes (see the
+/// module's invariant).
 pub fn reconcile(o: &Observation) -> Vec<Reconciliation> {
     if o.in_progress.is_some() {
         return Vec::new();
     }
     let mut actions = Vec::new();
-    let linked = o.linked();
     match &o.sidecar {
         SidecarState::Corrupt { reason } => {
             actions.push(Reconciliation::RemoveCorruptSidecar {
                 reason: reason.clone(),
             });
         }
-        SidecarState::Present { container_id, .. } if !o.attached() => {
-            let why = match &o.container {
-                Some(c) if linked => match c.state {
-                    ContainerState::Exited { code } => Some(Stale::Exited { code: Some(code) }),
-                    ContainerState::Dead { code } => Some(Stale::Exited { code }),
-                    _ => None,
-                },
-                _ => Some(Stale::Gone),
-            };
-            if let Some(why) = why {
+        SidecarState::Present {
+            provider,
+            container_id,
+            ..
+        } => {
+            if let Some(why) = o.stale() {
                 actions.push(Reconciliation::RemoveStaleSidecar {
+                    provider: provider.clone(),
                     container_id: container_id.clone(),
                     why,
                 });
             }
         }
-        _ => {}
+        SidecarState::Absent => {}
     }
-    if let Some(c) = &o.container
-        && !linked
-        && matches!(
-            c.state,
-            ContainerState::Created
-                | ContainerState::Running
-                | ContainerState::Paused
-                | ContainerState::Restarting { .. }
-        )
-    {
-        actions.push(Reconciliation::RemoveOrphanContainer { id: c.id.clone() });
-    }
+    actions.extend(
+        o.containers
+            .iter()
+            .filter(|c| c.state.alive() && !o.described_by_live_record(c))
+            .cloned()
+            .map(Reconciliation::RemoveOrphanContainer),
+    );
     actions
+}
+
+/// Before a new session starts: the finished containers of earlier
+/// sessions, kept until now for `jarvis mine logs`.
+pub fn finished(o: &Observation) -> Vec<Reconciliation> {
+    o.containers
+        .iter()
+        .filter(|c| {
+            matches!(
+                c.state,
+                ContainerState::Exited { .. } | ContainerState::Dead { .. }
+            )
+        })
+        .cloned()
+        .map(Reconciliation::RemoveFinishedContainer)
+        .collect()
 }
 
 #[cfg(test)]
@@ -401,17 +570,31 @@ mod tests {
         }
     }
 
+    fn container(id: &str, state: ContainerState) -> ObservedContainer {
+        ObservedContainer {
+            id: id.into(),
+            name: "openjarvis-pearl-miner".into(),
+            session: Some("s-1".into()),
+            provider: Some("vllm-pearl".into()),
+            state,
+            ..ObservedContainer::default()
+        }
+    }
+
+    fn record(container_id: &str, started_at: u64) -> SidecarState {
+        SidecarState::Present {
+            provider: "vllm-pearl".into(),
+            container_id: container_id.into(),
+            session_id: Some("s-1".into()),
+            started_at,
+        }
+    }
+
     /// A session started `age` seconds ago whose container is in `state`.
     fn session(age: u64, state: ContainerState) -> Observation {
         Observation {
-            sidecar: SidecarState::Present {
-                container_id: ID[..12].into(),
-                started_at: NOW - age,
-            },
-            container: Some(ObservedContainer {
-                id: ID.into(),
-                state,
-            }),
+            sidecar: record(&ID[..12], NOW - age),
+            containers: vec![container(ID, state)],
             started_before: true,
             ..configured()
         }
@@ -420,8 +603,13 @@ mod tests {
     fn failed(exit_code: Option<i64>) -> Lifecycle {
         Lifecycle::Failed {
             exit_code,
+            restart_count: 0,
             last_lines: vec![],
         }
+    }
+
+    fn orphan_of(o: &Observation, index: usize) -> Reconciliation {
+        Reconciliation::RemoveOrphanContainer(o.containers[index].clone())
     }
 
     #[test]
@@ -478,10 +666,7 @@ mod tests {
             ..configured()
         };
         assert_eq!(derive(&o), Lifecycle::Starting);
-        o.container = Some(ObservedContainer {
-            id: ID.into(),
-            state: ContainerState::Running,
-        });
+        o.containers = vec![container(ID, ContainerState::Running)];
         assert_eq!(derive(&o), Lifecycle::Starting);
         assert!(reconcile(&o).is_empty());
         // A start re-running over a long-lived session is still starting.
@@ -510,10 +695,7 @@ mod tests {
         }
         // A clock that went backwards (started_at in the future) is young.
         let mut future = session(0, ContainerState::Running);
-        future.sidecar = SidecarState::Present {
-            container_id: ID.into(),
-            started_at: NOW + 50,
-        };
+        future.sidecar = record(ID, NOW + 50);
         assert_eq!(derive(&future), Lifecycle::Starting);
     }
 
@@ -545,6 +727,7 @@ mod tests {
         assert_eq!(
             reconcile(&o),
             [Reconciliation::RemoveStaleSidecar {
+                provider: "vllm-pearl".into(),
                 container_id: ID[..12].into(),
                 why: Stale::Exited { code: Some(0) }
             }]
@@ -555,6 +738,7 @@ mod tests {
             derive(&o),
             Lifecycle::Failed {
                 exit_code: Some(137),
+                restart_count: 0,
                 last_lines: vec!["CUDA out of memory".into()]
             }
         );
@@ -583,13 +767,21 @@ mod tests {
 
     #[test]
     fn restart_loop_and_pause_fail() {
-        let o = session(
+        let mut o = session(
             500,
             ContainerState::Restarting {
-                last_exit_code: Some(1),
+                last_exit_code: Some(101),
             },
         );
-        assert_eq!(derive(&o), failed(Some(1)));
+        o.containers[0].restart_count = 7;
+        assert_eq!(
+            derive(&o),
+            Lifecycle::Failed {
+                exit_code: Some(101),
+                restart_count: 7,
+                last_lines: vec![]
+            }
+        );
         assert!(
             reconcile(&o).is_empty(),
             "`stop` cleans up a linked container"
@@ -602,7 +794,7 @@ mod tests {
     #[test]
     fn stale_sidecar() {
         let mut o = session(500, ContainerState::Running);
-        o.container = None;
+        o.containers.clear();
         assert_eq!(derive(&o), failed(None));
         let actions = reconcile(&o);
         assert_eq!(actions.len(), 1);
@@ -650,8 +842,13 @@ mod tests {
             let actions = reconcile(&o);
             assert_eq!(
                 actions.iter().map(ToString::to_string).collect::<Vec<_>>(),
-                [format!("orphan container {ID} removed")],
+                ["orphan container 0123456789ab (openjarvis-pearl-miner) removed"],
                 "{state:?}"
+            );
+            assert_eq!(actions[0].subject(), ("vllm-pearl", ""));
+            assert_eq!(
+                actions[0].action(),
+                "host.remove-orphan container=0123456789ab name=openjarvis-pearl-miner"
             );
         }
         // Exited containers without a sidecar are kept for `mine logs`.
@@ -665,7 +862,9 @@ mod tests {
     fn sidecar_naming_another_container() {
         let mut o = session(500, ContainerState::Running);
         o.sidecar = SidecarState::Present {
+            provider: "vllm-pearl".into(),
             container_id: "fedcba987654".into(),
+            session_id: Some("s-0".into()),
             started_at: NOW - 500,
         };
         assert_eq!(derive(&o), failed(None));
@@ -675,8 +874,8 @@ mod tests {
                 .map(ToString::to_string)
                 .collect::<Vec<_>>(),
             [
-                "stale sidecar removed: container fedcba987654 no longer exists".to_owned(),
-                format!("orphan container {ID} removed"),
+                "stale sidecar removed: container fedcba987654 no longer exists",
+                "orphan container 0123456789ab (openjarvis-pearl-miner) removed",
             ]
         );
     }
@@ -685,7 +884,9 @@ mod tests {
     fn attached_sessions() {
         let mut o = Observation {
             sidecar: SidecarState::Present {
+                provider: "vllm-pearl".into(),
                 container_id: EXTERNAL_CONTAINER_ID.into(),
+                session_id: None,
                 started_at: NOW - 5,
             },
             ..configured()
@@ -697,14 +898,8 @@ mod tests {
         assert_eq!(derive(&o), failed(None));
         assert!(reconcile(&o).is_empty(), "never reconciled");
         // Our own container running beside an attached session is an orphan.
-        o.container = Some(ObservedContainer {
-            id: ID.into(),
-            state: ContainerState::Running,
-        });
-        assert_eq!(
-            reconcile(&o),
-            [Reconciliation::RemoveOrphanContainer { id: ID.into() }]
-        );
+        o.containers = vec![container(ID, ContainerState::Running)];
+        assert_eq!(reconcile(&o), [orphan_of(&o, 0)]);
     }
 
     #[test]
@@ -729,7 +924,86 @@ mod tests {
             Operation::from_word(Operation::Stop.word()),
             Some(Operation::Stop)
         );
+        assert_eq!(Operation::from_word("attach"), Some(Operation::Attach));
         assert_eq!(Operation::from_word("init"), None);
+    }
+
+    #[test]
+    fn a_second_container_of_the_live_session_is_kept_others_go() {
+        let mut o = session(500, ContainerState::Running);
+        // The session's helper, labelled with its session id but not named
+        // in the record; and a leftover of an earlier session.
+        let mut helper = container(&"a".repeat(64), ContainerState::Running);
+        helper.name = "helper".into();
+        let mut leftover = container(
+            &"b".repeat(64),
+            ContainerState::Restarting {
+                last_exit_code: Some(1),
+            },
+        );
+        leftover.session = Some("s-0".into());
+        o.containers.extend([helper, leftover]);
+        assert_eq!(derive(&o), Lifecycle::Running);
+        assert_eq!(reconcile(&o), [orphan_of(&o, 2)]);
+    }
+
+    /// The invariant, over every combination of record and container
+    /// states: a container a live record describes is never removed.
+    #[test]
+    fn no_repair_removes_what_a_live_record_describes() {
+        let states = [
+            ContainerState::Created,
+            ContainerState::Running,
+            ContainerState::Paused,
+            ContainerState::Restarting {
+                last_exit_code: Some(101),
+            },
+            ContainerState::Removing,
+            ContainerState::Exited { code: 0 },
+            ContainerState::Exited { code: 3 },
+            ContainerState::Dead { code: None },
+        ];
+        let sidecars = [
+            SidecarState::Absent,
+            SidecarState::Corrupt { reason: "x".into() },
+            record(&ID[..12], NOW - 5),
+            record(&"c".repeat(12), NOW - 500),
+            record(EXTERNAL_CONTAINER_ID, NOW - 5),
+        ];
+        let mut checked = 0;
+        for sidecar in &sidecars {
+            for main in states {
+                for sibling in states {
+                    for sibling_session in [Some("s-1"), Some("s-0"), None] {
+                        let mut other = container(&"d".repeat(64), sibling);
+                        other.session = sibling_session.map(Into::into);
+                        let o = Observation {
+                            sidecar: sidecar.clone(),
+                            containers: vec![container(ID, main), other],
+                            ..configured()
+                        };
+                        for action in reconcile(&o) {
+                            if let Reconciliation::RemoveOrphanContainer(c) = &action {
+                                assert!(!o.described_by_live_record(c), "{o:#?}");
+                                assert!(c.state.alive(), "{o:#?}");
+                            }
+                        }
+                        // A live record keeps its own containers, whatever state.
+                        if matches!(sidecar, SidecarState::Present { .. })
+                            && o.stale().is_none()
+                            && !o.attached()
+                        {
+                            assert!(reconcile(&o).iter().all(|a| !matches!(
+                                a,
+                                Reconciliation::RemoveOrphanContainer(c) if c.id == ID
+                            )));
+                        }
+                        checked += 1;
+                    }
+                }
+            }
+        }
+        assert_eq!(checked, sidecars.len() * states.len() * states.len() * 3);
     }
 
     #[test]

@@ -15,11 +15,17 @@
 //!   gateway exports metrics would serve.
 //! - Exits 0 on SIGTERM (it runs as PID 1, which has no default handler);
 //!   `FAKE_MINER_EXIT_AFTER_MS` makes it exit 3 on its own, like a crash.
+//! - Misbehaves as its arguments ask (through `[mining.extra].vllm_args`,
+//!   since providers pass no test environment): `--fake-exit-after-ms N`
+//!   crashes after N ms with `--fake-exit-code C` (default 3), so with a
+//!   restart policy it crash-loops; `--fake-ready-after-ms N` answers
+//!   `/v1/models` with 503 until N ms after it started, like vLLM loading
+//!   a model.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 static REQUESTS: AtomicU64 = AtomicU64::new(0);
 static BLOCKS_SUBMITTED: AtomicU64 = AtomicU64::new(0);
@@ -38,6 +44,9 @@ struct Args {
     host: String,
     port: u16,
     gateway_metrics_port: Option<u16>,
+    exit_after: Option<Duration>,
+    exit_code: i32,
+    ready_after: Duration,
 }
 
 fn parse_args() -> Args {
@@ -51,11 +60,26 @@ fn parse_args() -> Args {
         .first()
         .cloned()
         .unwrap_or_else(|| "unknown-model".into());
+    let millis = |flag: &str| {
+        value(flag)
+            .and_then(|v| v.parse().ok())
+            .map(Duration::from_millis)
+    };
     Args {
         served: value("--served-model-name").unwrap_or_else(|| model.clone()),
         host: value("--host").unwrap_or_else(|| "0.0.0.0".into()),
         port: value("--port").and_then(|p| p.parse().ok()).unwrap_or(8000),
         gateway_metrics_port: value("--gateway-metrics-port").and_then(|p| p.parse().ok()),
+        exit_after: millis("--fake-exit-after-ms").or_else(|| {
+            std::env::var("FAKE_MINER_EXIT_AFTER_MS")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .map(Duration::from_millis)
+        }),
+        exit_code: value("--fake-exit-code")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(3),
+        ready_after: millis("--fake-ready-after-ms").unwrap_or_default(),
         model,
     }
 }
@@ -141,14 +165,12 @@ fn main() {
             }
         }
     });
-    if let Some(ms) = std::env::var("FAKE_MINER_EXIT_AFTER_MS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-    {
+    if let Some(after) = args.exit_after {
+        let code = args.exit_code;
         std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_millis(ms));
-            say("fatal: simulated crash");
-            std::process::exit(3);
+            std::thread::sleep(after);
+            say(&format!("fatal: simulated crash (exit code {code})"));
+            std::process::exit(code);
         });
     }
     if let Some(port) = args.gateway_metrics_port {
@@ -164,11 +186,13 @@ fn main() {
             }
         });
     }
+    let ready_at = Instant::now() + args.ready_after;
     for stream in listener.incoming().flatten() {
         let served = args.served.clone();
         let model = args.model.clone();
+        let ready = Instant::now() >= ready_at;
         std::thread::spawn(move || {
-            let _ = serve(stream, &served, &model, started);
+            let _ = serve(stream, &served, &model, started, ready);
         });
     }
 }
@@ -250,10 +274,21 @@ fn serve_gateway_metrics(stream: TcpStream, started: f64) -> std::io::Result<()>
     respond(reader, reply)
 }
 
-fn serve(stream: TcpStream, served: &str, model: &str, started: f64) -> std::io::Result<()> {
+fn serve(
+    stream: TcpStream,
+    served: &str,
+    model: &str,
+    started: f64,
+    ready: bool,
+) -> std::io::Result<()> {
     let mut reader = BufReader::new(stream);
     let (method, path) = read_request(&mut reader)?;
     let reply = match (method.as_str(), path.as_str()) {
+        ("GET", "/v1/models") if !ready => (
+            "503 Service Unavailable",
+            "application/json",
+            r#"{"error":"model loading"}"#.into(),
+        ),
         ("GET", "/v1/models") => (
             "200 OK",
             "application/json",
