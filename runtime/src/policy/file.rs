@@ -56,9 +56,6 @@ pub enum PolicyError {
     },
 }
 
-/// The largest policy file read (a generous enterprise file is tens of KiB).
-const MAX_POLICY_BYTES: u64 = 4 << 20;
-
 impl PolicyFile {
     /// Parses policy text; `origin` is only used in messages.
     pub fn parse(text: &str, origin: &Path) -> Result<PolicyFile, PolicyError> {
@@ -92,16 +89,12 @@ impl PolicyFile {
             path: path.to_owned(),
             message,
         };
-        let text = match std::fs::metadata(path) {
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        // Regular files only, capped while reading: a FIFO or /dev/zero as
+        // a policy file is an error, never a hang.
+        let text = match crate::bounded_read::read_text(path, &crate::bounded_read::POLICY_FILE) {
+            Ok(text) => text,
+            Err(err) if err.is_not_found() => return Ok(None),
             Err(err) => return Err(read_error(err.to_string())),
-            Ok(meta) if meta.len() > MAX_POLICY_BYTES => {
-                return Err(read_error(format!(
-                    "{} bytes is larger than the {MAX_POLICY_BYTES}-byte limit",
-                    meta.len()
-                )));
-            }
-            Ok(_) => std::fs::read_to_string(path).map_err(|err| read_error(err.to_string()))?,
         };
         PolicyFile::parse(&text, path).map(Some)
     }
