@@ -1494,7 +1494,8 @@ impl Home {
             self.path().join("mining/policy.toml"),
             format!(
                 "[providers.teardown]\ncapabilities = [\"containers\", \"sidecar\"]\n\n\
-                 [providers.teardown.containers]\nimages = [\"{repository}:*\"]\nnetwork_modes = [\"host\"]\n"
+                 [providers.teardown.containers]\nimages = [\"{repository}:*\"]\nnetwork_modes = [\"host\"]\n\n\
+                 [providers.teardown.quotas]\ncontainers = 2\n"
             ),
         )
         .unwrap();

@@ -249,6 +249,7 @@ fn session(home: &Path) -> Session {
         pearl_source_dir: None,
         wallet_address: None,
         progress: Box::new(|_| {}),
+        refusals: Default::default(),
     }
 }
 

@@ -30,6 +30,7 @@ fn session(home: &std::path::Path) -> Session {
         pearl_source_dir: None,
         wallet_address: None,
         progress: Box::new(|_| {}),
+        refusals: Default::default(),
     }
 }
 

@@ -59,6 +59,9 @@ pub enum MineError {
     Refused {
         provider: String,
         error: bindings::Error,
+        /// What the host itself refused in the call, if anything: the exit
+        /// code is chosen by this, never by the guest's words.
+        refusal: Option<host::Refusal>,
     },
     #[error(
         "{provider}'s start() returned without writing a session record, so nothing would \
@@ -290,6 +293,7 @@ impl Miner<'_> {
                 .map(Into::into),
             wallet_address: self.mining.map(|m| m.wallet_address.clone()),
             progress,
+            refusals: host::Refusals::default(),
         }
     }
 
@@ -329,12 +333,15 @@ impl Miner<'_> {
             ready_wait,
             mut on_wait,
         } = options;
-        let host = provider.host_context(self.host_session(session_id.clone(), image_progress));
+        let session = self.host_session(session_id.clone(), image_progress);
+        let refusals = session.refusals.clone();
+        let host = provider.host_context(session);
         let started = match provider.start(self.sandbox, host, &config.to_guest()) {
             Ok(Ok(())) => self.session_of(provider.id(), &session_id),
             Ok(Err(error)) => Err(MineError::Refused {
                 provider: provider.id().to_owned(),
                 error,
+                refusal: refusals.last(),
             }),
             Err(error) => Err(MineError::Provider {
                 provider: provider.id().to_owned(),
@@ -514,15 +521,18 @@ impl Miner<'_> {
             .registry
             .get(&record.provider)
             .ok_or_else(|| MineError::UnknownProvider(record.provider.clone()))?;
-        let host = provider.host_context(self.host_session(
+        let session = self.host_session(
             record.session_id.clone().unwrap_or_default(),
             Box::new(|_| {}),
-        ));
+        );
+        let refusals = session.refusals.clone();
+        let host = provider.host_context(session);
         match provider.stop(self.sandbox, host) {
             Ok(Ok(())) => Ok(()),
             Ok(Err(error)) => Err(MineError::Refused {
                 provider: provider.id().to_owned(),
                 error,
+                refusal: refusals.last(),
             }),
             Err(error) => Err(MineError::Provider {
                 provider: provider.id().to_owned(),

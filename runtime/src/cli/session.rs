@@ -114,26 +114,31 @@ fn opened(
 /// Each kind of failure has its own exit code (docs/user-guide.md).
 pub fn mine_error(err: MineError) -> CliError {
     use crate::bindings::Error as E;
+    use crate::host::Refusal;
     let code = match &err {
         MineError::NotConfigured | MineError::UnknownProvider(_) => exit::INVALID_INPUT,
         MineError::Lock(LockError::Busy { .. })
         | MineError::SessionLive { .. }
         | MineError::Attached { .. } => exit::BUSY,
         MineError::Docker(_) => exit::DOCKER_UNAVAILABLE,
+        // The host's own refusal decides; the guest's error kind only when
+        // the host refused nothing.
         MineError::Refused {
-            error: E::Invalid(_),
-            ..
-        } => exit::INVALID_INPUT,
-        MineError::Refused {
-            error: E::Denied(_),
+            refusal: Some(Refusal::Denied(_)),
             ..
         } => exit::DENIED,
         MineError::Refused {
-            error: E::Unavailable(message),
+            refusal: Some(Refusal::MissingSecret { .. }),
             ..
-        } if message.starts_with("environment variable") => exit::MISSING_SECRET,
+        } => exit::MISSING_SECRET,
+        MineError::Refused {
+            error: E::Invalid(_),
+            refusal: None,
+            ..
+        } => exit::INVALID_INPUT,
         MineError::Refused {
             error: E::Unavailable(_),
+            refusal: None,
             ..
         } => exit::DOCKER_UNAVAILABLE,
         _ => exit::FAILURE,

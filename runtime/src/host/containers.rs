@@ -479,11 +479,7 @@ impl Plan {
             let value = match std::env::var(var) {
                 Ok(value) => value,
                 Err(_) if !required => String::new(),
-                Err(_) => {
-                    return Err(Error::Unavailable(format!(
-                        "environment variable '{var}' is not set; set it before running `jarvis mine start`"
-                    )));
-                }
+                Err(_) => return Err(view.missing_secret(var)),
             };
             self.request.env[*index].1 = value;
         }

@@ -8,10 +8,36 @@ use crate::bindings::Capability;
 use crate::bindings::openjarvis::mining::types::Error;
 use crate::docker::{ContainerState, ContainerSummary, Docker, ImageProgress};
 use crate::paths::Paths;
-use crate::policy::{ProviderPolicy, Quota};
+use crate::policy::{Denial, ProviderPolicy, Quota};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+
+/// What the host itself refused in a call, as a type: the CLI's exit code
+/// is chosen by it, whatever the guest made of the refusal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// The policy or a host rule denied a request.
+    Denied(Denial),
+    /// A granted secret's variable is not set on the host.
+    MissingSecret { variable: String },
+}
+
+/// The refusals of the calls made with one [`Session`], shared with the
+/// command that made it (which reads them once the call returns).
+#[derive(Debug, Clone, Default)]
+pub struct Refusals(Arc<Mutex<Vec<Refusal>>>);
+
+impl Refusals {
+    pub fn push(&self, refusal: Refusal) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).push(refusal);
+    }
+
+    /// The newest refusal, if any.
+    pub fn last(&self) -> Option<Refusal> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).last().cloned()
+    }
+}
 
 /// The session a lifecycle call acts on, as the host knows it.
 pub struct Session {
@@ -25,6 +51,8 @@ pub struct Session {
     pub wallet_address: Option<String>,
     /// Where image pull/build progress goes (the CLI's progress bar).
     pub progress: Box<dyn FnMut(ImageProgress) + Send>,
+    /// What the host refuses in calls with this session.
+    pub refusals: Refusals,
 }
 
 /// A lifecycle call's host: who calls, what the policy grants it, and the
@@ -91,13 +119,16 @@ impl HostContext {
             .collect())
     }
 
-    /// Host ports of this session's running containers, as the host
-    /// recorded them when it created them: the session's own endpoints.
+    /// The session's own loopback ports: the host ports the host recorded
+    /// for this session's running containers when it created them, and,
+    /// for a miner the *user* attached (`jarvis mine attach`, or
+    /// OpenJarvis's: a record without a session id, which a provider's
+    /// `sidecar.write` can never produce), the ports the user gave. Never
+    /// what a provider wrote.
     pub(super) fn session_ports(&self) -> Vec<u16> {
-        let Ok(owned) = self.owned() else {
-            return Vec::new();
-        };
-        owned
+        let mut ports: Vec<u16> = self
+            .owned()
+            .unwrap_or_default()
             .iter()
             .filter(|c| {
                 c.state == "running"
@@ -106,7 +137,34 @@ impl HostContext {
             .filter_map(|c| c.labels.get(LABEL_PORTS))
             .flat_map(|ports| ports.split(','))
             .filter_map(|port| port.parse().ok())
-            .collect()
+            .collect();
+        if let Ok(Some(record)) = crate::session::sidecar::read(&self.session.paths.sidecar())
+            && record.session_id.is_none()
+            && record.provider == self.provider_id
+        {
+            ports.extend(
+                [
+                    record.vllm_endpoint.as_str(),
+                    record.gateway_url.as_str(),
+                    record.gateway_metrics_url.as_str(),
+                ]
+                .into_iter()
+                .filter_map(|url| url.parse::<ureq::http::Uri>().ok()?.port_u16()),
+            );
+        }
+        ports
+    }
+
+    /// Whether the session record belongs to another provider.
+    pub(super) fn foreign_session(&self) -> bool {
+        matches!(
+            crate::session::sidecar::read(&self.session.paths.sidecar()),
+            Ok(Some(current)) if current.provider != self.provider_id
+        )
+    }
+
+    pub(super) fn refusals(&self) -> &Refusals {
+        &self.session.refusals
     }
 
     pub(super) fn wallet_address(&self) -> Option<&str> {
@@ -252,6 +310,17 @@ impl ContainersView<'_> {
             (LABEL_NAME.to_owned(), requested_name.to_owned()),
             (LABEL_HOME.to_owned(), self.host.home()),
         ])
+    }
+
+    /// A granted secret's variable is unset: recorded for the CLI's exit
+    /// code, and the error the guest gets.
+    pub fn missing_secret(&self, variable: &str) -> Error {
+        self.host.refusals().push(Refusal::MissingSecret {
+            variable: variable.to_owned(),
+        });
+        Error::Unavailable(format!(
+            "environment variable '{variable}' is not set; set it before running `jarvis mine start`"
+        ))
     }
 
     /// The memory limit every container of this provider gets.

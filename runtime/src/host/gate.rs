@@ -83,8 +83,16 @@ impl CallHost {
         self.privileged_time
     }
 
-    /// The last refusal by the policy or a host rule in this call: what the
-    /// CLI's exit code is chosen by, whatever the guest made of it.
+    /// Keeps a denial for the command that made the call (through the
+    /// session's [`super::Refusals`]) and for this call.
+    fn refuse(&mut self, denial: Denial) {
+        if let Some(host) = &self.lifecycle {
+            host.refusals().push(super::Refusal::Denied(denial.clone()));
+        }
+        self.denials.push(denial);
+    }
+
+    /// The last refusal by the policy or a host rule in this call.
     pub fn last_denial(&self) -> Option<&Denial> {
         self.denials.last()
     }
@@ -105,7 +113,7 @@ impl CallHost {
                     format!("{import} is not available here: info() and detect() are pure"),
                 );
                 let error = Error::Denied(denial.reason.clone());
-                self.denials.push(denial);
+                self.refuse(denial);
                 Err(error)
             }
         }
@@ -166,7 +174,7 @@ impl CallHost {
             }
         }
         if let Some(denial) = denial {
-            self.denials.push(denial);
+            self.refuse(denial);
         }
         // Repeats collapse into one record with a count, and one call
         // writes a bounded number of records (`audit::CallAudit`).
@@ -281,6 +289,11 @@ impl<I: Interface> Gate<'_, I> {
 }
 
 impl Gate<'_, Sidecar> {
+    /// Whether the session record is another provider's.
+    pub fn foreign_session(&self) -> bool {
+        self.host.foreign_session()
+    }
+
     /// The largest record this provider may write.
     pub fn sidecar_quota(&self) -> Quota {
         self.host.policy().sidecar_quota()

@@ -15,7 +15,7 @@ pub mod log;
 pub mod metrics;
 pub mod sidecar;
 
-pub use context::{HostContext, Session};
+pub use context::{HostContext, Refusal, Refusals, Session};
 pub use gate::{CallHost, Gate, IMPORT_ENSURE_IMAGE};
 
 use crate::bindings::MiningProvider;

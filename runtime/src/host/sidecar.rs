@@ -11,7 +11,7 @@ use super::CallHost;
 use super::context::{Sidecar, SidecarView};
 use crate::bindings::openjarvis::mining::sidecar::{Host, Session};
 use crate::bindings::openjarvis::mining::types::Error;
-use crate::policy::Request;
+use crate::policy::{HostRule, Request};
 use crate::session::{SessionRecord, sidecar};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -23,6 +23,16 @@ impl Host for CallHost {
             let size = record_size(&session);
             if size as u64 > quota.value {
                 return Err(gate.over_quota(&quota, format!("a session record of {size} bytes")));
+            }
+            gate.decide(&Request::Own { target: RECORD })?;
+            // Another provider's session is not this provider's to replace
+            // (a record that cannot be read is nobody's, and is replaced).
+            // Said without naming the other provider.
+            if gate.foreign_session() {
+                return Err(gate.refuse(
+                    HostRule::Ownership,
+                    "another provider's session is recorded here and may not be replaced: stop that session with `jarvis mine stop` first",
+                ));
             }
             write(&gate.permit(Request::Own { target: RECORD })?, session)
         })
@@ -103,17 +113,6 @@ fn check_sizes(session: &Session) -> Result<(), Error> {
 }
 
 fn write(host: &SidecarView<'_>, session: Session) -> Result<(), Error> {
-    // Another provider's session is not this provider's to replace (a record
-    // that cannot be read is nobody's, and is replaced).
-    if let Ok(Some(current)) = sidecar::read(&host.path())
-        && current.provider != host.provider_id()
-    {
-        // Said without naming the other provider: its id is not this one's to know.
-        return Err(Error::Denied(format!(
-            "another provider's session is recorded here; provider '{}' may not replace it: stop that session with `jarvis mine stop` first (host rule ownership, docs/security.md#ownership)",
-            host.provider_id()
-        )));
-    }
     let record = SessionRecord {
         provider: host.provider_id().to_owned(),
         vllm_endpoint: session.vllm_endpoint,

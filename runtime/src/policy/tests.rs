@@ -66,7 +66,7 @@ fn an_installed_grant_leaving_a_key_out_grants_nothing_there() {
 [providers.stranger]
 capabilities = ["containers"]
 [providers.stranger.containers]
-images = ["stranger/*"]
+images = ["stranger/*:*"]
 network_modes = ["bridge"]
 "#;
     let p = policy(None, Some(user)).for_provider("stranger", false);

@@ -171,7 +171,7 @@ fn what_is_shown_is_bounded_and_says_which_key_decides() {
     assert_eq!(
         message,
         format!(
-            "value 1 carries Pearl address '{AUTHOR}', which is not [mining].wallet_address: a container may pay only the user's wallet (docs/security.md, \"Rewards go to the user\")"
+            "value 1 carries Pearl address '{AUTHOR}', which is not [mining].wallet_address: a container may pay only the user's wallet"
         )
     );
     assert!(!message.contains(WALLET));
