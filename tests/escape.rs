@@ -685,11 +685,17 @@ fn mounts_outside_the_grant_are_denied_after_resolving_dots_and_symlinks() {
     let error = h.attack(&[
         ("attack", text("run")),
         ("image", text(fake_miner_image())),
-        ("mount", text(granted.join("link/../outside").display().to_string())),
+        (
+            "mount",
+            text(granted.join("link/../outside").display().to_string()),
+        ),
     ]);
     assert_contains(
         &invalid(error),
-        &[&format!("mount source does not exist: {}", granted.join("outside").display())],
+        &[&format!(
+            "mount source does not exist: {}",
+            granted.join("outside").display()
+        )],
     );
     assert!(h.containers().is_empty());
 
@@ -1025,7 +1031,10 @@ fn sidecar_writes_of_a_foreign_shape_or_size_leave_the_record_unchanged() {
     // Refused without naming the other provider: its id is not this one's to know.
     assert_contains(
         &message,
-        &["another provider's session is recorded here", "host rule ownership"],
+        &[
+            "another provider's session is recorded here",
+            "host rule ownership",
+        ],
     );
     assert!(!message.contains("vllm-pearl"), "{message}");
     one_record(&h, before, "sidecar.write", Decision::Deny);
@@ -1536,7 +1545,11 @@ fn log_searches_cannot_rebuild_a_granted_secret_byte_by_byte() {
     ) {
         return;
     }
-    let h = Harness::new(&grant("", r#""session""#, "[providers.escape.quotas]\ncontainers = 2\n"));
+    let h = Harness::new(&grant(
+        "",
+        r#""session""#,
+        "[providers.escape.quotas]\ncontainers = 2\n",
+    ));
     let run = |tag: &str| {
         assert_eq!(
             h.start(&[
@@ -1592,8 +1605,14 @@ fn log_searches_cannot_rebuild_a_granted_secret_byte_by_byte() {
             ("patterns", texts(&["", "PEARLD", "gateway"])),
         ]);
         let shown = format!("{error:?}");
-        assert!(shown.contains("[REDACTED]") || shown.contains("PEARLD"), "{shown}");
-        assert!(!shown.contains(&first) && !shown.contains(&second), "{shown}");
+        assert!(
+            shown.contains("[REDACTED]") || shown.contains("PEARLD"),
+            "{shown}"
+        );
+        assert!(
+            !shown.contains(&first) && !shown.contains(&second),
+            "{shown}"
+        );
     }
     let audit = h.audit_text();
     assert!(!audit.contains(&first) && !audit.contains(&second));
@@ -1608,12 +1627,7 @@ fn log_searches_cannot_rebuild_a_granted_secret_byte_by_byte() {
 fn a_session_record_cannot_make_a_local_service_the_sessions_own() {
     let ok = http_reply("200 OK", "", "# TYPE up gauge\nup 1\n");
     let bystander = Server::start(Some(ok));
-    let h = Harness::new(&grant_networks(
-        "",
-        r#""session""#,
-        r#""none", "host""#,
-        "",
-    ));
+    let h = Harness::new(&grant_networks("", r#""session""#, r#""none", "host""#, ""));
     let port = bystander.port;
     let spellings = [
         format!("http://127.0.0.1:{port}/metrics"),
@@ -1621,7 +1635,12 @@ fn a_session_record_cannot_make_a_local_service_the_sessions_own() {
         format!("http://127.0.0.2:{port}/metrics"),
         format!("http://[::1]:{port}/metrics"),
     ];
-    for field in ["vllm_endpoint", "gateway_url", "gateway_metrics_url", "metrics_url"] {
+    for field in [
+        "vllm_endpoint",
+        "gateway_url",
+        "gateway_metrics_url",
+        "metrics_url",
+    ] {
         for url in &spellings {
             let before = h.records().len();
             let answers = steps(h.attack(&[
@@ -1636,8 +1655,7 @@ fn a_session_record_cannot_make_a_local_service_the_sessions_own() {
                 "{field}: {answers:?}"
             );
             assert!(
-                answers[1].1.starts_with("denied: ")
-                    && answers[1].1.contains("metrics.endpoints"),
+                answers[1].1.starts_with("denied: ") && answers[1].1.contains("metrics.endpoints"),
                 "{field} {url}: {answers:?}"
             );
             let records = h.records_since(before);
@@ -1654,7 +1672,10 @@ fn a_session_record_cannot_make_a_local_service_the_sessions_own() {
         ("network", text("host")),
         ("ports", texts(&[&format!("{port}:{port}")])),
     ]);
-    assert_contains(message(&error), &[&format!("host port {port} is already in use")]);
+    assert_contains(
+        message(&error),
+        &[&format!("host port {port} is already in use")],
+    );
     one_record(&h, before, "containers.run", Decision::Allow);
     assert!(h.containers().is_empty());
 
@@ -1665,10 +1686,16 @@ fn a_session_record_cannot_make_a_local_service_the_sessions_own() {
         h.start(&[
             ("attack", text("run")),
             ("image", text(fake_miner_image())),
-            ("name", text(format!("escape-endpoint-{}", std::process::id()))),
+            (
+                "name",
+                text(format!("escape-endpoint-{}", std::process::id()))
+            ),
             ("network", text("host")),
             ("ports", texts(&[&format!("{own}:{own}")])),
-            ("args", texts(&["m", "--host", "127.0.0.1", "--port", &own.to_string()])),
+            (
+                "args",
+                texts(&["m", "--host", "127.0.0.1", "--port", &own.to_string()])
+            ),
         ]),
         Ok(Ok(()))
     );
@@ -1698,13 +1725,21 @@ fn quotas_bound_containers_gpus_shared_memory_records_and_calls() {
     for (_, answer) in &answers[1..] {
         assert_contains(
             answer,
-            &["denied: ", "providers.\"escape\".quotas.containers", "(default 1"],
+            &[
+                "denied: ",
+                "providers.\"escape\".quotas.containers",
+                "(default 1",
+            ],
         );
     }
     assert_eq!(h.containers().len(), 1);
 
     // A policy raising it, to 3, is obeyed (and 8 is the most it may say).
-    let h = Harness::new(&grant("", r#""session""#, "[providers.escape.quotas]\ncontainers = 3\n"));
+    let h = Harness::new(&grant(
+        "",
+        r#""session""#,
+        "[providers.escape.quotas]\ncontainers = 3\n",
+    ));
     let answers = steps(h.attack(&[
         ("attack", text("run-many")),
         ("image", text(fake_miner_image())),
@@ -1713,7 +1748,10 @@ fn quotas_bound_containers_gpus_shared_memory_records_and_calls() {
     ]));
     let created = answers.iter().filter(|(_, a)| a.starts_with("ok")).count();
     assert_eq!(created, 3, "{answers:?}");
-    assert_contains(&answers[4].1, &["providers.\"escape\".quotas.containers in"]);
+    assert_contains(
+        &answers[4].1,
+        &["providers.\"escape\".quotas.containers in"],
+    );
     assert_eq!(h.containers().len(), 3);
     let too_many = "[providers.escape.quotas]\ncontainers = 9\n";
     assert!(PolicyFile::parse(&grant("", r#""session""#, too_many), Path::new("p")).is_err());
@@ -1749,7 +1787,10 @@ fn quotas_bound_containers_gpus_shared_memory_records_and_calls() {
         ("huge_field", text("model")),
         ("huge_size", int(600)),
     ]);
-    assert_contains(&denied(error), &["quotas.sidecar_bytes", "the quota is 512"]);
+    assert_contains(
+        &denied(error),
+        &["quotas.sidecar_bytes", "the quota is 512"],
+    );
     assert!(h.sidecar_bytes().is_none());
 
     // Privileged calls per provider call.
@@ -1772,10 +1813,20 @@ fn quotas_bound_containers_gpus_shared_memory_records_and_calls() {
         .map(|r| r.count)
         .sum();
     assert_eq!(allowed, 5, "{records:#?}");
-    let denials: Vec<&Record> = records.iter().filter(|r| r.decision == Decision::Deny).collect();
-    assert_eq!(denials.len(), 1, "the excess calls collapse into one record: {records:#?}");
+    let denials: Vec<&Record> = records
+        .iter()
+        .filter(|r| r.decision == Decision::Deny)
+        .collect();
+    assert_eq!(
+        denials.len(),
+        1,
+        "the excess calls collapse into one record: {records:#?}"
+    );
     assert_eq!(denials[0].count, 45);
-    assert_contains(denials[0].reason.as_deref().unwrap(), &["quotas.privileged_calls"]);
+    assert_contains(
+        denials[0].reason.as_deref().unwrap(),
+        &["quotas.privileged_calls"],
+    );
 }
 
 /// Class: namespaces. A community provider's containers are named under
@@ -1790,7 +1841,10 @@ fn container_names_live_in_the_providers_namespace() {
     ));
     for (asked, given) in [
         ("openjarvis-pearl-miner", "jm.escape.openjarvis-pearl-miner"),
-        ("jm.vllm-pearl.openjarvis-pearl-miner", "jm.escape.jm.vllm-pearl.openjarvis-pearl-miner"),
+        (
+            "jm.vllm-pearl.openjarvis-pearl-miner",
+            "jm.escape.jm.vllm-pearl.openjarvis-pearl-miner",
+        ),
         ("..escape", ""),
         ("a", "jm.escape.a"),
     ] {
@@ -1813,7 +1867,11 @@ fn container_names_live_in_the_providers_namespace() {
             h.containers()
         );
     }
-    assert!(!h.containers().iter().any(|c| c.name == "openjarvis-pearl-miner"));
+    assert!(
+        !h.containers()
+            .iter()
+            .any(|c| c.name == "openjarvis-pearl-miner")
+    );
 }
 
 /// Class: no host probing before the decision. Ungranted mount sources
@@ -1853,7 +1911,10 @@ fn ungranted_mounts_are_refused_alike_whether_or_not_they_exist() {
         "/nonexistent/deeper/path".to_owned(),
     ];
     let expected = shape(&probes[0]);
-    assert_contains(&expected, &["<PATH> (read-write) is not in providers.\"escape\".containers.mounts"]);
+    assert_contains(
+        &expected,
+        &["<PATH> (read-write) is not in providers.\"escape\".containers.mounts"],
+    );
     for probe in &probes {
         assert_eq!(shape(probe), expected, "{probe}");
     }
@@ -1876,11 +1937,22 @@ fn every_refusal_names_the_key_or_host_rule_that_made_it() {
     let facts = guest_facts(&linux_with_gpus(&[]));
     let reason = h.detect(&facts, "all-imports").unwrap().reason.unwrap();
     for (import, answer) in report(&reason) {
-        assert_contains(&answer, &["host rule pure-calls, docs/security.md#pure-calls"]);
+        assert_contains(
+            &answer,
+            &["host rule pure-calls, docs/security.md#pure-calls"],
+        );
         assert!(!import.is_empty());
     }
     let docs = include_str!("../docs/security.md");
-    for rule in ["forbidden-mounts", "pure-calls", "declared-capabilities", "ownership", "payout-address", "host-time", "audit-log"] {
+    for rule in [
+        "forbidden-mounts",
+        "pure-calls",
+        "declared-capabilities",
+        "ownership",
+        "payout-address",
+        "host-time",
+        "audit-log",
+    ] {
         assert!(
             docs.contains(&format!("### {rule}")),
             "docs/security.md has no section for host rule {rule}"
@@ -1905,7 +1977,10 @@ fn image_patterns_match_parsed_references_not_strings() {
         format!("{repository}/sub:1"),
     ] {
         let before = h.records().len();
-        let error = h.attack(&[("attack", text("ensure-image")), ("image", text(image.clone()))]);
+        let error = h.attack(&[
+            ("attack", text("ensure-image")),
+            ("image", text(image.clone())),
+        ]);
         match error {
             Error::Denied(message) => {
                 assert_contains(&message, &["providers.\"escape\".containers.images"]);
@@ -1922,7 +1997,10 @@ fn image_patterns_match_parsed_references_not_strings() {
         format!("index.docker.io/{}", fake_miner_image()),
     ] {
         assert_eq!(
-            h.start(&[("attack", text("ensure-image")), ("image", text(image.clone()))]),
+            h.start(&[
+                ("attack", text("ensure-image")),
+                ("image", text(image.clone()))
+            ]),
             Ok(Ok(())),
             "{image}"
         );
@@ -1940,18 +2018,30 @@ fn a_container_cannot_pay_anyone_but_the_users_wallet() {
     let upper = author.to_ascii_uppercase();
     let cases: Vec<Vec<(&str, ExtraValue)>> = vec![
         vec![("env", texts(&[&format!("PEARLD_MINING_ADDRESS={author}")]))],
-        vec![("env", texts(&[&format!("WARMUP=--payout {author} --other")]))],
+        vec![(
+            "env",
+            texts(&[&format!("WARMUP=--payout {author} --other")]),
+        )],
         vec![("args", texts(&[&format!("--wallet={author}")]))],
         vec![("args", texts(&["--wallet", &upper]))],
-        vec![("args", texts(&["--to", "prl1", "qauthorswalletxxxxxxxxxxxxxxxxxxxx"]))],
-        vec![("args", texts(&[&format!("http://pool.example/?addr={}", author.replace("1q", "%31q"))]))],
-        vec![("args", texts(&[&format!("stratum+tcp://pool.example:3333#{author}.rig1")]))],
+        vec![(
+            "args",
+            texts(&["--to", "prl1", "qauthorswalletxxxxxxxxxxxxxxxxxxxx"]),
+        )],
+        vec![(
+            "args",
+            texts(&[&format!(
+                "http://pool.example/?addr={}",
+                author.replace("1q", "%31q")
+            )]),
+        )],
+        vec![(
+            "args",
+            texts(&[&format!("stratum+tcp://pool.example:3333#{author}.rig1")]),
+        )],
     ];
     for case in &cases {
-        let mut extra = vec![
-            ("attack", text("run")),
-            ("image", text(fake_miner_image())),
-        ];
+        let mut extra = vec![("attack", text("run")), ("image", text(fake_miner_image()))];
         extra.extend(case.iter().cloned());
         let before = h.records().len();
         let message = denied(h.attack(&extra));
@@ -1967,8 +2057,14 @@ fn a_container_cannot_pay_anyone_but_the_users_wallet() {
         h.start(&[
             ("attack", text("run")),
             ("image", text(fake_miner_image())),
-            ("env", texts(&[&format!("PEARLD_MINING_ADDRESS={USER_WALLET}")])),
-            ("args", texts(&[&format!("--wallet={}", USER_WALLET.to_ascii_uppercase())])),
+            (
+                "env",
+                texts(&[&format!("PEARLD_MINING_ADDRESS={USER_WALLET}")])
+            ),
+            (
+                "args",
+                texts(&[&format!("--wallet={}", USER_WALLET.to_ascii_uppercase())])
+            ),
         ]),
         Ok(Ok(()))
     );

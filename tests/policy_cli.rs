@@ -152,7 +152,8 @@ fn policy_check_validates_a_file() {
     );
     assert_eq!(code, 2);
     assert!(
-        err.contains(&format!("{}:2:10: ", bad.display())) && err.contains("'[unclosed' is not valid"),
+        err.contains(&format!("{}:2:10: ", bad.display()))
+            && err.contains("'[unclosed' is not valid"),
         "{err}"
     );
     let (code, _, err) = run(

@@ -2,8 +2,7 @@
 //! Pure: no import is called here, so every rule is unit-tested natively.
 
 use mining_provider_sdk::host::containers::{
-    Port,
-    ContainerSpec, EnvValue, GpuRequest, Mount, MountSource,
+    ContainerSpec, EnvValue, GpuRequest, Mount, MountSource, Port,
 };
 use mining_provider_sdk::host::sidecar::Session;
 use mining_provider_sdk::types::{Error, ExtraValue, MiningConfig, SubmitTarget};

@@ -67,7 +67,10 @@ impl Host for CallHost {
             check_id(&id)?;
             let view = gate.permit(Request::Own { target: &id })?;
             match view.find(&id)? {
-                Some(state) => view.docker()?.stop(&state.id, timeout).map_err(docker_error),
+                Some(state) => view
+                    .docker()?
+                    .stop(&state.id, timeout)
+                    .map_err(docker_error),
                 None => Ok(()),
             }
         })
@@ -164,17 +167,29 @@ fn run(gate: &mut Gate<'_, Containers>, spec: ContainerSpec) -> Result<String, E
         plan.policy.image_digests = Some(gate.image_digests(&plan.policy.image)?);
     }
     gate.decide(&Request::RunContainer(&plan.policy))?;
-    if let Some(path) = plan.policy.mounts.iter().map(|(p, _)| p).find(|p| forbidden_mount(p)) {
+    if let Some(path) = plan
+        .policy
+        .mounts
+        .iter()
+        .map(|(p, _)| p)
+        .find(|p| forbidden_mount(p))
+    {
         return Err(gate.refuse(
             HostRule::ForbiddenMounts,
-            format!("mounting {} into a container is not allowed", path.display()),
+            format!(
+                "mounting {} into a container is not allowed",
+                path.display()
+            ),
         ));
     }
     // Only now, for paths the grant covers, does the host look at its disk.
     plan.resolve_mounts().map_err(|refusal| match refusal {
         MountRefusal::Forbidden(path) => gate.refuse(
             HostRule::ForbiddenMounts,
-            format!("mounting {} into a container is not allowed", path.display()),
+            format!(
+                "mounting {} into a container is not allowed",
+                path.display()
+            ),
         ),
         MountRefusal::Invalid(error) => error,
     })?;
@@ -194,7 +209,10 @@ fn run(gate: &mut Gate<'_, Containers>, spec: ContainerSpec) -> Result<String, E
 /// Creates and starts the container. A name held by a finished container of
 /// this provider (kept for `jarvis mine logs`) is taken over; one held by
 /// anything else is an error.
-fn create_and_start(view: &ContainersView<'_>, request: &docker::ContainerSpec) -> Result<String, Error> {
+fn create_and_start(
+    view: &ContainersView<'_>,
+    request: &docker::ContainerSpec,
+) -> Result<String, Error> {
     let docker = view.docker()?;
     let name = request.name.clone().unwrap_or_default();
     let id = match docker.create(request) {

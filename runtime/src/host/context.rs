@@ -30,12 +30,19 @@ pub struct Refusals(Arc<Mutex<Vec<Refusal>>>);
 
 impl Refusals {
     pub fn push(&self, refusal: Refusal) {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).push(refusal);
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(refusal);
     }
 
     /// The newest refusal, if any.
     pub fn last(&self) -> Option<Refusal> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).last().cloned()
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .last()
+            .cloned()
     }
 }
 
@@ -131,8 +138,7 @@ impl HostContext {
             .unwrap_or_default()
             .iter()
             .filter(|c| {
-                c.state == "running"
-                    && c.labels.get(super::LABEL_SESSION) == Some(&self.session.id)
+                c.state == "running" && c.labels.get(super::LABEL_SESSION) == Some(&self.session.id)
             })
             .filter_map(|c| c.labels.get(LABEL_PORTS))
             .flat_map(|ports| ports.split(','))
@@ -255,12 +261,7 @@ impl ContainersView<'_> {
     }
 
     /// Where to build the image from, and where its progress goes.
-    pub fn image_source(
-        &mut self,
-    ) -> (
-        Option<&Path>,
-        &mut Box<dyn FnMut(ImageProgress) + Send>,
-    ) {
+    pub fn image_source(&mut self) -> (Option<&Path>, &mut Box<dyn FnMut(ImageProgress) + Send>) {
         let session = &mut self.host.session;
         (session.pearl_source_dir.as_deref(), &mut session.progress)
     }
@@ -296,7 +297,12 @@ impl ContainersView<'_> {
     }
 
     /// The ownership labels of a new container.
-    pub fn labels(&self, requested_name: &str, secrets: &[&str], ports: &[u16]) -> BTreeMap<String, String> {
+    pub fn labels(
+        &self,
+        requested_name: &str,
+        secrets: &[&str],
+        ports: &[u16],
+    ) -> BTreeMap<String, String> {
         let ports: Vec<String> = ports.iter().map(u16::to_string).collect();
         BTreeMap::from([
             (LABEL_PROVIDER.to_owned(), self.host.provider_id.clone()),
@@ -304,7 +310,10 @@ impl ContainersView<'_> {
                 super::LABEL_COMPONENT.to_owned(),
                 self.host.component_sha256.clone(),
             ),
-            (super::LABEL_SESSION.to_owned(), self.host.session.id.clone()),
+            (
+                super::LABEL_SESSION.to_owned(),
+                self.host.session.id.clone(),
+            ),
             (super::LABEL_SECRETS.to_owned(), secrets.join(",")),
             (LABEL_PORTS.to_owned(), ports.join(",")),
             (LABEL_NAME.to_owned(), requested_name.to_owned()),
@@ -327,7 +336,6 @@ impl ContainersView<'_> {
     pub fn memory_limit(&self) -> Option<u64> {
         self.host.policy.container_memory_bytes()
     }
-
 }
 
 /// The `sidecar` interface's view: the session record's place and owner.

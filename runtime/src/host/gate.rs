@@ -130,12 +130,23 @@ impl CallHost {
             .name();
         let started = Instant::now();
         self.privileged_calls += 1;
-        let mut record =
-            audit::Record::new(&self.provider, &self.component, capability, import.to_owned());
+        let mut record = audit::Record::new(
+            &self.provider,
+            &self.component,
+            capability,
+            import.to_owned(),
+        );
         let (result, denial, admitted) = match self.admit::<I>(import) {
-            Err(denial) => (Err(Error::Denied(denial.reason.clone())), Some(denial), false),
+            Err(denial) => (
+                Err(Error::Denied(denial.reason.clone())),
+                Some(denial),
+                false,
+            ),
             Ok(()) => {
-                let host = self.lifecycle.as_mut().expect("admit checked the host context");
+                let host = self
+                    .lifecycle
+                    .as_mut()
+                    .expect("admit checked the host context");
                 let mut gate = Gate {
                     host,
                     summary: String::new(),

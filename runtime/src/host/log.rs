@@ -1,7 +1,7 @@
 //! The `log` import: guest messages into the host's `tracing` log, capped.
 
-use crate::bindings::openjarvis::mining::log::{Host, Level};
 use super::CallHost;
+use crate::bindings::openjarvis::mining::log::{Host, Level};
 
 /// Per-call log budget and what the guest said about a panic.
 pub struct GuestLog {

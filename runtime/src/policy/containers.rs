@@ -3,8 +3,8 @@
 //! names and secrets a provider's containers may use.
 
 use super::values::{FromPolicyText, Pattern, is_sha256_hex, text_value};
-use crate::image_reference::{ImagePattern, ImageRef};
 use super::{Denial, ProviderPolicy};
+use crate::image_reference::{ImagePattern, ImageRef};
 use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
 use std::fmt;

@@ -82,7 +82,11 @@ impl Denial {
     }
 
     /// A denial by a host rule; the reason gets the rule and its section.
-    pub fn host(capability: Option<&'static str>, rule: HostRule, reason: impl fmt::Display) -> Denial {
+    pub fn host(
+        capability: Option<&'static str>,
+        rule: HostRule,
+        reason: impl fmt::Display,
+    ) -> Denial {
         Denial {
             capability,
             rule: Rule::Host { rule },

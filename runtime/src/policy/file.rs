@@ -167,8 +167,13 @@ output_kib = 64
         .unwrap();
         let grant = &file.providers["vllm-pearl"];
         let containers = grant.containers.as_ref().unwrap();
-        assert!(containers.images.as_ref().unwrap()[0].matches(&"openjarvis/pearl-miner:master".parse().unwrap()));
-        assert!(!containers.images.as_ref().unwrap()[0].matches(&"evil/miner:latest".parse().unwrap()));
+        assert!(
+            containers.images.as_ref().unwrap()[0]
+                .matches(&"openjarvis/pearl-miner:master".parse().unwrap())
+        );
+        assert!(
+            !containers.images.as_ref().unwrap()[0].matches(&"evil/miner:latest".parse().unwrap())
+        );
         assert_eq!(
             containers.ports.as_ref().unwrap()[1],
             PortRange {

@@ -1,9 +1,9 @@
 //! The `gpus` key: which of the host's GPUs a provider may see in `detect`
 //! and give its containers.
 
+use super::containers::GpuAsk;
 use super::values::{FromPolicyText, text_value};
 use super::{Denial, ProviderPolicy};
-use super::containers::GpuAsk;
 
 /// A GPU: `"*"`, an NVML index, or a UUID (`GPU-...`, `MIG-...`).
 #[derive(Debug, Clone, PartialEq, Eq)]

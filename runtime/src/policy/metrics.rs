@@ -144,7 +144,11 @@ impl ProviderPolicy {
             let constrained = view.grant.as_ref().and_then(endpoints).is_some();
             // The metrics capability itself grants the session's own endpoints.
             if constrained && !listed(view) {
-                return Err(view.not_in(CAPABILITY, &format!("endpoint {url}"), "metrics.endpoints"));
+                return Err(view.not_in(
+                    CAPABILITY,
+                    &format!("endpoint {url}"),
+                    "metrics.endpoints",
+                ));
             }
         }
         Ok(())

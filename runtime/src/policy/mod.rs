@@ -109,7 +109,8 @@ impl Policy {
         (system_path, system): (PathBuf, Option<PolicyFile>),
         (user_path, user): (PathBuf, Option<PolicyFile>),
     ) -> Policy {
-        let layer = |file: Option<PolicyFile>| file.map_or(Layer::Absent, |f| Layer::Loaded(Arc::new(f)));
+        let layer =
+            |file: Option<PolicyFile>| file.map_or(Layer::Absent, |f| Layer::Loaded(Arc::new(f)));
         Policy {
             system: layer(system),
             user: layer(user),
@@ -304,8 +305,12 @@ impl View {
 pub enum Request<'a> {
     /// Acts on the provider's own state (its containers, its session
     /// record): only the capability is checked; ownership is the host's.
-    Own { target: &'a str },
-    EnsureImage { image: &'a str },
+    Own {
+        target: &'a str,
+    },
+    EnsureImage {
+        image: &'a str,
+    },
     RunContainer(&'a RunRequest),
     Scrape(&'a ScrapeRequest),
 }
@@ -341,7 +346,12 @@ impl ProviderPolicy {
     /// A broken system policy denies everything.
     fn broken_denial(&self, capability: Option<&'static str>) -> Option<Denial> {
         self.broken.as_ref().map(|broken| {
-            Denial::key(capability, "(the whole file)", Policy::system_path(), broken.clone())
+            Denial::key(
+                capability,
+                "(the whole file)",
+                Policy::system_path(),
+                broken.clone(),
+            )
         })
     }
 

@@ -149,7 +149,10 @@ impl ProviderPolicy {
         {
             return Err(shm.deny(
                 "containers",
-                format!("a container asked for {} MiB of shared memory", bytes.div_ceil(1 << 20)),
+                format!(
+                    "a container asked for {} MiB of shared memory",
+                    bytes.div_ceil(1 << 20)
+                ),
             ));
         }
         Ok(())

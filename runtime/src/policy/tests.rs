@@ -404,7 +404,10 @@ fn limits_take_the_smallest_value() {
     assert_eq!(limits.call_timeout, Duration::from_millis(500));
     assert_eq!(limits.output_bytes, 8 << 10);
     assert_eq!(limits.host_time, Duration::from_secs(1));
-    assert_eq!(limits.memory_bytes, crate::sandbox::SandboxLimits::default().memory_bytes);
+    assert_eq!(
+        limits.memory_bytes,
+        crate::sandbox::SandboxLimits::default().memory_bytes
+    );
 }
 
 #[test]
@@ -412,5 +415,10 @@ fn granted_is_declared_intersected_with_the_policy() {
     let user = "[providers.s]\ncapabilities = [\"sidecar\", \"containers\"]\n";
     let p = policy(None, Some(user)).for_provider("s", false);
     assert_eq!(p.granted(&[C::Containers, C::Metrics]), vec![C::Containers]);
-    assert!(p.withheld(C::Metrics).unwrap().reason.contains("capabilities"));
+    assert!(
+        p.withheld(C::Metrics)
+            .unwrap()
+            .reason
+            .contains("capabilities")
+    );
 }

@@ -134,7 +134,9 @@ impl Provider for Escape {
                         (
                             "inspect",
                             match containers::inspect(&id) {
-                                Ok(state) => format!("ok {}", if state.is_some() { "found" } else { "none" }),
+                                Ok(state) => {
+                                    format!("ok {}", if state.is_some() { "found" } else { "none" })
+                                }
                                 Err(err) => answer::<()>(Err(err)),
                             },
                         ),
