@@ -61,7 +61,7 @@ pub enum MineError {
         error: bindings::Error,
         /// What the host itself refused in the call, if anything: the exit
         /// code is chosen by this, never by the guest's words.
-        refusal: Option<host::Refusal>,
+        refusal: Option<Box<host::Refusal>>,
     },
     #[error(
         "{provider}'s start() returned without writing a session record, so nothing would \
@@ -341,7 +341,7 @@ impl Miner<'_> {
             Ok(Err(error)) => Err(MineError::Refused {
                 provider: provider.id().to_owned(),
                 error,
-                refusal: refusals.last(),
+                refusal: refusals.last().map(Box::new),
             }),
             Err(error) => Err(MineError::Provider {
                 provider: provider.id().to_owned(),
@@ -532,7 +532,7 @@ impl Miner<'_> {
             Ok(Err(error)) => Err(MineError::Refused {
                 provider: provider.id().to_owned(),
                 error,
-                refusal: refusals.last(),
+                refusal: refusals.last().map(Box::new),
             }),
             Err(error) => Err(MineError::Provider {
                 provider: provider.id().to_owned(),

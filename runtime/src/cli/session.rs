@@ -84,7 +84,7 @@ pub fn open_tolerant(limits: SandboxLimits) -> Result<Opened, CliError> {
             let warning = format!(
                 "cannot read the config, so this works from the session record alone: {err}"
             );
-            eprintln!("warning: {warning}");
+            super::output::eprintln!("warning: {warning}");
             (Config::default(), Some(warning))
         }
     };
@@ -124,13 +124,12 @@ pub fn mine_error(err: MineError) -> CliError {
         // The host's own refusal decides; the guest's error kind only when
         // the host refused nothing.
         MineError::Refused {
-            refusal: Some(Refusal::Denied(_)),
+            refusal: Some(refusal),
             ..
-        } => exit::DENIED,
-        MineError::Refused {
-            refusal: Some(Refusal::MissingSecret { .. }),
-            ..
-        } => exit::MISSING_SECRET,
+        } => match **refusal {
+            Refusal::Denied(_) => exit::DENIED,
+            Refusal::MissingSecret { .. } => exit::MISSING_SECRET,
+        },
         MineError::Refused {
             error: E::Invalid(_),
             refusal: None,

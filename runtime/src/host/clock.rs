@@ -9,7 +9,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 impl Host for CallHost {
     fn now(&mut self) -> Result<f64, Error> {
-        self.lifecycle_only("clock.now", |()| {
+        self.lifecycle_only("clock.now", || {
             SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map_or(0.0, |d| d.as_secs_f64())

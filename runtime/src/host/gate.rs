@@ -102,10 +102,13 @@ impl CallHost {
     pub(super) fn lifecycle_only<T>(
         &mut self,
         import: &str,
-        act: impl FnOnce(<Clock as Interface>::View<'_>) -> T,
+        act: impl FnOnce() -> T,
     ) -> Result<T, Error> {
         match self.lifecycle.as_mut() {
-            Some(host) => Ok(act(Clock::view(host))),
+            Some(host) => {
+                let () = Clock::view(host);
+                Ok(act())
+            }
             None => {
                 let denial = Denial::host(
                     None,
