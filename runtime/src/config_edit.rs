@@ -22,7 +22,6 @@
 
 use crate::text_position::line_column;
 use std::collections::HashSet;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use toml_edit::{Array, DocumentMut, Item, Table, Value};
 
@@ -411,41 +410,17 @@ fn verify(text: &str, section: &MiningSection, path: &Path) -> Result<(), Config
 /// Writes `bytes` to `path` through a temporary file in the same directory
 /// and a rename; keeps an existing file's permissions (new files: 0600).
 fn atomic_write(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir,
-        _ => Path::new("."),
-    };
-    std::fs::create_dir_all(dir)?;
-    let permissions = match std::fs::metadata(path) {
-        Ok(meta) => Some(meta.permissions()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(e) => return Err(e),
-    };
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let mut builder = tempfile::Builder::new();
-    let prefix = format!(".{name}.");
-    builder.prefix(&prefix).suffix(".tmp");
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        builder.permissions(std::fs::Permissions::from_mode(0o600));
-    }
-    let mut temp = builder.tempfile_in(dir)?;
-    if let Some(permissions) = permissions {
-        // Exactly the original mode: a mode given at creation is cut by the
-        // umask.
-        temp.as_file().set_permissions(permissions)?;
-    }
-    temp.write_all(bytes)?;
-    temp.as_file().sync_all()?;
-    temp.persist(path).map_err(|e| e.error)?;
-    if let Ok(dir) = std::fs::File::open(dir) {
-        let _ = dir.sync_all();
-    }
-    Ok(())
+    // The user's file keeps exactly its mode.
+    crate::atomic_file::write(
+        path,
+        &format!(".{name}."),
+        crate::atomic_file::Mode::KeepExisting,
+        bytes,
+    )
 }
 
 #[cfg(test)]

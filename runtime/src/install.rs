@@ -31,8 +31,6 @@ use crate::session::{LockError, SessionLock, sidecar};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::borrow::Cow;
-use std::io::Write;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use wasmtime::component::Component;
@@ -788,7 +786,7 @@ impl InstallPlan {
             .map(|bytes| (self.target.clone(), sha256_hex(&bytes)))
             .into_iter()
             .collect();
-        write_atomically(&dir, &self.target, &self.bytes).map_err(|err| {
+        write_atomically(&self.target, &self.bytes).map_err(|err| {
             InstallError::Failed(format!(
                 "cannot write {}: {err}; check that {} is a writable directory",
                 self.target.display(),
@@ -929,24 +927,16 @@ fn remove_file(path: &Path) -> Result<(), InstallError> {
     }
 }
 
-/// Writes `bytes` to a temp file in `dir`, mode 0644, synced, then renames it
-/// to `target`: a reader sees the old file or the new one, never half.
-fn write_atomically(dir: &Path, target: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    std::fs::create_dir_all(dir)?;
+/// Writes `bytes` to `target` atomically, mode 0644: a reader sees the old
+/// file or the new one, never half.
+fn write_atomically(target: &Path, bytes: &[u8]) -> std::io::Result<()> {
     // Not `*.wasm`: the registry never loads a half-written file.
-    let mut file = tempfile::Builder::new()
-        .prefix(".install-")
-        .suffix(".tmp")
-        .tempfile_in(dir)?;
-    file.write_all(bytes)?;
-    file.as_file()
-        .set_permissions(std::fs::Permissions::from_mode(FILE_MODE))?;
-    file.as_file().sync_all()?;
-    file.persist(target).map_err(|err| err.error)?;
-    if let Ok(dir) = std::fs::File::open(dir) {
-        let _ = dir.sync_all();
-    }
-    Ok(())
+    crate::atomic_file::write(
+        target,
+        ".install-",
+        crate::atomic_file::Mode::Fixed(FILE_MODE),
+        bytes,
+    )
 }
 
 /// The first 12 hex digits of a sha256, as `list` shows it.

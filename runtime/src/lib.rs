@@ -6,6 +6,7 @@
 //! call in a fresh, limited instance ([`sandbox`]). The `jarvis` binary is a
 //! thin CLI over this library.
 
+pub mod atomic_file;
 pub mod audit;
 pub mod bindings;
 pub mod bounded_read;

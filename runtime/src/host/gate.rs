@@ -164,18 +164,7 @@ impl CallHost {
                 (result, gate.denial, true)
             }
         };
-        let elapsed = started.elapsed();
-        if admitted {
-            // Host work is not the guest's time: it is charged to the
-            // host-time budget instead, except image acquisition, which has
-            // its own progress and can take most of an hour. A denied call
-            // costs the guest, so a loop of them runs out of guest time.
-            self.privileged_time += elapsed;
-            if import != IMPORT_ENSURE_IMAGE {
-                self.host_time_left = self.host_time_left.saturating_sub(elapsed);
-            }
-        }
-        record.duration_us = elapsed.as_micros() as u64;
+        record.duration_us = started.elapsed().as_micros() as u64;
         match (&denial, &result) {
             (Some(denial), _) => {
                 record.decision = audit::Decision::Deny;
@@ -193,6 +182,18 @@ impl CallHost {
         // Repeats collapse into one record with a count, and one call
         // writes a bounded number of records (`audit::CallAudit`).
         self.audit.record(record);
+        if admitted {
+            // Host work, the audit append included, is not the guest's
+            // time: it is charged to the host-time budget instead, except
+            // image acquisition, which has its own progress and can take
+            // most of an hour. A denied call costs the guest, so a loop of
+            // them runs out of guest time.
+            let elapsed = started.elapsed();
+            self.privileged_time += elapsed;
+            if import != IMPORT_ENSURE_IMAGE {
+                self.host_time_left = self.host_time_left.saturating_sub(elapsed);
+            }
+        }
         result
     }
 

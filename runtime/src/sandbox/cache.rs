@@ -120,15 +120,16 @@ impl ComponentCache {
 
     fn try_store(&self, sha256: &str, component: &Component) -> anyhow::Result<()> {
         let artifact = component.serialize().map_err(anyhow::Error::from)?;
-        std::fs::create_dir_all(&self.dir)?;
-        let mut file = tempfile::Builder::new()
-            .prefix(".compile-")
-            .tempfile_in(&self.dir)?;
-        file.write_all(&artifact)?;
-        file.write_all(&crc32fast::hash(&artifact).to_le_bytes())?;
-        file.write_all(MAGIC)?;
-        file.as_file().sync_all()?;
-        file.persist(self.entry_path(sha256))?;
+        crate::atomic_file::replace(
+            &self.entry_path(sha256),
+            ".compile-",
+            crate::atomic_file::Mode::Fixed(0o600),
+            |file| {
+                file.write_all(&artifact)?;
+                file.write_all(&crc32fast::hash(&artifact).to_le_bytes())?;
+                file.write_all(MAGIC)
+            },
+        )?;
         Ok(())
     }
 }

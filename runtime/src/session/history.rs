@@ -4,7 +4,7 @@
 //! the sidecar and the containers are gone. Written by the host only, when
 //! it ends a session (`stop`, a failed `start`, a stale session repaired).
 
-use super::private_file;
+use crate::atomic_file;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -30,7 +30,12 @@ pub struct LastSession {
 /// Records `last` (atomically, mode 0600).
 pub fn record(path: &Path, last: &LastSession) -> std::io::Result<()> {
     let text = serde_json::to_vec_pretty(last).expect("a LastSession always serialises");
-    private_file::write(path, &text)
+    atomic_file::write(
+        path,
+        super::sidecar::TEMP_PREFIX,
+        atomic_file::Mode::Fixed(0o600),
+        &text,
+    )
 }
 
 /// Whether a session ever ended here. Any file at the path counts: only

@@ -9,11 +9,9 @@
 //! - [`state`]: the lifecycle state `status` prints, derived by a pure function
 //!   from what is observed (config, sidecar, containers, history), and the
 //!   reconciliation a stale session needs.
-//! - [`private_file`]: the atomic, mode-0600 write they share.
 
 pub mod history;
 pub mod lock;
-pub mod private_file;
 pub mod sidecar;
 pub mod state;
 

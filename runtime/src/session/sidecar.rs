@@ -35,7 +35,7 @@
 //! [`SidecarError::OpenJarvisProcesses`], never "corrupt", so nothing here
 //! removes the only record of processes OpenJarvis must stop.
 
-use super::private_file;
+use crate::atomic_file;
 use serde::{Deserialize, Deserializer, Serialize};
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -47,7 +47,8 @@ pub const MAX_FILE_BYTES: u64 = 64 * 1024;
 /// [`validate`] refuses any string field longer than this many bytes.
 pub const MAX_STRING_BYTES: usize = 4096;
 
-pub use super::private_file::TEMP_PREFIX;
+/// Prefix of the temporary files session writes rename into place.
+pub const TEMP_PREFIX: &str = ".mining-";
 
 /// One mining session, as written to the sidecar.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -175,7 +176,7 @@ pub fn to_json(record: &SessionRecord) -> String {
     serde_json::to_string_pretty(&sorted).expect("a JSON map always serialises")
 }
 
-/// Atomically replaces `path` with `record` (see [`private_file::write`]);
+/// Atomically replaces `path` with `record` (see [`atomic_file::write`]);
 /// on any error `path` is untouched.
 pub fn write(path: &Path, record: &SessionRecord) -> Result<(), SidecarError> {
     let err = |source| SidecarError::Write {
@@ -192,7 +193,13 @@ pub fn write(path: &Path, record: &SessionRecord) -> Result<(), SidecarError> {
             ),
         )));
     }
-    private_file::write(path, text.as_bytes()).map_err(err)
+    atomic_file::write(
+        path,
+        TEMP_PREFIX,
+        atomic_file::Mode::Fixed(0o600),
+        text.as_bytes(),
+    )
+    .map_err(err)
 }
 
 /// Reads the sidecar. A missing file is `Ok(None)`; anything else that is
