@@ -1910,7 +1910,18 @@ fn ungranted_mounts_are_refused_alike_whether_or_not_they_exist() {
         "/etc/shadow".to_owned(),
         "/nonexistent/deeper/path".to_owned(),
     ];
+    let before = h.records().len();
     let expected = shape(&probes[0]);
+    // The audit record carries the denial's parts.
+    let record = one_record(&h, before, "containers.run", Decision::Deny);
+    assert_eq!(
+        record.rule.as_deref(),
+        Some("providers.\"escape\".containers.mounts")
+    );
+    assert_eq!(
+        record.policy_file.as_deref(),
+        Some(h.paths.user_policy().display().to_string().as_str())
+    );
     assert_contains(
         &expected,
         &["<PATH> (read-write) is not in providers.\"escape\".containers.mounts"],
@@ -1934,6 +1945,9 @@ fn every_refusal_names_the_key_or_host_rule_that_made_it() {
         &denied(error),
         &["host rule forbidden-mounts, docs/security.md#forbidden-mounts"],
     );
+    let last = h.records().pop().unwrap();
+    assert_eq!(last.rule.as_deref(), Some("host:forbidden-mounts"));
+    assert_eq!(last.policy_file, None);
     let facts = guest_facts(&linux_with_gpus(&[]));
     let reason = h.detect(&facts, "all-imports").unwrap().reason.unwrap();
     for (import, answer) in report(&reason) {

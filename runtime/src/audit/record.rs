@@ -37,6 +37,13 @@ pub struct Record {
     /// Why it was denied, or how an allowed call failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// For a denial, the rule that made it: a policy key
+    /// (`providers."x".containers.images`) or `host:<rule>` (docs/security.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
+    /// For a denial by a policy key, the file it lives in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy_file: Option<String>,
     /// `ok`, or the error kind of an allowed call that failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub outcome: Option<String>,
@@ -82,6 +89,8 @@ impl Record {
             action,
             decision: Decision::Allow,
             reason: None,
+            rule: None,
+            policy_file: None,
             outcome: None,
             duration_us: 0,
             count: 1,

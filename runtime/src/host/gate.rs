@@ -169,6 +169,8 @@ impl CallHost {
             (Some(denial), _) => {
                 record.decision = audit::Decision::Deny;
                 record.reason = Some(denial.reason.clone());
+                record.rule = Some(denial.rule_name());
+                record.policy_file = denial.file().map(|f| f.display().to_string());
             }
             (None, Ok(_)) => record.outcome = Some("ok".into()),
             (None, Err(err)) => {

@@ -284,7 +284,7 @@ fn guest_time_budget(
 + 'static {
     let started = Instant::now();
     move |mut store, hook| {
-        if matches!(hook, CallHook::ReturningFromHost) {
+        if matches!(hook, CallHook::ReturningFromHost | CallHook::CallingWasm) {
             let charged = started
                 .elapsed()
                 .saturating_sub(store.data().host.privileged_time());
