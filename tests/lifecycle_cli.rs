@@ -12,6 +12,7 @@
 
 use jarvis_mine::docker::{ContainerSummary, Docker};
 use jarvis_mine::host::LABEL_PROVIDER;
+use jarvis_mine_tests::run::{Run, wait_for};
 use jarvis_mine_tests::{
     ContainerCleanup, FAKE_MINER_REPOSITORY, fake_miner_image, free_port, raw_docker,
 };
@@ -19,7 +20,7 @@ use serde_json::Value;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
@@ -104,20 +105,6 @@ fn kill_container(id: &str) {
     });
 }
 
-/// Polls `f` every 50 ms until it gives `Some`, for at most `limit`.
-fn wait_for<T>(limit: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(value) = f() {
-            return Some(value);
-        }
-        if Instant::now() >= deadline {
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 // ---------------------------------------------------------------------------
 // Homes and runs of the binary.
 
@@ -138,7 +125,11 @@ fn warm_cache() -> &'static Path {
             .env("DOCKER_HOST", "unix:///nonexistent/lifecycle_cli.sock")
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", Run::new("mine status", out));
+        assert!(
+            out.status.success(),
+            "{}",
+            Run::new("jarvis mine status", out)
+        );
         home.join("cache")
     })
 }
@@ -172,66 +163,6 @@ fn files_under(dir: &Path) -> Vec<PathBuf> {
         }
     }
     files
-}
-
-/// One finished command.
-struct Run {
-    what: String,
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    fn new(what: &str, out: Output) -> Run {
-        Run {
-            what: what.to_owned(),
-            code: out.status.code(),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
-    }
-
-    /// Asserts the exit code; returns self for further checks.
-    #[track_caller]
-    fn code(&self, expected: i32) -> &Run {
-        assert_eq!(self.code, Some(expected), "{self}");
-        self
-    }
-
-    #[track_caller]
-    fn stdout_has(&self, text: &str) -> &Run {
-        assert!(self.stdout.contains(text), "stdout lacks {text:?}: {self}");
-        self
-    }
-
-    #[track_caller]
-    fn stderr_has(&self, text: &str) -> &Run {
-        assert!(self.stderr.contains(text), "stderr lacks {text:?}: {self}");
-        self
-    }
-
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {self}"))
-    }
-
-    /// The value of a `status` row (`label:   value`).
-    fn row(&self, label: &str) -> Option<&str> {
-        let prefix = format!("{label}:");
-        self.stdout
-            .lines()
-            .find_map(|line| line.strip_prefix(&prefix).map(str::trim))
-    }
-}
-
-impl std::fmt::Display for Run {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "`jarvis {}` exited with {:?}\n--- stdout\n{}\n--- stderr\n{}",
-            self.what, self.code, self.stdout, self.stderr
-        )
-    }
 }
 
 struct Home {
@@ -304,7 +235,7 @@ impl Home {
 
     fn jarvis_env(&self, args: &[&str], env: &[(&str, Option<&str>)]) -> Run {
         let out = self.command(args, env).output().unwrap();
-        let run = Run::new(&args.join(" "), out);
+        let run = Run::new(format!("jarvis {}", args.join(" ")), out);
         self.record(&run);
         run
     }
@@ -943,7 +874,7 @@ fn ten_concurrent_starts_make_one_session() {
     let runs: Vec<Run> = children
         .into_iter()
         .map(|child| {
-            let run = Run::new("mine start", child.wait_with_output().unwrap());
+            let run = Run::new("jarvis mine start", child.wait_with_output().unwrap());
             home.record(&run);
             run
         })

@@ -14,13 +14,14 @@
 
 use jarvis_mine::docker::{ContainerSpec, Docker};
 use jarvis_mine_tests::openjarvis::openjarvis_command;
+use jarvis_mine_tests::run::{Run, wait_for};
 use jarvis_mine_tests::{ContainerCleanup, fake_miner_image, free_port};
 use serde_json::Value;
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const JARVIS: &str = env!("CARGO_BIN_EXE_jarvis-under-test");
 const MODEL: &str = "pearl-ai/Llama-3.3-70B-Instruct-pearl";
@@ -53,69 +54,6 @@ fn one_miner_at_a_time() -> MutexGuard<'static, ()> {
     MINER
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-/// Polls `f` every 200 ms until it gives `Some`, for at most `limit`.
-fn wait_for<T>(limit: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(value) = f() {
-            return Some(value);
-        }
-        if Instant::now() >= deadline {
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
-/// One finished command.
-struct Run {
-    what: String,
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    fn of(what: String, command: &mut Command) -> Run {
-        let out: Output = command.output().unwrap();
-        Run {
-            what,
-            code: out.status.code(),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
-    }
-
-    #[track_caller]
-    fn code(&self, expected: i32) -> &Run {
-        assert_eq!(self.code, Some(expected), "{self}");
-        self
-    }
-
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {self}"))
-    }
-
-    /// The value of an output row (`label:   value`); the first, where two
-    /// rows share a label.
-    fn row(&self, label: &str) -> Option<&str> {
-        let prefix = format!("{label}:");
-        self.stdout
-            .lines()
-            .find_map(|line| line.strip_prefix(&prefix).map(str::trim))
-    }
-}
-
-impl std::fmt::Display for Run {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "`{}` exited with {:?}\n--- stdout\n{}\n--- stderr\n{}",
-            self.what, self.code, self.stdout, self.stderr
-        )
-    }
 }
 
 /// One OpenJarvis home, shared by our binary and OpenJarvis's, and the
@@ -177,7 +115,7 @@ impl Home {
     fn openjarvis_python(&self, program: &str) -> Run {
         let mut command = openjarvis_command("python", self.path());
         command.args(["-c", program]);
-        Run::of("openjarvis python".into(), &mut command)
+        Run::of("openjarvis python", &mut command)
     }
 
     /// `[mining]` for the fake miner, with its gateway metrics on.

@@ -9,6 +9,7 @@ use jarvis_mine::sandbox::{Sandbox, SandboxLimits};
 use std::path::Path;
 pub mod openjarvis;
 pub mod python;
+pub mod run;
 
 /// The guest that misbehaves as its `model` argument asks (tests/guests/hostile).
 pub fn hostile_component() -> Vec<u8> {
