@@ -36,8 +36,7 @@ use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 const ESCAPE: &str = "escape";
@@ -396,20 +395,24 @@ fn running(id: &str) -> bool {
 /// is held open, unanswered, until the listener is dropped.
 struct Server {
     port: u16,
-    accepted: Arc<AtomicUsize>,
+    /// The peer port of every connection accepted so far, in order.
+    peers: Arc<Mutex<Vec<u16>>>,
+    /// The peer ports of the fences [`Server::accepted`] sent.
+    fences: Mutex<Vec<u16>>,
 }
 
 impl Server {
     fn start(reply: Option<String>) -> Server {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
-        let accepted = Arc::new(AtomicUsize::new(0));
-        let count = Arc::clone(&accepted);
+        let peers = Arc::new(Mutex::new(Vec::new()));
+        let seen = Arc::clone(&peers);
         std::thread::spawn(move || {
             let mut held = Vec::new();
             for stream in listener.incoming() {
                 let Ok(mut stream) = stream else { return };
-                count.fetch_add(1, Ordering::SeqCst);
+                let peer = stream.peer_addr().map_or(0, |a| a.port());
+                seen.lock().unwrap().push(peer);
                 match &reply {
                     Some(reply) => {
                         let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
@@ -421,13 +424,31 @@ impl Server {
                 }
             }
         });
-        Server { port, accepted }
+        Server {
+            port,
+            peers,
+            fences: Mutex::new(Vec::new()),
+        }
     }
 
+    /// Connections accepted from others so far. A fence connection of our
+    /// own is sent first: the listener accepts in arrival order, so once the
+    /// fence is accepted, every connection made before it has been counted.
     fn accepted(&self) -> usize {
-        // Let a connection in flight be counted.
-        std::thread::sleep(Duration::from_millis(100));
-        self.accepted.load(Ordering::SeqCst)
+        let mut fence = std::net::TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        let _ = fence.write_all(b"GET /fence HTTP/1.0\r\n\r\n");
+        let mine = fence.local_addr().unwrap().port();
+        self.fences.lock().unwrap().push(mine);
+        wait_until("the fence to be accepted", Duration::from_secs(10), || {
+            self.peers.lock().unwrap().contains(&mine)
+        });
+        let fences = self.fences.lock().unwrap();
+        self.peers
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|peer| !fences.contains(peer))
+            .count()
     }
 }
 
