@@ -27,9 +27,10 @@ use jarvis_mine::paths::Paths;
 use jarvis_mine::policy::{Policy, PolicyFile, SYSTEM_POLICY_ENV};
 use jarvis_mine::provider::{LoadedProvider, ProviderSource, Verdict};
 use jarvis_mine::sandbox::{ProviderError, Sandbox, SandboxLimits};
+use jarvis_mine_tests::run::wait_for;
 use jarvis_mine_tests::{
-    ContainerCleanup, FAKE_MINER_REPOSITORY, fake_miner_image, guest_facts, linux_with_gpus,
-    raw_docker,
+    ContainerCleanup, FAKE_MINER_REPOSITORY, fake_miner_image, free_port, guest_facts,
+    linux_with_gpus, raw_docker,
 };
 use sha2::{Digest, Sha256};
 use std::io::{Read, Write};
@@ -1521,23 +1522,13 @@ fn an_ungranted_capability_is_denied_before_the_request_is_even_read() {
 // ---------------------------------------------------------------------------
 // The classes of issue 8, several variants each.
 
-/// Polls `done` every 50 ms until it holds, failing after `limit`.
+/// Polls `done` until it holds, failing after `limit`.
 #[track_caller]
 fn wait_until(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// A loopback port nothing listens on (as of now).
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    assert!(
+        wait_for(limit, || done().then_some(())).is_some(),
+        "timed out waiting for {what}"
+    );
 }
 
 /// The report lines of a multi-call attack, as `(step, answer)`.

@@ -5,10 +5,11 @@
 //! install|inspect`, the config file) exits 2 at once with a message naming
 //! the path and what it is; none hangs or reads it whole.
 
+use jarvis_mine_tests::run::{jarvis_mine, output_within};
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
+use std::time::Duration;
 
 const JARVIS: &str = env!("CARGO_BIN_EXE_jarvis-under-test");
 /// Far above a normal run (the first compiles the built-ins), far below a hang.
@@ -31,34 +32,11 @@ impl Home {
 
     /// Runs `jarvis mine ARGS` (with `env`), killing it at the deadline.
     fn run(&self, args: &[&str], env: &[(&str, &Path)]) -> Output {
-        let mut command = Command::new(JARVIS);
-        command
-            .arg("mine")
-            .args(args)
-            .env_clear()
-            .env("OPENJARVIS_HOME", self.path())
-            .env(
-                "OPENJARVIS_MINING_POLICY",
-                self.path().join("no-system-policy.toml"),
-            )
-            .env("PATH", std::env::var_os("PATH").unwrap())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+        let mut command = jarvis_mine(JARVIS, self.path(), args);
         for (name, value) in env {
             command.env(name, value);
         }
-        let mut child = command.spawn().unwrap();
-        let started = Instant::now();
-        while child.try_wait().unwrap().is_none() {
-            if started.elapsed() > DEADLINE {
-                child.kill().unwrap();
-                child.wait().unwrap();
-                panic!("{args:?} did not finish within {DEADLINE:?}");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        child.wait_with_output().unwrap()
+        output_within(&mut command, DEADLINE)
     }
 
     fn file(&self, name: &str, bytes: &[u8]) -> PathBuf {

@@ -11,11 +11,11 @@ use jarvis_mine::paths::Paths;
 use jarvis_mine::registry::Registry;
 use jarvis_mine::sandbox::{ComponentCache, Sandbox, SandboxLimits};
 use jarvis_mine_tests::python::python_example_component;
+use jarvis_mine_tests::run::jarvis_mine;
 use jarvis_mine_tests::user_policy;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -64,31 +64,16 @@ impl Home {
         self.0.path()
     }
 
-    fn jarvis(&self, args: &[&str]) -> Output {
-        Command::new(JARVIS)
-            .args(args)
-            .env_clear()
-            .env("OPENJARVIS_HOME", self.path())
-            // Whatever this machine's /etc says, no system policy.
-            .env(
-                "OPENJARVIS_MINING_POLICY",
-                self.path().join("no-system-policy.toml"),
-            )
-            .env("PATH", std::env::var_os("PATH").unwrap())
-            .output()
-            .unwrap()
-    }
-
     fn doctor(&self, facts: &Value) -> Value {
         let file = self.path().join("facts.json");
         std::fs::write(&file, facts.to_string()).unwrap();
-        let out = self.jarvis(&[
-            "mine",
-            "doctor",
-            "--json",
-            "--facts",
-            file.to_str().unwrap(),
-        ]);
+        let out = jarvis_mine(
+            JARVIS,
+            self.path(),
+            &["doctor", "--json", "--facts", file.to_str().unwrap()],
+        )
+        .output()
+        .unwrap();
         assert!(
             out.status.success(),
             "{}",

@@ -3,6 +3,7 @@
 //! do. Human output shows every control as a visible escape, so no raw
 //! control byte reaches the terminal; `--json` carries the exact text.
 
+use jarvis_mine_tests::run::jarvis_mine;
 use jarvis_mine_tests::terminal_component;
 use jarvis_mine_tests::terminal_payload::PAYLOAD;
 use serde_json::Value;
@@ -47,19 +48,7 @@ impl Home {
     }
 
     fn command(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(JARVIS);
-        command
-            .arg("mine")
-            .args(args)
-            .env_clear()
-            .env("OPENJARVIS_HOME", self.path())
-            .env(
-                "OPENJARVIS_MINING_POLICY",
-                self.path().join("no-system-policy.toml"),
-            )
-            .env("PATH", std::env::var_os("PATH").unwrap())
-            .stdin(Stdio::null());
-        command
+        jarvis_mine(JARVIS, self.path(), args)
     }
 
     fn run(&self, args: &[&str]) -> Output {

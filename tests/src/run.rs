@@ -84,3 +84,39 @@ pub fn wait_for<T>(limit: Duration, mut f: impl FnMut() -> Option<T>) -> Option<
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// `jarvis mine ARGS` of the binary at `jarvis`, isolated from this
+/// machine: an empty environment but `PATH`, the home `home`, no system
+/// policy, no stdin.
+pub fn jarvis_mine(jarvis: &str, home: &std::path::Path, args: &[&str]) -> Command {
+    let mut command = Command::new(jarvis);
+    command
+        .arg("mine")
+        .args(args)
+        .env_clear()
+        .env("OPENJARVIS_HOME", home)
+        // Whatever this machine's /etc says, no system policy.
+        .env(
+            "OPENJARVIS_MINING_POLICY",
+            home.join("no-system-policy.toml"),
+        )
+        .env("PATH", std::env::var_os("PATH").unwrap())
+        .stdin(std::process::Stdio::null());
+    command
+}
+
+/// Runs `command` with its output captured, killing it (and failing) if it
+/// has not finished within `limit`.
+pub fn output_within(command: &mut Command, limit: Duration) -> Output {
+    let mut child = command
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    if wait_for(limit, || child.try_wait().unwrap()).is_none() {
+        child.kill().unwrap();
+        child.wait().unwrap();
+        panic!("{command:?} did not finish within {limit:?}");
+    }
+    child.wait_with_output().unwrap()
+}
