@@ -34,8 +34,6 @@ pub struct CallHost {
     host_time_left: Duration,
     /// Time spent in admitted privileged calls: not charged to the guest.
     privileged_time: Duration,
-    /// The host's refusals in this call, newest last, for the CLI.
-    denials: Vec<Denial>,
 }
 
 impl CallHost {
@@ -60,7 +58,6 @@ impl CallHost {
             privileged_quota,
             host_time_left: host_time,
             privileged_time: Duration::ZERO,
-            denials: Vec::new(),
         }
     }
 
@@ -84,17 +81,11 @@ impl CallHost {
     }
 
     /// Keeps a denial for the command that made the call (through the
-    /// session's [`super::Refusals`]) and for this call.
-    fn refuse(&mut self, denial: Denial) {
+    /// session's [`super::Refusals`]).
+    fn refuse(&self, denial: Denial) {
         if let Some(host) = &self.lifecycle {
-            host.refusals().push(super::Refusal::Denied(denial.clone()));
+            host.refusals().push(super::Refusal::Denied(denial));
         }
-        self.denials.push(denial);
-    }
-
-    /// The last refusal by the policy or a host rule in this call.
-    pub fn last_denial(&self) -> Option<&Denial> {
-        self.denials.last()
     }
 
     /// Calls the clock or another import that needs no capability, only a
