@@ -4,7 +4,9 @@
 //! The input is written to a file and read through the real `read` (size
 //! cap, empty-file check, JSON, object, record). Properties: never panics;
 //! an existing file never reads as "no sidecar"; anything `read` refuses is
-//! `Corrupt` ("stale or corrupt sidecar …"), never an I/O error; a record
+//! `Corrupt` ("stale or corrupt sidecar …") or, for OpenJarvis's process
+//! shape (a pid key and no `vllm_endpoint`), `OpenJarvisProcesses`, never
+//! an I/O error; a record
 //! that reads serialises as sorted, two-space-indented JSON without a
 //! trailing newline, and `write` then `read` gives the same record back
 //! (unknown keys dropped, float times truncated: the record is what counts);
@@ -41,6 +43,16 @@ fuzz_target!(|data: &[u8]| {
     let record = match sidecar::read(&path) {
         Ok(Some(record)) => record,
         Ok(None) => panic!("an existing file read as no sidecar"),
+        Err(err @ sidecar::SidecarError::OpenJarvisProcesses { .. }) => {
+            let value: serde_json::Value = serde_json::from_slice(data).expect("read parsed it");
+            let object = value.as_object().expect("read saw an object");
+            assert!(
+                !object.contains_key("vllm_endpoint")
+                    && (object.contains_key("gateway_pid") || object.contains_key("miner_loop_pid")),
+                "process shape reported for {value}: {err}"
+            );
+            return;
+        }
         Err(err) => {
             assert!(err.is_corrupt(), "not reported as corrupt: {err}");
             assert!(
