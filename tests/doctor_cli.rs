@@ -91,7 +91,7 @@ fn machines() -> Vec<(&'static str, Value, Option<String>)> {
         (
             "Mac",
             json!({"os": "darwin", "arch": "aarch64", "gpus": [{"index": 0, "name": "Apple M3 Max", "vendor": "apple", "memory_total_mib": 131072}]}),
-            Some("vllm-pearl requires NVIDIA Hopper; detected 'apple'. Apple Silicon support tracked in Spec B.".into()),
+            Some("vllm-pearl requires NVIDIA Hopper (H100/H200); detected 'apple'".into()),
         ),
         ("CPU-only", json!({"os": "linux", "arch": "x86_64"}), Some("no GPU detected".into())),
     ]
@@ -118,7 +118,17 @@ fn verdicts_for_well_known_machines() {
         // No Pearl packages in any of these facts files.
         let cpu = provider(&report, "cpu-pearl");
         assert_eq!(cpu["supported"], false, "{machine}");
-        assert!(cpu["reason"].as_str().unwrap().starts_with("Pearl Python packages not installed — install with `uv sync --extra mining-pearl-cpu`"), "{machine}: {cpu}");
+        let cpu_reason = cpu["reason"].as_str().unwrap();
+        assert!(
+            cpu_reason.starts_with(
+                "Pearl Python packages not installed — build them from a Pearl checkout"
+            ),
+            "{machine}: {cpu}"
+        );
+        assert!(
+            !cpu_reason.contains("uv sync"),
+            "our own install hint: {cpu_reason}"
+        );
 
         let mps = provider(&report, "apple-mps-pearl");
         let expected = if machine == "Mac" {
@@ -173,7 +183,7 @@ fn model_and_engine_flags_reach_detect() {
     let report = home.doctor_json(&h100, &["--engine", "ollama"]);
     assert_eq!(
         provider(&report, "vllm-pearl")["reason"],
-        "engine 'ollama' has no Pearl plugin in v1; use vllm"
+        "engine 'ollama' has no Pearl plugin: Pearl mines through vllm (use --engine vllm)"
     );
 }
 
@@ -204,7 +214,7 @@ fn cuda_visible_devices_narrows_the_gpus_detect_sees() {
         "config.toml",
         &format!("[mining]\nprovider = \"vllm-pearl\"\nwallet_address = \"prl1qexampleaddress\"\n\n[mining.extra]\ncuda_visible_devices = \"0,1\"\npearld_rpc_url = \"http://127.0.0.1:9\"\nmodel = \"{LLAMA_70B}\"\n"),
     );
-    let report = home.doctor_json(&facts, &["--strict"]);
+    let report = home.doctor_json(&facts, &[]);
     assert_eq!(
         provider(&report, "vllm-pearl")["supported"],
         true,
@@ -214,11 +224,16 @@ fn cuda_visible_devices_narrows_the_gpus_detect_sees() {
 }
 
 #[test]
-fn strict_exits_1_when_the_selected_provider_is_unsupported() {
+fn strict_exits_1_unless_ready_and_says_why() {
     let home = Home::new();
     let cpu_box = home.write("cpu.json", r#"{"os":"linux","arch":"x86_64"}"#);
     let out = home.jarvis(&["mine", "doctor", "--facts", &cpu_box, "--strict"]);
     assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("doctor --strict: Not ready: no provider can mine on this host"),
+        "{stderr}"
+    );
     let out = home.jarvis(&["mine", "doctor", "--facts", &cpu_box]);
     assert_eq!(
         out.status.code(),
@@ -229,8 +244,27 @@ fn strict_exits_1_when_the_selected_provider_is_unsupported() {
         "h100.json",
         &nvidia(1, "NVIDIA H100 80GB HBM3", "9.0", 81_559).to_string(),
     );
+    // A good host but no config: not ready, and the reason says so.
     let out = home.jarvis(&["mine", "doctor", "--facts", &h100, "--strict"]);
-    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no [mining] config"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Configured, with a node that answers: ready.
+    let (url, _) = serve_once(
+        "200 OK",
+        r#"{"result":{"blocks":5,"headers":5},"error":null}"#,
+    );
+    home.write("config.toml", &config_with_rpc(&url));
+    let out = home.jarvis(&["mine", "doctor", "--facts", &h100, "--strict"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 }
 
 #[test]
@@ -281,7 +315,7 @@ fn failing_providers_are_rows_and_never_stop_the_others() {
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(
         text.contains(
-            "  hostile                ERROR - timed out after 300 ms (installed, policy hides 1 GPU: see `jarvis mine policy show --provider hostile`)"
+            "  hostile                ERROR (installed, policy hides 1 GPU: see `jarvis mine policy show --provider hostile`)\n                         timed out after 300 ms"
         ),
         "{text}"
     );
@@ -358,17 +392,39 @@ fn the_table_matches_the_reference_rows_without_colour_off_a_terminal() {
         "Pearl Mining Doctor",
         "  GPU vendor             nvidia (NVIDIA H100 80GB HBM3)                OK",
         "  Compute capability     9.0                                           OK",
-        "  RPC                    no [mining] config - run `jarvis mine init`   FAIL",
-        "  Address format         no [mining] config                            FAIL",
-        "  Model registry         validated: pearl-ai/Llama-3.3-70B-Instruct-pearl OK",
-        "  vllm-pearl             SUPPORTED (default)",
+        "  VRAM                   79.6 GiB (80 GB class); the model needs 65.2  OK",
+        "                         GiB (70 GB)",
+        "  Daemon                 unknown (not in the facts file)               UNKNOWN",
+        "  Python packages        unknown (not in the facts file)               UNKNOWN",
+        "  Model registry         validated: pearl-ai/Llama-3.3-70B-Instruct-   OK",
+        "                         pearl",
+        "  vllm-pearl             SUPPORTED (what `init` would pick)",
         "  Sidecar                absent (not running)                          OK",
+        "Not ready: 1 problem blocks vllm-pearl",
+        "     fix: run `jarvis mine init` (it picks a provider for this host and writes [mining])",
     ] {
         assert!(
             text.lines().any(|l| l == line),
             "missing line {line:?} in\n{text}"
         );
     }
+    // Every status word in one column, however long the info.
+    let status_column: Vec<usize> = text
+        .lines()
+        .filter(|l| {
+            l.ends_with(" OK")
+                || l.ends_with(" FAIL")
+                || l.ends_with(" UNKNOWN")
+                || l.ends_with(" INFO")
+        })
+        .map(|l| l.rfind(' ').unwrap())
+        .collect();
+    assert!(status_column.len() > 8, "{text}");
+    assert!(
+        status_column.iter().all(|c| *c == 70),
+        "{status_column:?}\n{text}"
+    );
+    assert!(text.lines().all(|l| l.chars().count() <= 100), "{text}");
 }
 
 #[test]
@@ -547,9 +603,10 @@ fn the_pearld_probe_explains_auth_failures_and_sync_state() {
     );
     let (url, _) = serve_once("500 Internal Server Error", "");
     home.write("config.toml", &config_with_rpc(&url));
-    assert_eq!(
-        rpc_row(&home.doctor_json(&facts, &[])),
-        (false, "HTTP 500".into())
+    let (ok, info) = rpc_row(&home.doctor_json(&facts, &[]));
+    assert!(
+        !ok && info.starts_with("HTTP 500 from http://127.0.0.1:"),
+        "{info}"
     );
     // Nothing listening: refused quickly, not after the 5 s timeout.
     let closed = std::net::TcpListener::bind("127.0.0.1:0")
@@ -589,5 +646,207 @@ fn the_documented_example_facts_give_the_documented_verdicts() {
     assert_eq!(
         verdict("cpu-only.json", "vllm-pearl"),
         (false, "no GPU detected".into())
+    );
+}
+
+/// A pearld stand-in answering every `getblockchaininfo` as synced; lives as
+/// long as the test process.
+fn serve_pearld() -> String {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut reader = BufReader::new(stream);
+            let mut length = 0;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                    break;
+                }
+                if let Some(value) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = value.trim().parse().unwrap();
+                }
+                if line == "\r\n" {
+                    break;
+                }
+            }
+            let mut body = vec![0; length];
+            let _ = reader.read_exact(&mut body);
+            let reply = r#"{"result":{"blocks":7,"headers":7},"error":null}"#;
+            let _ = write!(
+                reader.get_mut(),
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{reply}",
+                reply.len()
+            );
+        }
+    });
+    url
+}
+
+fn config_for(provider: &str, url: &str) -> String {
+    format!(
+        "[mining]\nprovider = \"{provider}\"\nwallet_address = \"prl1qexampleaddress\"\n\n[mining.extra]\npearld_rpc_url = \"{url}\"\n"
+    )
+}
+
+#[test]
+fn every_documented_machine_gets_a_verdict_and_next_steps() {
+    let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/facts");
+    let pearld = serve_pearld();
+    let doctor = |home: &Home, file: &str| {
+        let facts: Value =
+            serde_json::from_str(&std::fs::read_to_string(docs.join(file)).unwrap()).unwrap();
+        home.doctor_json(&facts, &[])
+    };
+    // (file, the provider judged, verdict without a config, with one for that provider)
+    let cases = [
+        (
+            "h100.json",
+            "vllm-pearl",
+            "Not ready: 1 problem blocks vllm-pearl",
+            "Ready to mine with vllm-pearl on GPU 0 (NVIDIA H100 80GB HBM3) (if the 3 unknown checks pass)",
+        ),
+        (
+            "h200x8.json",
+            "vllm-pearl",
+            "Not ready: 1 problem blocks vllm-pearl",
+            "Ready to mine with vllm-pearl on GPUs 0, 1, 2, 3, 4, 5, 6, 7 (8× NVIDIA H200)",
+        ),
+        (
+            "mac-m4-max.json",
+            "apple-mps-pearl",
+            "Not ready: 1 problem blocks apple-mps-pearl",
+            "Ready to mine with apple-mps-pearl on the Apple GPU (Apple M4 Max, MPS)",
+        ),
+        (
+            "mixed.json",
+            "vllm-pearl",
+            "Not ready: no provider can mine on this host; 2 problems block vllm-pearl, the one it suits",
+            "Not ready: 1 problem blocks vllm-pearl",
+        ),
+        (
+            "cpu-only.json",
+            "cpu-pearl",
+            "Not ready: no provider can mine on this host; 2 problems block cpu-pearl, the one it suits",
+            "Not ready: 1 problem blocks cpu-pearl",
+        ),
+    ];
+    for (file, judged, unconfigured, configured) in cases {
+        let home = Home::new();
+        let report = doctor(&home, file);
+        assert_eq!(report["selected_provider"], judged, "{file}");
+        assert_eq!(
+            report["verdict"]["summary"], unconfigured,
+            "{file}: {report}"
+        );
+        let steps = report["next_steps"].as_array().unwrap();
+        assert_eq!(
+            steps.len(),
+            report["verdict"]["problems"].as_array().unwrap().len(),
+            "one step per problem: {file}"
+        );
+        assert!(
+            steps
+                .iter()
+                .any(|s| s.as_str().unwrap().contains("jarvis mine init")),
+            "{file}: {steps:?}"
+        );
+        // No false failures: every FAIL row is one the judged provider needs.
+        for check in report["checks"].as_array().unwrap() {
+            if check["status"] == "fail" {
+                assert_eq!(check["needed"], true, "{file}: {check}");
+                assert!(
+                    check["fix"].is_string(),
+                    "a failure says what to do: {check}"
+                );
+            }
+        }
+
+        home.write("config.toml", &config_for(judged, &pearld));
+        let report = doctor(&home, file);
+        assert_eq!(report["verdict"]["summary"], configured, "{file}: {report}");
+        assert_eq!(report["verdict"]["ready"], configured.starts_with("Ready"));
+        if configured.starts_with("Ready") {
+            assert_eq!(
+                report["next_steps"][0],
+                "run `jarvis mine start` to begin mining"
+            );
+        }
+    }
+
+    // The mixed box's one problem is the 4090, and the fix leaves it out.
+    let home = Home::new();
+    home.write("config.toml", &config_for("vllm-pearl", &pearld));
+    let report = doctor(&home, "mixed.json");
+    let problem = &report["verdict"]["problems"][0];
+    assert_eq!(
+        problem["check"], "GPU 2 compute cap., GPU 2 VRAM",
+        "{problem}"
+    );
+    assert!(
+        problem["fix"]
+            .as_str()
+            .unwrap()
+            .starts_with("leave GPU 2 out: set [mining.extra].cuda_visible_devices = \"0,1\""),
+        "{problem}"
+    );
+}
+
+#[test]
+fn pearl_tools_are_information_for_vllm_and_gpus_for_cpu_pearl() {
+    let home = Home::new();
+    let status = |report: &Value, name: &str| {
+        report["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == name)
+            .unwrap_or_else(|| panic!("no row {name}: {report}"))["status"]
+            .clone()
+    };
+    let h100 = json!({"os": "linux", "gpus": nvidia(1, "NVIDIA H100 80GB HBM3", "9.0", 81_559)["gpus"],
+                      "pearl": {"gateway_on_path": false, "python_packages": []}});
+    let report = home.doctor_json(&h100, &[]);
+    assert_eq!(status(&report, "Python packages"), "info");
+    assert_eq!(status(&report, "pearl-gateway"), "info");
+
+    // A Mac configured for cpu-pearl: no GPU or Docker failure.
+    home.write(
+        "config.toml",
+        &config_for("cpu-pearl", "http://127.0.0.1:9"),
+    );
+    let mac = json!({"os": "darwin", "arch": "aarch64", "docker": {"reachable": false},
+                     "pearl": {"gateway_on_path": true, "python_packages": ["pearl_mining", "pearl_gateway", "miner_base"]}});
+    let report = home.doctor_json(&mac, &[]);
+    assert_eq!(status(&report, "GPU"), "info");
+    assert_eq!(status(&report, "Daemon"), "info");
+    assert_eq!(status(&report, "Python packages"), "ok");
+    assert_eq!(report["selected_by"], "configured");
+}
+
+#[test]
+fn an_unknown_configured_provider_is_its_own_failure_naming_the_known_ones() {
+    let home = Home::new();
+    home.write(
+        "config.toml",
+        &config_for("vllm-perl", "http://127.0.0.1:9"),
+    );
+    let report = home.doctor_json(&nvidia(1, "NVIDIA H100 80GB HBM3", "9.0", 81_559), &[]);
+    let row = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "Configured provider")
+        .unwrap_or_else(|| panic!("{report}"));
+    assert_eq!(row["status"], "fail");
+    assert_eq!(
+        row["info"],
+        "unknown provider 'vllm-perl'; known: vllm-pearl, cpu-pearl, apple-mps-pearl"
+    );
+    assert_eq!(report["verdict"]["ready"], false);
+    assert_eq!(
+        report["verdict"]["problems"][0]["check"],
+        "Configured provider"
     );
 }

@@ -28,7 +28,7 @@ fn probe_in_child() {
     let facts = host_gpu::gather(&GatherOptions {
         nvml_library: std::env::var_os(CHILD_LIBRARY_ENV).map(PathBuf::from),
         skip_docker: true,
-        skip_python: true,
+        python: host_gpu::pearl::PythonProbe::Skip,
     });
     std::fs::write(output, serde_json::to_string(&facts).unwrap()).unwrap();
 }

@@ -8,7 +8,7 @@ use crate::disk::disk_facts;
 use crate::docker::docker_facts;
 use crate::facts::{DockerFacts, GpuFacts, HardwareFacts};
 use crate::nvml::{self, NvmlReport};
-use crate::pearl::pearl_facts;
+use crate::pearl::{PythonProbe, pearl_facts};
 use crate::system::{SystemFacts, system_facts};
 
 /// What [`gather`] probes. The default probes everything with the system's
@@ -20,8 +20,9 @@ pub struct GatherOptions {
     pub nvml_library: Option<PathBuf>,
     /// Leave `docker` unknown instead of asking the daemon.
     pub skip_docker: bool,
-    /// Leave the Python fields of `pearl` unknown instead of running `python3`.
-    pub skip_python: bool,
+    /// How the Python fields of `pearl` are learnt (run `python3`, reuse a
+    /// cached answer, or leave them unknown).
+    pub python: PythonProbe,
 }
 
 /// Gathers this host's facts. Never fails: what a probe cannot learn is left
@@ -33,7 +34,7 @@ pub fn gather(options: &GatherOptions) -> HardwareFacts {
     thread::scope(|scope| {
         let nvml = scope.spawn(|| nvml::gpus(options.nvml_library.as_deref()));
         let disk = scope.spawn(disk_facts);
-        let pearl = scope.spawn(|| pearl_facts(!options.skip_python));
+        let pearl = scope.spawn(|| pearl_facts(&options.python));
         let docker = (!options.skip_docker).then(|| scope.spawn(docker_facts_blocking));
         let system = system_facts();
 
@@ -131,7 +132,7 @@ mod tests {
         let facts = gather(&GatherOptions {
             nvml_library: Some("/nonexistent/libnvidia-ml.so.1".into()),
             skip_docker: true,
-            skip_python: true,
+            python: PythonProbe::Skip,
         });
         assert_eq!(facts.docker, None);
         let pearl = facts.pearl.expect("the gateway is always looked for");

@@ -10,8 +10,10 @@ pub mod facts;
 pub mod gather;
 pub mod nvml;
 pub mod pearl;
+pub mod python_cache;
 pub mod system;
 
 pub use facts::*;
 pub use gather::{GatherOptions, gather};
 pub use nvml::{LIBRARY_ENV as NVML_LIBRARY_ENV, NvmlReport};
+pub use pearl::PythonProbe;

@@ -649,7 +649,8 @@ tools = [ "a",   "b" ]
     fn values_are_escaped_and_round_trip() {
         let wallet = r#"prl1q"quoted"\back\slash'single'"#;
         let path = "/models/it's \"here\"\\v1\ttab";
-        let section = MiningSection::new("vllm-pearl", wallet)
+        // A community provider's [mining.extra] is its own (no path checks).
+        let section = MiningSection::new("acme-provider", wallet)
             .with_extra("local_model_path", path)
             .with_extra(
                 "vllm_args",

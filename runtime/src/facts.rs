@@ -117,7 +117,27 @@ pub fn to_guest(facts: &host_gpu::HardwareFacts, selection: &GpuSelection) -> Ha
     }
 }
 
-/// The provider a host like this would use (reference §2.4, `init --provider auto`).
+/// The built-in providers, in the order `auto` considers them after the
+/// one the hardware suggests.
+pub const BUILTIN_PROVIDERS: [&str; 3] = ["vllm-pearl", "apple-mps-pearl", "cpu-pearl"];
+
+/// What `init --provider auto` picks: the provider the hardware suggests
+/// (reference §2.4) if it can start here, else the first built-in that can
+/// (`can_start` is its sandboxed `detect`). `Err` carries the suggested one
+/// when none can, so its problems are the ones to show.
+pub fn auto_provider(
+    facts: &host_gpu::HardwareFacts,
+    can_start: impl Fn(&str) -> bool,
+) -> Result<&'static str, &'static str> {
+    let preferred = default_provider(facts);
+    std::iter::once(preferred)
+        .chain(BUILTIN_PROVIDERS.into_iter().filter(|id| *id != preferred))
+        .find(|id| can_start(id))
+        .ok_or(preferred)
+}
+
+/// The provider a host like this would use (reference §2.4), whether or not
+/// it can start here.
 pub fn default_provider(facts: &host_gpu::HardwareFacts) -> &'static str {
     let os = facts.os.as_deref().unwrap_or_default();
     let has = |vendor: &str| {
@@ -166,5 +186,28 @@ mod tests {
         assert!(pick(Some("7")).is_empty());
         let guest = to_guest(&facts, &GpuSelection::new(Some("1")));
         assert_eq!(guest.visible_devices.as_deref(), Some("1"));
+    }
+
+    #[test]
+    fn auto_prefers_the_hardwares_provider_but_only_one_that_can_start() {
+        let linux = host_gpu::HardwareFacts {
+            os: Some("linux".into()),
+            ..Default::default()
+        };
+        assert_eq!(auto_provider(&linux, |_| true), Ok("cpu-pearl"));
+        assert_eq!(auto_provider(&linux, |_| false), Err("cpu-pearl"));
+        let h100 = host_gpu::HardwareFacts {
+            os: Some("linux".into()),
+            gpus: vec![GpuFacts {
+                vendor: "nvidia".into(),
+                ..GpuFacts::default()
+            }],
+            ..Default::default()
+        };
+        assert_eq!(auto_provider(&h100, |_| true), Ok("vllm-pearl"));
+        assert_eq!(
+            auto_provider(&h100, |id| id == "cpu-pearl"),
+            Ok("cpu-pearl")
+        );
     }
 }

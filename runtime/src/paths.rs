@@ -123,6 +123,11 @@ impl Paths {
     pub fn component_cache(&self) -> PathBuf {
         self.home.join("cache").join("mining").join("components")
     }
+
+    /// Cached answers of slow host probes (the Pearl-package probe).
+    pub fn probe_cache(&self) -> PathBuf {
+        self.home.join("cache").join("mining").join("probes")
+    }
 }
 
 /// Creates `home` if missing, then resolves it to its canonical path.

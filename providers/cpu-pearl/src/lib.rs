@@ -32,7 +32,7 @@ fn check(facts: &HardwareFacts) -> Result<(), String> {
     let os = facts.os_name();
     if os != "linux" && os != "darwin" {
         return Err(format!(
-            "v1 cpu-pearl supports darwin/linux only; this host is '{os}'"
+            "cpu-pearl runs on Linux and macOS only; this host is '{os}'"
         ));
     }
     if let Some(reason) = python_packages_reason(facts.pearl.python_packages.as_deref()) {

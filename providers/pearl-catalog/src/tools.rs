@@ -6,8 +6,9 @@ pub const REQUIRED_PYTHON_PACKAGES: [&str; 3] = ["pearl_mining", "pearl_gateway"
 /// The gateway executable the subprocess providers spawn.
 pub const GATEWAY_EXECUTABLE: &str = "pearl-gateway";
 
-/// How to install the Python packages (OpenJarvis's hint, minus its dangling link).
-pub const INSTALL_HINT: &str = "install with `uv sync --extra mining-pearl-cpu` (or build the wheels from a Pearl checkout: see docs/user-guide.md#pearl-packages).";
+/// How to install the Python packages: they are not on PyPI, so OpenJarvis's
+/// `uv sync` hint only works inside its own source tree.
+pub const INSTALL_HINT: &str = "build them from a Pearl checkout and install them into the `python3` on PATH (docs/user-guide.md#pearl-packages).";
 
 /// The required packages absent from `installed` (`None` = not probed = none installed).
 pub fn missing_python_packages(installed: Option<&[String]>) -> Vec<&'static str> {
@@ -52,7 +53,7 @@ mod tests {
         let all: Vec<String> = REQUIRED_PYTHON_PACKAGES.map(String::from).to_vec();
         assert!(python_packages_reason(Some(&all)).is_none());
         let reason = python_packages_reason(Some(&have)).unwrap();
-        assert!(reason.starts_with("Pearl Python packages not installed — install with"));
+        assert!(reason.starts_with("Pearl Python packages not installed — build them from a Pearl checkout"));
         assert!(reason.ends_with("Missing: pearl_mining, miner_base."));
     }
 

@@ -13,7 +13,7 @@ const SUPPORTED_ENGINE: &str = "vllm";
 pub fn check(facts: &HardwareFacts, engine_id: &str, model: &str) -> Result<(), String> {
     if engine_id != SUPPORTED_ENGINE {
         return Err(format!(
-            "engine '{engine_id}' has no Pearl plugin in v1; use {SUPPORTED_ENGINE}"
+            "engine '{engine_id}' has no Pearl plugin: Pearl mines through {SUPPORTED_ENGINE} (use --engine {SUPPORTED_ENGINE})"
         ));
     }
     if facts.gpus.is_empty() {
@@ -81,7 +81,7 @@ fn check_gpus(facts: &HardwareFacts, model: &str, min_vram_gb: f64) -> Result<()
 fn vendor_problem(gpu: &Gpu) -> Option<String> {
     (gpu.vendor != "nvidia").then(|| {
         format!(
-            "vllm-pearl requires NVIDIA Hopper; detected '{}'. Apple Silicon support tracked in Spec B.",
+            "vllm-pearl requires NVIDIA Hopper (H100/H200); detected '{}'",
             gpu.vendor
         )
     })

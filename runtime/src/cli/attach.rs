@@ -15,6 +15,9 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 #[derive(Args)]
+#[command(after_help = "Examples:
+  jarvis mine attach --vllm-endpoint http://127.0.0.1:8000/v1 \\
+      --gateway-url http://127.0.0.1:8337 --gateway-metrics-url http://127.0.0.1:8339/metrics")]
 pub struct AttachArgs {
     /// The miner's OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1.
     #[arg(long)]

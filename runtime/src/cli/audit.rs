@@ -19,9 +19,15 @@ pub struct AuditArgs {
     /// Only denials.
     #[arg(long)]
     denied: bool,
-    /// How many of the newest records to print.
-    #[arg(short = 'n', long = "lines", value_name = "N", default_value_t = 50)]
-    lines: usize,
+    /// How many of the newest records to print (as `-n` in `logs`).
+    #[arg(
+        short = 'n',
+        long = "tail",
+        visible_alias = "lines",
+        value_name = "N",
+        default_value_t = 50
+    )]
+    tail: usize,
     /// Keep printing records as they are written.
     #[arg(short, long)]
     follow: bool,
@@ -30,7 +36,7 @@ pub struct AuditArgs {
     json: bool,
     /// Check the hash chain across all segments: exit 0 when intact, 10 at
     /// the first edit, cut, reordering or insertion.
-    #[arg(long, conflicts_with_all = ["provider", "denied", "follow", "lines"])]
+    #[arg(long, conflicts_with_all = ["provider", "denied", "follow", "tail"])]
     verify: bool,
 }
 
@@ -44,7 +50,7 @@ pub fn run(args: &AuditArgs) -> CliResult {
         provider: args.provider.clone(),
         denied_only: args.denied,
     };
-    let records = audit::read(&path, &filter, Some(args.lines)).map_err(|err| {
+    let records = audit::read(&path, &filter, Some(args.tail)).map_err(|err| {
         CliError::failure(format!(
             "cannot read the audit log {}: {err}",
             path.display()

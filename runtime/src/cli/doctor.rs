@@ -1,21 +1,29 @@
 //! `jarvis mine doctor`: gather facts, run every provider's sandboxed
-//! `detect`, print one row per check.
+//! `detect`, print one row per check, then the verdict and next steps.
 
 use super::escape::one_line;
-use super::output::{BAD, DIM, GOOD, HEADING, paint};
+use super::output::{BAD, DIM, GOOD, HEADING, WARN, paint};
+use super::probe_progress::ProbeProgress;
 use super::session::{paths_and_config, sandbox_and_registry};
 use super::{CliError, CliResult, exit};
-use crate::doctor::{self, Check, DoctorInput, DoctorReport, SECTIONS};
+use crate::config::Config;
+use crate::doctor::{self, Check, DoctorInput, DoctorReport, FactsSource, SECTIONS, Status};
+use crate::paths::Paths;
 use crate::sandbox::SandboxLimits;
 use clap::Args;
 use host_gpu::HardwareFacts;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Instant;
 
 #[derive(Args)]
+#[command(after_help = "Examples:
+  jarvis mine doctor
+  jarvis mine doctor --strict          # exit 1 unless ready to mine
+  jarvis mine doctor --facts docs/facts/h200x8.json --json")]
 pub struct DoctorArgs {
-    /// Print one JSON object (`checks`, `providers`) instead of rows.
+    /// Print one JSON object (`checks`, `providers`, `verdict`, `next_steps`) instead of rows.
     #[arg(long)]
     json: bool,
     /// Use hardware facts from this JSON file instead of probing this host
@@ -28,18 +36,21 @@ pub struct DoctorArgs {
     /// Inference engine to check providers against.
     #[arg(long, value_name = "ID", default_value = doctor::DEFAULT_ENGINE)]
     engine: String,
-    /// Exit 1 when the configured (or default) provider is unsupported.
+    /// Exit 1 unless the verdict is "ready", printing why on stderr.
     #[arg(long)]
     strict: bool,
 }
 
 pub fn run(args: &DoctorArgs, limits: SandboxLimits) -> CliResult {
     let (paths, config) = paths_and_config()?;
-    let facts = match &args.facts {
-        Some(file) => load_facts(file)?,
-        None => host_gpu::gather(&host_gpu::GatherOptions::default()),
-    };
+    let (facts, source, node) = probe(&paths, &config, args.facts.as_deref())?;
+    let started = Instant::now();
     let (sandbox, registry, policy) = sandbox_and_registry(&paths, limits)?;
+    tracing::info!(
+        "loaded {} providers in {:?}",
+        registry.providers.len(),
+        started.elapsed()
+    );
     let report = doctor::run(
         &sandbox,
         &registry,
@@ -47,35 +58,147 @@ pub fn run(args: &DoctorArgs, limits: SandboxLimits) -> CliResult {
             paths: &paths,
             config: &config,
             facts: &facts,
+            facts_source: source,
+            node,
             policy: &policy,
             model: args.model.clone(),
             engine: Some(args.engine.clone()),
         },
     );
+    tracing::info!(
+        "judged for {} ({:?}): {}",
+        report.selected_provider,
+        report.selected_by,
+        report.verdict.summary
+    );
     super::output::print(args.json, &report, write_report)?;
-    if args.strict && !report.selected_supported() {
-        return Ok(ExitCode::from(exit::FAILURE));
+    if args.strict && !report.ready() {
+        return Err(CliError {
+            code: exit::FAILURE,
+            message: format!("doctor --strict: {}", strict_reason(&report)),
+        });
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The facts (probed, or from `--facts`) and the pearld row, probed at the
+/// same time; a terminal shows what is still being waited for.
+fn probe(
+    paths: &Paths,
+    config: &Config,
+    facts_file: Option<&Path>,
+) -> Result<(HardwareFacts, FactsSource, Check), CliError> {
+    let mining = config.mining.as_ref();
+    let node_label = mining.map_or_else(String::new, |m| {
+        format!(
+            "pearld at {} (up to {} s)",
+            one_line(&m.pearld_rpc_url()),
+            doctor::PEARLD_TIMEOUT.as_secs()
+        )
+    });
+    let host_label = "this host's probes (NVML, Docker, python3, disk)".to_owned();
+    let mut labels = Vec::new();
+    if mining.is_some() {
+        labels.push(node_label.clone());
+    }
+    if facts_file.is_none() {
+        labels.push(host_label.clone());
+    }
+    let progress = ProbeProgress::start(labels);
+    let result = std::thread::scope(|scope| {
+        let node = scope.spawn(|| {
+            let started = Instant::now();
+            let node = doctor::probe_node(mining, paths.config_file());
+            progress.finished(&node_label);
+            if mining.is_some() {
+                tracing::info!(
+                    "probe: pearld answered in {:?}: {}",
+                    started.elapsed(),
+                    node.info
+                );
+            }
+            node
+        });
+        let facts = match facts_file {
+            Some(file) => load_facts(file).map(|facts| (facts, FactsSource::File)),
+            None => {
+                let started = Instant::now();
+                let facts = gather(paths);
+                progress.finished(&host_label);
+                tracing::info!(
+                    "probe: host facts in {:?} ({} GPUs, Docker {})",
+                    started.elapsed(),
+                    facts.gpus.len(),
+                    match facts.docker.as_ref().and_then(|d| d.reachable) {
+                        Some(true) => "reachable",
+                        Some(false) => "unreachable",
+                        None => "not probed",
+                    }
+                );
+                Ok((facts, FactsSource::Probed))
+            }
+        };
+        let node = node.join().expect("the pearld probe does not panic");
+        facts.map(|(facts, source)| (facts, source, node))
+    });
+    progress.stop();
+    result
+}
+
+/// This host's facts, with the Pearl-package probe's answer reused while
+/// `python3` and its import path are unchanged.
+pub fn gather(paths: &Paths) -> HardwareFacts {
+    host_gpu::gather(&host_gpu::GatherOptions {
+        python: host_gpu::PythonProbe::Cached(paths.probe_cache()),
+        ..host_gpu::GatherOptions::default()
+    })
 }
 
 pub fn load_facts(file: &Path) -> Result<HardwareFacts, CliError> {
     crate::facts::load(file).map_err(|err| CliError::invalid_input(err.to_string()))
 }
 
-/// The reference's row: two spaces, name (22), info (45), OK/FAIL.
+/// What `--strict` exits 1 for: the verdict and its first problem.
+fn strict_reason(report: &DoctorReport) -> String {
+    let verdict = &report.verdict;
+    match verdict.problems.first() {
+        Some(problem) => format!(
+            "{} (first: {}: {}; fix: {})",
+            verdict.summary, problem.check, problem.problem, problem.fix
+        ),
+        None => verdict.summary.clone(),
+    }
+}
+
+const NAME_WIDTH: usize = 22;
+const INFO_WIDTH: usize = 45;
+/// A provider's reason has no status column to keep clear.
+const REASON_WIDTH: usize = 72;
+
+/// The reference's row: two spaces, name (22), info (45), status word.
+/// Info that does not fit wraps onto continuation lines under the info
+/// column, so the status words stay in one column.
 fn write_row(out: &mut impl Write, check: &Check) -> std::io::Result<()> {
-    let verdict = if check.ok {
-        paint(GOOD, "OK")
-    } else {
-        paint(BAD, "FAIL")
+    let style = match check.status {
+        Status::Ok => GOOD,
+        Status::Fail => BAD,
+        Status::Info => DIM,
+        Status::Unknown => WARN,
     };
+    let info = one_line(&check.info).to_string();
+    let lines = textwrap::wrap(&info, INFO_WIDTH);
+    let first = lines.first().map_or("", |line| line.as_ref());
     writeln!(
         out,
-        "  {:<22} {:<45} {verdict}",
-        check.name,
-        one_line(&check.info)
-    )
+        "  {:<NAME_WIDTH$} {:<INFO_WIDTH$} {}",
+        one_line(&check.name),
+        first,
+        paint(style, check.status.word())
+    )?;
+    for line in lines.iter().skip(1) {
+        writeln!(out, "  {:NAME_WIDTH$} {line}", "")?;
+    }
+    Ok(())
 }
 
 fn write_report(out: &mut impl Write, report: &DoctorReport) -> std::io::Result<()> {
@@ -87,47 +210,86 @@ fn write_report(out: &mut impl Write, report: &DoctorReport) -> std::io::Result<
         }
         if section == "Provider capability" {
             for provider in &report.providers {
-                write!(out, "  {:<22} ", one_line(&provider.id))?;
-                match (&provider.error, provider.supported) {
-                    (Some(error), _) => {
-                        write!(out, "{} - {}", paint(BAD, "ERROR"), one_line(error))?
-                    }
-                    (None, true) => write!(out, "{}", paint(GOOD, "SUPPORTED"))?,
-                    (None, false) => write!(
-                        out,
-                        "{} - {}",
-                        paint(BAD, "UNSUPPORTED"),
-                        one_line(provider.reason.as_deref().unwrap_or("unsupported"))
-                    )?,
-                }
-                let mut notes = Vec::new();
-                if provider.selected {
-                    notes.push(
-                        if report.configured {
-                            "configured"
-                        } else {
-                            "default"
-                        }
-                        .to_owned(),
-                    );
-                }
-                if provider.source != "builtin" {
-                    notes.push(provider.source.to_owned());
-                }
-                if provider.hidden_gpus > 0 {
-                    notes.push(format!(
-                        "policy hides {} GPU{}: see `jarvis mine policy show --provider {}`",
-                        provider.hidden_gpus,
-                        if provider.hidden_gpus == 1 { "" } else { "s" },
-                        one_line(&provider.id)
-                    ));
-                }
-                if notes.is_empty() {
-                    writeln!(out)?;
-                } else {
-                    writeln!(out, "{}", paint(DIM, format!(" ({})", notes.join(", "))))?;
-                }
+                write_provider(out, report, provider)?;
             }
+        }
+    }
+    write_verdict(out, report)
+}
+
+fn write_provider(
+    out: &mut impl Write,
+    report: &DoctorReport,
+    provider: &doctor::ProviderRow,
+) -> std::io::Result<()> {
+    write!(out, "  {:<NAME_WIDTH$} ", one_line(&provider.id))?;
+    let (word, why) = match (&provider.error, provider.supported) {
+        (Some(error), _) => (paint(BAD, "ERROR"), Some(error.as_str())),
+        (None, true) => (paint(GOOD, "SUPPORTED"), None),
+        (None, false) => (
+            paint(BAD, "UNSUPPORTED"),
+            Some(provider.reason.as_deref().unwrap_or("unsupported")),
+        ),
+    };
+    write!(out, "{word}")?;
+    let mut notes = Vec::new();
+    if provider.selected {
+        notes.push(
+            match report.selected_by {
+                doctor::SelectedBy::Configured => "configured",
+                doctor::SelectedBy::Auto => "what `init` would pick",
+                doctor::SelectedBy::Hardware => "suits this hardware",
+            }
+            .to_owned(),
+        );
+    }
+    if provider.source != "builtin" {
+        notes.push(provider.source.to_owned());
+    }
+    if provider.hidden_gpus > 0 {
+        notes.push(format!(
+            "policy hides {} GPU{}: see `jarvis mine policy show --provider {}`",
+            provider.hidden_gpus,
+            if provider.hidden_gpus == 1 { "" } else { "s" },
+            one_line(&provider.id)
+        ));
+    }
+    if notes.is_empty() {
+        writeln!(out)?;
+    } else {
+        writeln!(out, "{}", paint(DIM, format!(" ({})", notes.join(", "))))?;
+    }
+    // Why, under the info column.
+    if let Some(why) = why {
+        // Foreign text: broken at spaces only, so nothing in it is split.
+        let options = textwrap::Options::new(REASON_WIDTH).break_words(false);
+        for line in textwrap::wrap(&one_line(why).to_string(), options) {
+            writeln!(out, "  {:NAME_WIDTH$} {line}", "")?;
+        }
+    }
+    Ok(())
+}
+
+/// "Ready to mine with …" or "Not ready: …", then the numbered next steps.
+fn write_verdict(out: &mut impl Write, report: &DoctorReport) -> std::io::Result<()> {
+    let verdict = &report.verdict;
+    writeln!(out)?;
+    let style = if verdict.ready { GOOD } else { BAD };
+    writeln!(out, "{}", paint(style, one_line(&verdict.summary)))?;
+    for (number, problem) in verdict.problems.iter().enumerate() {
+        writeln!(
+            out,
+            "  {}) {}: {}",
+            number + 1,
+            one_line(&problem.check),
+            one_line(&problem.problem)
+        )?;
+        writeln!(out, "     fix: {}", one_line(&problem.fix))?;
+    }
+    if verdict.ready {
+        writeln!(out, "Next steps:")?;
+        for (number, step) in report.next_steps.iter().enumerate() {
+            writeln!(out, "  {}) {}", number + 1, one_line(step))?;
         }
     }
     Ok(())

@@ -2,7 +2,7 @@
 //! image present, then write `[mining]`. Every check runs before anything is
 //! written; an existing `[mining]` table is kept unless `--force`.
 
-use super::doctor::load_facts;
+use super::doctor::{gather, load_facts};
 use super::escape::one_line;
 use super::output::{eprintln, println};
 use super::session::{open_docker, paths_and_config, sandbox_and_registry};
@@ -11,7 +11,9 @@ use super::{CliError, CliResult, exit};
 use crate::config::{DEFAULT_PASSWORD_ENV, DEFAULT_PEARLD_RPC_URL, DEFAULT_PEARLD_RPC_USER};
 use crate::config_edit::{MiningSection, WriteOutcome, write_mining_section};
 use crate::doctor::{DEFAULT_ENGINE, check_address};
-use crate::facts::{GpuSelection, default_provider, to_guest};
+use crate::facts::{BUILTIN_PROVIDERS, GpuSelection, auto_provider, to_guest};
+use crate::registry::Registry;
+use crate::sandbox::Sandbox;
 use crate::sandbox::SandboxLimits;
 use clap::{Args, ValueEnum};
 use std::io::{BufRead, IsTerminal, Write};
@@ -29,6 +31,12 @@ enum ProviderChoice {
 }
 
 #[derive(Args)]
+#[command(after_help = "Examples:
+  jarvis mine init                                   # asks on a terminal
+  jarvis mine init -y --wallet prl1q... --provider auto
+  jarvis mine init -y --wallet prl1q... --gpu-request none --image jarvis-test/fake-miner:latest
+
+Gated Hugging Face models need HF_TOKEN set when `jarvis mine start` runs.")]
 pub struct InitArgs {
     /// Which provider to configure (`auto` picks one for this host).
     #[arg(long, value_enum, default_value = "auto")]
@@ -36,14 +44,17 @@ pub struct InitArgs {
     /// Pearl payout address (prl1q… or prl1p…).
     #[arg(long, alias = "wallet-address")]
     wallet: Option<String>,
-    #[arg(long, alias = "pearld-rpc-url")]
+    /// pearld's JSON-RPC URL (default http://localhost:44107).
+    #[arg(long, alias = "pearld-rpc-url", value_name = "URL")]
     pearld_url: Option<String>,
-    #[arg(long, alias = "pearld-rpc-user")]
+    /// pearld's RPC user (default rpcuser).
+    #[arg(long, alias = "pearld-rpc-user", value_name = "USER")]
     pearld_user: Option<String>,
-    /// Name of the environment variable holding the pearld password.
-    #[arg(long, alias = "pearld-rpc-password-env")]
+    /// Name of the environment variable holding the pearld password (never the password).
+    #[arg(long, alias = "pearld-rpc-password-env", value_name = "NAME")]
     pearld_password_env: Option<String>,
-    #[arg(long, default_value = pearl_catalog::DEFAULT_PEARL_MODEL)]
+    /// The Pearl model to serve (see `jarvis mine models`; gated models need HF_TOKEN).
+    #[arg(long, value_name = "ID", default_value = pearl_catalog::DEFAULT_PEARL_MODEL)]
     model: String,
     /// A converted Pearl checkpoint directory to serve instead of downloading.
     #[arg(long, value_name = "DIR")]
@@ -51,18 +62,28 @@ pub struct InitArgs {
     /// Extra vLLM argument (repeatable).
     #[arg(long = "vllm-arg", value_name = "ARG")]
     vllm_args: Vec<String>,
-    #[arg(long, default_value = DEFAULT_IMAGE)]
+    /// The miner image to run (built from --pearl-source-dir when it cannot be pulled).
+    #[arg(long, value_name = "IMAGE", default_value = DEFAULT_IMAGE)]
     image: String,
     /// GPU indexes or UUIDs, comma-separated (default: all).
-    #[arg(long, default_value = "")]
+    #[arg(long, value_name = "IDS", default_value = "")]
     cuda_visible_devices: String,
-    #[arg(long, default_value = "127.0.0.1")]
+    /// Address the Pearl gateway listens on (cpu-pearl, apple-mps-pearl).
+    #[arg(long, value_name = "HOST", default_value = "127.0.0.1")]
     gateway_host: String,
-    #[arg(long, default_value_t = 8337)]
+    /// The gateway's miner port.
+    #[arg(long, value_name = "PORT", default_value_t = 8337)]
     gateway_port: u16,
-    #[arg(long, alias = "metrics-port", default_value_t = 8339)]
+    /// The gateway's Prometheus metrics port.
+    #[arg(
+        long,
+        alias = "metrics-port",
+        value_name = "PORT",
+        default_value_t = 8339
+    )]
     gateway_metrics_port: u16,
-    #[arg(long, default_value_t = 8000)]
+    /// The port vLLM serves the OpenAI API on (loopback).
+    #[arg(long, value_name = "PORT", default_value_t = 8000)]
     vllm_port: u16,
     /// A Pearl checkout to build the miner image from when it cannot be pulled.
     #[arg(long, value_name = "DIR")]
@@ -93,10 +114,21 @@ pub fn run(args: &InitArgs, limits: SandboxLimits) -> CliResult {
     let interactive = !args.yes && std::io::stdin().is_terminal();
     let facts = match &args.facts {
         Some(file) => load_facts(file)?,
-        None => host_gpu::gather(&host_gpu::GatherOptions::default()),
+        None => gather(&paths),
     };
+    let (sandbox, registry, _) = sandbox_and_registry(&paths, limits)?;
+    let selection = GpuSelection::new(Some(&args.cuda_visible_devices));
+    let verdict = |id: &str| -> Result<(), String> {
+        detect(&sandbox, &registry, id, &facts, &selection, &args.model)
+    };
+    let test_flow = args.gpu_request == "none";
     let provider = match args.provider {
-        ProviderChoice::Auto => default_provider(&facts),
+        // Trying the flow with a test image needs no GPU: vllm-pearl it is.
+        ProviderChoice::Auto if test_flow => {
+            eprintln!("Chose vllm-pearl: --gpu-request none runs its container without a GPU.");
+            "vllm-pearl"
+        }
+        ProviderChoice::Auto => choose(&facts, verdict)?,
         ProviderChoice::VllmPearl => "vllm-pearl",
         ProviderChoice::CpuPearl => "cpu-pearl",
         ProviderChoice::AppleMpsPearl => "apple-mps-pearl",
@@ -146,32 +178,16 @@ pub fn run(args: &InitArgs, limits: SandboxLimits) -> CliResult {
             message: format!("unknown model '{}': see `jarvis mine models`", args.model),
         });
     }
-    // The provider's own verdict, from its sandboxed detect.
-    if local_model.is_none() {
-        let (sandbox, registry, _) = sandbox_and_registry(&paths, limits)?;
-        let loaded = registry.get(provider).ok_or_else(|| {
-            CliError::failure(format!(
-                "provider '{provider}' failed to load: see `jarvis mine doctor`"
-            ))
+    // The provider's own verdict, from its sandboxed detect (a local model
+    // and a GPU-less test flow are the user's call).
+    if local_model.is_none() && !(vllm && test_flow) {
+        verdict(provider).map_err(|reason| CliError {
+            code: exit::UNSUPPORTED,
+            message: format!(
+                "{provider} cannot mine on this host: {}\nSee `jarvis mine doctor` for what to fix, or pick another with --provider.",
+                one_line(&reason)
+            ),
         })?;
-        let selection = GpuSelection::new(Some(&args.cuda_visible_devices));
-        let verdict = loaded
-            .detect(
-                &sandbox,
-                &to_guest(&facts, &selection),
-                DEFAULT_ENGINE,
-                &args.model,
-            )
-            .map_err(|err| CliError::failure(format!("{provider} detect failed: {err}")))?;
-        if !verdict.supported {
-            return Err(CliError {
-                code: exit::UNSUPPORTED,
-                message: format!(
-                    "{provider} not supported on this host: {}\nSee `jarvis mine models` and `jarvis mine doctor` for details.",
-                    one_line(&verdict.reason.unwrap_or_default())
-                ),
-            });
-        }
     }
     if vllm {
         let docker = open_docker()?;
@@ -248,6 +264,82 @@ pub fn run(args: &InitArgs, limits: SandboxLimits) -> CliResult {
     );
     println!("Done. Run `jarvis mine start` to begin mining.");
     Ok(ExitCode::SUCCESS)
+}
+
+/// A provider's sandboxed `detect` on these facts: `Err` is why it cannot
+/// mine here.
+fn detect(
+    sandbox: &Sandbox,
+    registry: &Registry,
+    id: &str,
+    facts: &host_gpu::HardwareFacts,
+    selection: &GpuSelection,
+    model: &str,
+) -> Result<(), String> {
+    let loaded = registry
+        .get(id)
+        .ok_or_else(|| format!("provider '{id}' failed to load: see `jarvis mine doctor`"))?;
+    let verdict = loaded
+        .detect(sandbox, &to_guest(facts, selection), DEFAULT_ENGINE, model)
+        .map_err(|err| format!("its detect failed: {err}"))?;
+    if verdict.supported {
+        Ok(())
+    } else {
+        Err(verdict.reason.unwrap_or_else(|| "unsupported".into()))
+    }
+}
+
+/// `--provider auto`: the provider this hardware suggests if it can start,
+/// else the first built-in that can; says which and why. With none, says
+/// what each lacks and writes nothing.
+fn choose(
+    facts: &host_gpu::HardwareFacts,
+    verdict: impl Fn(&str) -> Result<(), String>,
+) -> Result<&'static str, CliError> {
+    let reasons: Vec<(&str, Result<(), String>)> = BUILTIN_PROVIDERS
+        .iter()
+        .map(|id| (*id, verdict(id)))
+        .collect();
+    let can_start = |id: &str| reasons.iter().any(|(r, v)| *r == id && v.is_ok());
+    match auto_provider(facts, can_start) {
+        Ok(chosen) => {
+            let passed_over: Vec<String> = reasons
+                .iter()
+                .take_while(|(id, _)| *id != chosen)
+                .filter_map(|(id, v)| {
+                    v.as_ref()
+                        .err()
+                        .map(|why| format!("{id}: {}", one_line(why)))
+                })
+                .collect();
+            if passed_over.is_empty() {
+                eprintln!("Chose {chosen}: it can mine on this host.");
+            } else {
+                eprintln!(
+                    "Chose {chosen}: it can mine on this host; {}.",
+                    passed_over.join("; ")
+                );
+            }
+            Ok(chosen)
+        }
+        Err(_) => {
+            let lines: Vec<String> = reasons
+                .iter()
+                .filter_map(|(id, v)| {
+                    v.as_ref()
+                        .err()
+                        .map(|why| format!("  {id}: {}", one_line(why)))
+                })
+                .collect();
+            Err(CliError {
+                code: exit::UNSUPPORTED,
+                message: format!(
+                    "No provider can mine on this host, so nothing was written:\n{}\nSee `jarvis mine doctor` for what to fix; `--gpu-request none` tries the flow with a test image.",
+                    lines.join("\n")
+                ),
+            })
+        }
+    }
 }
 
 /// A flag's value, else a prompt on a terminal, else the default (an empty

@@ -12,8 +12,14 @@ use std::process::ExitCode;
 
 #[derive(Args)]
 pub struct LogsArgs {
-    /// Lines from the end of the log.
-    #[arg(short = 'n', long = "tail", default_value_t = 200)]
+    /// Lines from the end of the log (as `-n` in `audit`).
+    #[arg(
+        short = 'n',
+        long = "tail",
+        visible_alias = "lines",
+        value_name = "N",
+        default_value_t = 200
+    )]
     tail: usize,
     /// Keep printing new lines until the container stops (or Ctrl-C).
     #[arg(short, long)]

@@ -14,6 +14,7 @@ mod logs;
 mod models;
 pub mod output;
 mod policy;
+mod probe_progress;
 mod providers;
 mod session;
 mod start;
@@ -94,7 +95,7 @@ fn output_error(err: std::io::Error) -> CliError {
     about = "OpenJarvis command line (mining subsystem)"
 )]
 struct Cli {
-    /// More log output (-v info, -vv debug, -vvv trace); RUST_LOG overrides.
+    /// More output: -v this tool's steps and timings, -vv debug, -vvv everything (RUST_LOG overrides).
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     verbose: u8,
     #[command(subcommand)]
@@ -104,7 +105,16 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Configure and run Pearl mining.
-    Mine(MineArgs),
+    Mine(Box<MineArgs>),
+    /// Print a shell completion script (docs/user-guide.md#shell-completion).
+    #[command(after_help = "Examples:
+  jarvis completions bash > ~/.local/share/bash-completion/completions/jarvis
+  jarvis completions zsh > ~/.zfunc/_jarvis
+  jarvis completions fish > ~/.config/fish/completions/jarvis.fish")]
+    Completions {
+        /// The shell to complete for.
+        shell: clap_complete::Shell,
+    },
 }
 
 #[derive(Args)]
@@ -139,24 +149,41 @@ impl SandboxArgs {
 #[derive(Subcommand)]
 enum MineCommand {
     /// List Pearl model support status.
+    #[command(after_help = "Examples:
+  jarvis mine models
+  jarvis mine models --json")]
     Models(models::ModelsArgs),
-    /// Diagnose mining capability with one row per check.
+    /// Check whether this host can mine, and say what to do next.
     Doctor(doctor::DoctorArgs),
-    /// Interactive setup for the v1 Pearl mining providers.
+    /// Set up mining: pick a provider for this host and write [mining].
     Init(init::InitArgs),
     /// Launch the configured mining provider.
+    #[command(after_help = "Examples:
+  jarvis mine start
+  PEARLD_RPC_PASSWORD=... HF_TOKEN=... jarvis mine start   # HF_TOKEN for gated models
+  jarvis -v mine start                                     # show each step")]
     Start,
-    /// Stop the configured mining provider.
+    /// Stop the configured mining provider (and everything it started).
+    #[command(after_help = "Examples:
+  jarvis mine stop
+  jarvis -v mine stop    # name each container removed")]
     Stop,
     /// Print live mining stats.
     Status(status::StatusArgs),
     /// Manual mode: write a sidecar for an externally-started miner.
     Attach(attach::AttachArgs),
     /// Print the Pearl miner container log tail.
+    #[command(after_help = "Examples:
+  jarvis mine logs
+  jarvis mine logs -n 50 -f")]
     Logs(logs::LogsArgs),
     /// Show effective capability grants, or check a policy file.
     Policy(policy::PolicyArgs),
     /// Read the audit log of privileged calls and policy decisions.
+    #[command(after_help = "Examples:
+  jarvis mine audit -n 20
+  jarvis mine audit --provider acme-miner --denied
+  jarvis mine audit --verify")]
     Audit(audit::AuditArgs),
     /// Install, inspect and remove community providers.
     Providers(providers::ProvidersArgs),
@@ -169,6 +196,7 @@ pub fn main() -> ExitCode {
     };
     init_logging(cli.verbose);
     let result = match cli.command {
+        Command::Completions { shell } => completions(shell),
         Command::Mine(mine) => match mine.command {
             MineCommand::Models(args) => models::run(&args),
             MineCommand::Doctor(args) => doctor::run(&args, mine.sandbox.limits()),
@@ -191,6 +219,16 @@ pub fn main() -> ExitCode {
     })
 }
 
+/// The completion script for `shell`, on stdout.
+fn completions(shell: clap_complete::Shell) -> CliResult {
+    use clap::CommandFactory;
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "jarvis", &mut script);
+    // The script is ours (no foreign text), so it is written as it is.
+    std::io::stdout().write_all(&script).map_err(output_error)?;
+    Ok(ExitCode::SUCCESS)
+}
+
 /// Help and version as clap prints them; a usage error, which quotes the
 /// arguments, plain through the escaping writer (exit 2).
 fn usage_error(err: &clap::Error) -> ExitCode {
@@ -202,12 +240,15 @@ fn usage_error(err: &clap::Error) -> ExitCode {
     ExitCode::from(exit::INVALID_INPUT)
 }
 
+/// `-v`: this tool's own steps (probes, decisions, container ids,
+/// timings); `-vv`: debug for this project's crates; `-vvv`: everything.
+/// Lines are `LEVEL message`, with the module path from `-vv` on.
 fn init_logging(verbose: u8) {
     use tracing_subscriber::EnvFilter;
     let default = match verbose {
         0 => "warn",
-        1 => "info",
-        2 => "debug",
+        1 => "warn,jarvis_mine=info,host_gpu=info",
+        2 => "warn,jarvis_mine=debug,host_gpu=debug",
         _ => "trace",
     };
     let mut filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
@@ -228,6 +269,8 @@ fn init_logging(verbose: u8) {
         // Log lines carry provider and container text: escaped, so uncoloured.
         .with_writer(output::stderr)
         .with_ansi(false)
+        .without_time()
+        .with_target(verbose >= 2)
         .init();
 }
 

@@ -20,6 +20,7 @@ pub const HEADING: Style = Style::new().bold();
 pub const GOOD: Style = AnsiColor::Green.on_default().bold();
 pub const BAD: Style = AnsiColor::Red.on_default().bold();
 pub const DIM: Style = Style::new().dimmed();
+pub const WARN: Style = AnsiColor::Yellow.on_default().bold();
 
 thread_local! {
     /// Set while an `Escaping` writer formats its arguments.

@@ -16,6 +16,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Args)]
+#[command(after_help = "Examples:
+  jarvis mine policy show
+  jarvis mine policy show --provider acme-miner --json
+  jarvis mine policy check ~/.openjarvis/mining/policy.toml")]
 pub struct PolicyArgs {
     #[command(subcommand)]
     command: PolicyCommand,

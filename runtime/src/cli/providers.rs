@@ -23,6 +23,10 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 #[derive(Args)]
+#[command(after_help = "Examples:
+  jarvis mine providers list
+  jarvis mine providers inspect ./acme-miner.wasm
+  jarvis mine providers install ./acme-miner.wasm")]
 pub struct ProvidersArgs {
     #[command(subcommand)]
     command: ProvidersCommand,

@@ -43,9 +43,18 @@ pub fn paths() -> Result<Paths, CliError> {
 
 pub fn paths_and_config() -> Result<(Paths, Config), CliError> {
     let paths = paths()?;
+    let config = load_config(&paths)?;
+    Ok((paths, config))
+}
+
+/// The config, its warnings (unknown keys) printed once, here.
+fn load_config(paths: &Paths) -> Result<Config, CliError> {
     let config = Config::load(paths.config_file())
         .map_err(|err| CliError::invalid_input(err.to_string()))?;
-    Ok((paths, config))
+    for warning in &config.warnings {
+        super::output::eprintln!("{warning}");
+    }
+    Ok(config)
 }
 
 /// The policy files; a broken user policy is the user's to fix (exit 2).
@@ -78,9 +87,9 @@ pub fn open(limits: SandboxLimits) -> Result<Opened, CliError> {
 /// once) and the commands work from the session record.
 pub fn open_tolerant(limits: SandboxLimits) -> Result<Opened, CliError> {
     let paths = paths()?;
-    let (config, config_error) = match Config::load(paths.config_file()) {
+    let (config, config_error) = match load_config(&paths) {
         Ok(config) => (config, None),
-        Err(err) => {
+        Err(CliError { message: err, .. }) => {
             let warning = format!(
                 "cannot read the config, so this works from the session record alone: {err}"
             );

@@ -12,6 +12,10 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 #[derive(Args)]
+#[command(after_help = "Examples:
+  jarvis mine status
+  jarvis mine status --watch        # a live table, every 2 s
+  jarvis mine status --json")]
 pub struct StatusArgs {
     /// Print one JSON object instead of lines.
     #[arg(long)]

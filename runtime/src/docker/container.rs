@@ -82,6 +82,7 @@ impl Docker {
                 for warning in response.warnings {
                     tracing::warn!(container = name, "Docker: {}", redactor.redact(&warning));
                 }
+                tracing::info!("created container {name} ({})", response.id);
                 Ok(response.id)
             }
             Err(error) => Err(match classify(&error) {
@@ -144,7 +145,10 @@ impl Docker {
             self.client.remove_container(id, Some(options)),
         )?;
         match result {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                tracing::info!("removed container {id}");
+                Ok(())
+            }
             Err(error) => match classify(&error) {
                 Cause::Daemon { status: 404, .. } => Ok(()),
                 Cause::Daemon {

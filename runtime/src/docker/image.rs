@@ -144,8 +144,9 @@ impl Docker {
         let Some(context) = build_context else {
             return Err(DockerError::ImageUnavailable(format!(
                 "image '{image}' is not available: it is not present locally and pulling it failed \
-                 (pull error: {pull_error}). To build it from Pearl's source, set \
-                 [mining.extra].pearl_source_dir to a Pearl checkout, or build it yourself from the \
+                 (pull error: {pull_error}). To build it from Pearl's source, pass \
+                 `--pearl-source-dir DIR` to `jarvis mine init` (or set [mining.extra].pearl_source_dir) \
+                 to a Pearl checkout, or build it yourself from the \
                  root of a Pearl checkout: `docker build -t {image} -f {PEARL_DOCKERFILE} .`"
             )));
         };
@@ -153,7 +154,7 @@ impl Docker {
             return Err(DockerError::ImageUnavailable(format!(
                 "image '{image}' is not available: it is not present locally, pulling it failed \
                  (pull error: {pull_error}), and {} is not a Pearl checkout (no {PEARL_DOCKERFILE}); \
-                 point [mining.extra].pearl_source_dir at the root of a Pearl checkout",
+                 point `--pearl-source-dir` ([mining.extra].pearl_source_dir) at the root of a Pearl checkout",
                 context.display()
             )));
         }

@@ -1,24 +1,34 @@
-//! `jarvis mine doctor`: one row per check (reference §5.1), with every
-//! provider's verdict coming from its sandboxed, pure `detect`.
+//! `jarvis mine doctor`: one row per check (reference §5.1), every
+//! provider's verdict from its sandboxed, pure `detect`, and a verdict for
+//! the provider that would run, with the next steps.
+//!
+//! Rows are judged for that provider (the configured one, else the one
+//! `init --provider auto` would pick, see [`needs`]): a failing check it
+//! does not need is information, not a failure.
 
+mod checks;
+mod needs;
 mod pearld;
+mod units;
+mod verdict;
 mod wallet;
 
+pub use checks::{FactsSource, MIN_FREE_DISK_GIB, gpu_qualifies, init_hint, pearld as probe_node};
+pub use needs::Need;
+pub use pearld::PROBE_TIMEOUT as PEARLD_TIMEOUT;
+pub use units::{gib, gpu_memory};
+pub use verdict::{Problem, Verdict};
 pub use wallet::check_address;
 
-use crate::config::{Config, MiningConfig};
-use crate::facts::{GpuSelection, default_provider, to_guest};
+use crate::config::{Config, MiningConfig, SubmitTarget};
+use crate::facts::{GpuSelection, auto_provider, to_guest};
 use crate::paths::Paths;
 use crate::policy::Policy;
 use crate::registry::Registry;
 use crate::sandbox::Sandbox;
+use checks::HostFacts;
 use host_gpu::HardwareFacts;
-use pearl_catalog::tools::{GATEWAY_EXECUTABLE, missing_python_packages};
-use pearl_catalog::{FALLBACK_MIN_VRAM_GB, REQUIRED_COMPUTE_CAPABILITY, gb_to_mib, mib_to_gb};
 use serde::Serialize;
-
-/// Free space the reference asks for, in GiB.
-const MIN_FREE_DISK_GB: u64 = 200;
 
 /// The engine the reference always detects against.
 pub const DEFAULT_ENGINE: &str = "vllm";
@@ -35,12 +45,105 @@ pub const SECTIONS: [&str; 9] = [
     "Session",
 ];
 
+/// What a check found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    Pass,
+    Fail,
+    /// Not known: not in the facts file, or not probed.
+    Unknown,
+}
+
+impl From<bool> for Outcome {
+    fn from(pass: bool) -> Self {
+        if pass { Outcome::Pass } else { Outcome::Fail }
+    }
+}
+
+/// How a row reads for the provider being judged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Ok,
+    /// Failed, and the provider needs it: a problem that blocks mining.
+    Fail,
+    /// Failed, but the provider does not need it.
+    Info,
+    /// Not known; counts as neither OK nor FAIL.
+    Unknown,
+}
+
+impl Status {
+    pub fn word(self) -> &'static str {
+        match self {
+            Status::Ok => "OK",
+            Status::Fail => "FAIL",
+            Status::Info => "INFO",
+            Status::Unknown => "UNKNOWN",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Check {
     pub section: &'static str,
     pub name: String,
+    pub status: Status,
+    /// True for OK rows only (the reference's report shape).
     pub ok: bool,
+    /// What the check establishes; absent for purely informational rows.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub need: Option<Need>,
+    /// Whether the provider being judged needs it.
+    pub needed: bool,
     pub info: String,
+    /// What to do when it fails.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fix: Option<String>,
+    #[serde(skip)]
+    outcome: Outcome,
+}
+
+impl Check {
+    fn new(
+        section: &'static str,
+        name: impl Into<String>,
+        need: Option<Need>,
+        outcome: Outcome,
+        info: impl Into<String>,
+    ) -> Check {
+        Check {
+            section,
+            name: name.into(),
+            status: Status::Unknown,
+            ok: false,
+            need,
+            needed: false,
+            info: info.into(),
+            fix: None,
+            outcome,
+        }
+    }
+
+    /// The fix, kept only where the check failed.
+    fn fix(mut self, fix: impl Into<String>) -> Check {
+        if self.outcome == Outcome::Fail {
+            self.fix = Some(fix.into());
+        }
+        self
+    }
+
+    fn judge(&mut self, needs: &[Need]) {
+        self.needed = self.need.is_some_and(|need| needs.contains(&need));
+        self.status = match (self.outcome, self.needed) {
+            (Outcome::Pass, _) => Status::Ok,
+            (Outcome::Fail, true) => Status::Fail,
+            (Outcome::Fail, false) => Status::Info,
+            (Outcome::Unknown, _) => Status::Unknown,
+        };
+        self.ok = self.status == Status::Ok;
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -51,7 +154,7 @@ pub struct ProviderRow {
     pub reason: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
-    /// The configured provider (or the default when nothing is configured).
+    /// The provider the report is judged for.
     pub selected: bool,
     /// GPUs of this host the policy keeps this provider from seeing.
     #[serde(skip_serializing_if = "is_zero")]
@@ -62,23 +165,37 @@ fn is_zero(n: &usize) -> bool {
     *n == 0
 }
 
+/// Why the judged provider is the one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SelectedBy {
+    /// `[mining].provider`.
+    Configured,
+    /// What `init --provider auto` would pick here.
+    Auto,
+    /// None can start here; the one this hardware suggests.
+    Hardware,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DoctorReport {
     pub model: String,
     pub engine: String,
-    /// `[mining].provider`, or the provider chosen for these facts when unset.
+    /// The provider the rows are judged for.
     pub selected_provider: String,
+    pub selected_by: SelectedBy,
     pub configured: bool,
     /// The facts every verdict was made from (reusable as a `--facts` file).
     pub facts: HardwareFacts,
     pub checks: Vec<Check>,
     pub providers: Vec<ProviderRow>,
+    pub verdict: Verdict,
+    pub next_steps: Vec<String>,
 }
 
 impl DoctorReport {
-    /// For `--strict`: is the selected provider supported here?
-    pub fn selected_supported(&self) -> bool {
-        self.providers.iter().any(|p| p.selected && p.supported)
+    pub fn ready(&self) -> bool {
+        self.verdict.ready
     }
 }
 
@@ -86,6 +203,9 @@ pub struct DoctorInput<'a> {
     pub paths: &'a Paths,
     pub config: &'a Config,
     pub facts: &'a HardwareFacts,
+    pub facts_source: FactsSource,
+    /// The pearld row, from [`probe_node`] (run beside the host probes).
+    pub node: Check,
     pub policy: &'a Policy,
     pub model: Option<String>,
     pub engine: Option<String>,
@@ -107,32 +227,107 @@ pub fn run(sandbox: &Sandbox, registry: &Registry, input: &DoctorInput) -> Docto
             .and_then(MiningConfig::cuda_visible_devices)
             .as_deref(),
     );
-    let selected_provider = mining.map_or_else(
-        || default_provider(input.facts).to_owned(),
-        |m| m.provider.clone(),
+    let host = HostFacts {
+        facts: input.facts,
+        source: input.facts_source,
+        selection: &selection,
+        config_file: input.paths.config_file(),
+    };
+
+    let mut providers = provider_rows(sandbox, registry, input.facts, &selection, &engine, &model);
+    let (selected_provider, selected_by) = match mining {
+        Some(mining) => (mining.provider.clone(), SelectedBy::Configured),
+        None => {
+            let supported = |id: &str| providers.iter().any(|p| p.id == id && p.supported);
+            match auto_provider(input.facts, supported) {
+                Ok(id) => (id.to_owned(), SelectedBy::Auto),
+                Err(id) => (id.to_owned(), SelectedBy::Hardware),
+            }
+        }
+    };
+    for row in &mut providers {
+        row.selected = row.id == selected_provider;
+    }
+    let solo = !matches!(
+        mining.map(|m| &m.submit_target),
+        Some(SubmitTarget::Pool { .. })
     );
+    let needs = needs::needs(&selected_provider, solo);
 
     let mut checks = Vec::new();
-    hardware_checks(&mut checks, input.facts, &selection, &model);
-    docker_check(&mut checks, input.facts);
-    disk_check(&mut checks, input.facts);
-    pearl_tool_checks(&mut checks, input.facts);
-    checks.push(pearld_check(mining));
-    checks.push(wallet_check(mining));
-    policy_checks(&mut checks, input.policy);
-    checks.push(model_registry_check(&model));
-    session_checks(&mut checks, input.paths);
+    checks::hardware(&mut checks, &host, needs::gpu_vendor(&needs), &model);
+    checks::docker(&mut checks, &host);
+    checks::disk(&mut checks, &host);
+    checks::pearl_tools(&mut checks, &host, selected_provider == "apple-mps-pearl");
+    checks.push(input.node.clone());
+    checks.push(checks::wallet(mining, host.config_file));
+    checks::policy(&mut checks, input.policy);
+    if !providers.iter().any(|p| p.id == selected_provider) {
+        // First, so that it is the first problem named.
+        checks.insert(
+            0,
+            unknown_provider(&selected_provider, &providers, host.config_file),
+        );
+    }
+    checks.push(checks::model_registry(&model));
+    checks::session(&mut checks, input.paths);
+    for check in &mut checks {
+        check.judge(&needs);
+    }
 
-    let guest_facts = to_guest(input.facts, &selection);
-    let mut providers: Vec<ProviderRow> = registry
+    let verdict = Verdict::new(&verdict::Judged {
+        provider: &selected_provider,
+        selected_by,
+        checks: &checks,
+        row: providers.iter().find(|p| p.id == selected_provider),
+        host: &host,
+        model: &model,
+    });
+    let next_steps = verdict.next_steps();
+    DoctorReport {
+        model,
+        engine,
+        selected_provider,
+        selected_by,
+        configured: mining.is_some(),
+        facts: input.facts.clone(),
+        checks,
+        providers,
+        verdict,
+        next_steps,
+    }
+}
+
+/// Every provider's sandboxed `detect`, and the providers that failed to load.
+fn provider_rows(
+    sandbox: &Sandbox,
+    registry: &Registry,
+    facts: &HardwareFacts,
+    selection: &GpuSelection,
+    engine: &str,
+    model: &str,
+) -> Vec<ProviderRow> {
+    let guest_facts = to_guest(facts, selection);
+    let mut rows: Vec<ProviderRow> = registry
         .providers
         .iter()
         .map(|provider| {
+            let started = std::time::Instant::now();
             let (supported, reason, error) =
-                match provider.detect(sandbox, &guest_facts, &engine, &model) {
+                match provider.detect(sandbox, &guest_facts, engine, model) {
                     Ok(verdict) => (verdict.supported, verdict.reason, None),
                     Err(err) => (false, None, Some(err.to_string())),
                 };
+            tracing::info!(
+                "detect: {} {} in {:?}",
+                provider.id(),
+                if supported {
+                    "supported"
+                } else {
+                    "unsupported"
+                },
+                started.elapsed()
+            );
             let hidden_gpus = guest_facts
                 .gpus
                 .iter()
@@ -143,7 +338,7 @@ pub fn run(sandbox: &Sandbox, registry: &Registry, input: &DoctorInput) -> Docto
                 })
                 .count();
             ProviderRow {
-                selected: provider.id() == selected_provider,
+                selected: false,
                 id: provider.id().to_owned(),
                 source: provider.source.label(),
                 supported,
@@ -153,7 +348,7 @@ pub fn run(sandbox: &Sandbox, registry: &Registry, input: &DoctorInput) -> Docto
             }
         })
         .collect();
-    providers.extend(registry.failures.iter().map(|failure| ProviderRow {
+    rows.extend(registry.failures.iter().map(|failure| ProviderRow {
         id: failure.name.clone(),
         source: failure.source.label(),
         supported: false,
@@ -162,299 +357,22 @@ pub fn run(sandbox: &Sandbox, registry: &Registry, input: &DoctorInput) -> Docto
         selected: false,
         hidden_gpus: 0,
     }));
-    DoctorReport {
-        model,
-        engine,
-        selected_provider,
-        configured: mining.is_some(),
-        facts: input.facts.clone(),
-        checks,
-        providers,
-    }
+    rows
 }
 
-fn check(
-    section: &'static str,
-    name: impl Into<String>,
-    ok: bool,
-    info: impl Into<String>,
-) -> Check {
-    Check {
-        section,
-        name: name.into(),
-        ok,
-        info: info.into(),
-    }
-}
-
-fn hardware_checks(
-    checks: &mut Vec<Check>,
-    facts: &HardwareFacts,
-    selection: &GpuSelection,
-    model: &str,
-) {
-    const HW: &str = "Hardware";
-    let host = [
-        facts.os.clone(),
-        facts.arch.clone(),
-        facts.cpu_cores.map(|n| format!("{n} cores")),
-        facts.ram_mib.map(|mib| format!("{} GiB RAM", mib / 1024)),
-    ];
-    let host: Vec<String> = host.into_iter().flatten().collect();
-    checks.push(check(
-        HW,
-        "Host",
-        facts.os.is_some(),
-        if host.is_empty() {
-            "unknown".into()
-        } else {
-            host.join(", ")
-        },
-    ));
-    if let Some(cpu) = &facts.cpu_model {
-        checks.push(check(HW, "CPU", true, cpu.clone()));
-    }
-    if let Some(driver) = &facts.nvidia_driver_version {
-        let cuda = facts
-            .cuda_version
-            .as_deref()
-            .map(|v| format!(" (CUDA {v})"))
-            .unwrap_or_default();
-        checks.push(check(HW, "NVIDIA driver", true, format!("{driver}{cuda}")));
-    }
-    let gpus: Vec<_> = facts
-        .gpus
-        .iter()
-        .filter(|gpu| selection.selects(gpu))
-        .collect();
-    if let Some(spec) = selection.spec() {
-        checks.push(check(
-            HW,
-            "GPU selection",
-            !gpus.is_empty(),
-            format!(
-                "cuda_visible_devices = {spec} ({} of {} GPUs)",
-                gpus.len(),
-                facts.gpus.len()
-            ),
-        ));
-    }
-    if gpus.is_empty() {
-        let none = facts
-            .gpu_note
-            .as_deref()
-            .map_or("none".to_owned(), |note| format!("none ({note})"));
-        checks.push(check(HW, "GPU vendor", false, none));
-        checks.push(check(HW, "Compute capability", false, "n/a"));
-        checks.push(check(HW, "VRAM", false, "0 GB"));
-        return;
-    }
-    let min_vram_gb = pearl_catalog::find(model).map_or(FALLBACK_MIN_VRAM_GB, |s| s.min_vram_gb);
-    for gpu in &gpus {
-        let prefix = if gpus.len() > 1 {
-            format!("GPU {} ", gpu.index)
-        } else {
-            String::new()
-        };
-        let label = |name: &str, single: &str| {
-            if prefix.is_empty() {
-                single.to_owned()
-            } else {
-                format!("{prefix}{name}")
-            }
-        };
-        checks.push(check(
-            HW,
-            label("vendor", "GPU vendor"),
-            gpu.vendor == "nvidia",
-            format!("{} ({})", gpu.vendor, gpu.name),
-        ));
-        let cc = gpu.compute_capability.as_deref();
-        checks.push(check(
-            HW,
-            label("compute cap.", "Compute capability"),
-            cc.is_some_and(|cc| cc.starts_with(REQUIRED_COMPUTE_CAPABILITY)),
-            cc.unwrap_or("n/a"),
-        ));
-        let (ok, info) = match gpu.memory_total_mib {
-            Some(mib) => (
-                mib >= gb_to_mib(min_vram_gb),
-                format!(
-                    "{:.0} GB ({mib} MiB); model needs {min_vram_gb:.0} GB",
-                    mib_to_gb(mib)
-                ),
-            ),
-            None => (false, "unknown".to_owned()),
-        };
-        checks.push(check(HW, label("VRAM", "VRAM"), ok, info));
-    }
-}
-
-fn docker_check(checks: &mut Vec<Check>, facts: &HardwareFacts) {
-    let docker = facts.docker.clone().unwrap_or_default();
-    let (ok, info) = match docker.reachable {
-        Some(true) => (
-            true,
-            format!("running {}", docker.version.as_deref().unwrap_or("unknown")),
-        ),
-        Some(false) => (
-            false,
-            docker.error.unwrap_or_else(|| "not reachable".into()),
-        ),
-        None => (false, "unknown (not probed)".into()),
-    };
-    checks.push(check("Docker", "Daemon", ok, info));
-}
-
-fn disk_check(checks: &mut Vec<Check>, facts: &HardwareFacts) {
-    let disk = facts.disk.clone().unwrap_or_default();
-    let (ok, info) = match disk.free_mib {
-        Some(mib) => {
-            let gb = mib / 1024;
-            let at = disk.path.map(|p| format!(" at {p}")).unwrap_or_default();
-            if gb >= MIN_FREE_DISK_GB {
-                (true, format!("{gb} GB free{at}"))
-            } else {
-                (
-                    false,
-                    format!("only {gb} GB free{at} (need ≥{MIN_FREE_DISK_GB} GB)"),
-                )
-            }
-        }
-        None => (false, "unknown (not probed)".into()),
-    };
-    checks.push(check("Disk", "Free space", ok, info));
-}
-
-fn pearl_tool_checks(checks: &mut Vec<Check>, facts: &HardwareFacts) {
-    let pearl = facts.pearl.clone().unwrap_or_default();
-    let (ok, info) = match &pearl.python_packages {
-        None => (false, "unknown (python3 not probed)".to_owned()),
-        Some(installed) => match missing_python_packages(Some(installed)).as_slice() {
-            [] => (true, "all importable".to_owned()),
-            missing => (false, format!("missing {}", missing.join(", "))),
-        },
-    };
-    checks.push(check("Pearl tools", "Python packages", ok, info));
-    let (ok, info) = match pearl.gateway_on_path {
-        Some(true) => (true, "on PATH"),
-        Some(false) => (false, "not on PATH"),
-        None => (false, "unknown (not probed)"),
-    };
-    checks.push(check("Pearl tools", GATEWAY_EXECUTABLE, ok, info));
-}
-
-fn pearld_check(mining: Option<&MiningConfig>) -> Check {
-    let Some(mining) = mining else {
-        return check(
-            "Pearl node",
-            "RPC",
-            false,
-            "no [mining] config - run `jarvis mine init`",
-        );
-    };
-    let password_env = mining.pearld_password_env();
-    let password = std::env::var(&password_env).ok();
-    let credentials = pearld::RpcCredentials {
-        user: mining.pearld_rpc_user(),
-        password_set: password.is_some(),
-        password: password.unwrap_or_default(),
-        password_env,
-    };
-    let (ok, info) = pearld::probe(&mining.pearld_rpc_url(), &credentials);
-    check("Pearl node", "RPC", ok, info)
-}
-
-fn wallet_check(mining: Option<&MiningConfig>) -> Check {
-    let Some(mining) = mining else {
-        return check("Wallet", "Address format", false, "no [mining] config");
-    };
-    match check_address(&mining.wallet_address) {
-        Ok(()) => check("Wallet", "Address format", true, "format ok"),
-        Err(why) => check("Wallet", "Address format", false, why),
-    }
-}
-
-fn model_registry_check(model: &str) -> Check {
-    const SECTION: &str = "Provider capability";
-    if let Some(variant) = pearl_catalog::pearl_variant_for_base_model(model) {
-        return check(
-            SECTION,
-            "Model registry",
-            false,
-            format!("raw model; planned Pearl variant {variant}"),
-        );
-    }
-    match pearl_catalog::find(model) {
-        Some(spec) => check(
-            SECTION,
-            "Model registry",
-            spec.is_validated(),
-            format!("{}: {}", spec.status.as_str(), spec.model_id),
-        ),
-        None => check(
-            SECTION,
-            "Model registry",
-            false,
-            format!("unknown: {model}"),
-        ),
-    }
-}
-
-fn session_checks(checks: &mut Vec<Check>, paths: &Paths) {
-    let sidecar = paths.sidecar();
-    let record: Option<serde_json::Value> = std::fs::read(&sidecar)
-        .ok()
-        .and_then(|bytes| serde_json::from_slice(&bytes).ok());
-    match record {
-        None => checks.push(check("Session", "Sidecar", true, "absent (not running)")),
-        Some(record) => {
-            checks.push(check(
-                "Session",
-                "Sidecar",
-                true,
-                format!("present ({})", sidecar.display()),
-            ));
-            let container = record["container_id"].as_str().unwrap_or("?").to_owned();
-            checks.push(check("Session", "Container", true, container));
-        }
-    }
-}
-
-/// Which policy files apply; a broken system policy is a failed check
-/// (everything privileged is denied until it is fixed).
-fn policy_checks(checks: &mut Vec<Check>, policy: &Policy) {
-    let system = policy.system_file();
-    checks.push(match policy.system_problem() {
-        Some(problem) => Check {
-            section: "Policy",
-            name: "system policy".into(),
-            ok: false,
-            info: problem,
-        },
-        None => Check {
-            section: "Policy",
-            name: "system policy".into(),
-            ok: true,
-            info: if system.exists() {
-                system.display().to_string()
-            } else {
-                format!("none ({} does not exist)", system.display())
-            },
-        },
-    });
-    let user = policy.user_path();
-    checks.push(Check {
-        section: "Policy",
-        name: "user policy".into(),
-        ok: true,
-        info: if user.exists() {
-            user.display().to_string()
-        } else {
-            format!(
-                "none: installed providers get no capabilities until {} grants them",
-                user.display()
-            )
-        },
-    });
+/// `[mining].provider` names no provider this host has.
+fn unknown_provider(id: &str, providers: &[ProviderRow], config_file: &std::path::Path) -> Check {
+    let known: Vec<&str> = providers.iter().map(|p| p.id.as_str()).collect();
+    Check::new(
+        "Provider capability",
+        "Configured provider",
+        Some(Need::Config),
+        Outcome::Fail,
+        format!("unknown provider '{id}'; known: {}", known.join(", ")),
+    )
+    .fix(format!(
+        "set [mining].provider in {} to one of: {}; or install it with `jarvis mine providers install FILE`",
+        config_file.display(),
+        known.join(", ")
+    ))
 }

@@ -14,8 +14,26 @@ pub struct RpcCredentials {
     pub password_set: bool,
 }
 
-/// `(ok, info)` for the doctor row.
-pub fn probe(url: &str, credentials: &RpcCredentials) -> (bool, String) {
+/// What the probe learnt, for the doctor row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    pub ok: bool,
+    pub info: String,
+    /// What to do about a failure.
+    pub fix: Option<String>,
+}
+
+impl Answer {
+    fn failed(info: String, fix: String) -> Answer {
+        Answer {
+            ok: false,
+            info,
+            fix: Some(fix),
+        }
+    }
+}
+
+pub fn probe(url: &str, credentials: &RpcCredentials) -> Answer {
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .timeout_global(Some(PROBE_TIMEOUT))
         .http_status_as_error(false)
@@ -29,30 +47,59 @@ pub fn probe(url: &str, credentials: &RpcCredentials) -> (bool, String) {
         .header("Authorization", &format!("Basic {token}"))
         .content_type("text/plain")
         .send(body);
+    let set_url = "set [mining.extra].pearld_rpc_url to where it listens";
     let mut response = match response {
         Ok(response) => response,
         Err(ureq::Error::Io(err)) if err.kind() == std::io::ErrorKind::ConnectionRefused => {
-            return (false, format!("connection refused: {url}"));
+            return Answer::failed(
+                format!("connection refused: {url}"),
+                format!("start pearld (a synced Pearl node), or {set_url}"),
+            );
         }
-        Err(err) => return (false, first_line(&err.to_string())),
+        Err(ureq::Error::Timeout(_)) => {
+            return Answer::failed(
+                format!("no answer from {url} within {} s", PROBE_TIMEOUT.as_secs()),
+                format!("check that pearld is running and reachable there, or {set_url}"),
+            );
+        }
+        Err(err) => {
+            return Answer::failed(
+                format!("{url}: {}", first_line(&err.to_string())),
+                format!("check that pearld is reachable, or {set_url}"),
+            );
+        }
     };
     match response.status().as_u16() {
         200 => {}
         401 | 403 => {
-            let hint = if credentials.password_set {
-                format!("check pearld_rpc_user and ${}", credentials.password_env)
+            let env = &credentials.password_env;
+            let (hint, fix) = if credentials.password_set {
+                (
+                    format!("check pearld_rpc_user and ${env}"),
+                    format!(
+                        "set ${env} to pearld's rpcpassword and [mining.extra].pearld_rpc_user to its rpcuser"
+                    ),
+                )
             } else {
-                format!("${} is not set", credentials.password_env)
+                (
+                    format!("${env} is not set"),
+                    format!("export {env}=<pearld's rpcpassword> in the shell that runs jarvis"),
+                )
             };
-            return (
-                false,
+            return Answer::failed(
                 format!(
                     "authentication failed (HTTP {}): {hint}",
                     response.status().as_u16()
                 ),
+                fix,
             );
         }
-        code => return (false, format!("HTTP {code}")),
+        code => {
+            return Answer::failed(
+                format!("HTTP {code} from {url}"),
+                format!("check that {url} is pearld's RPC port, or {set_url}"),
+            );
+        }
     }
     let reply = response
         .body_mut()
@@ -66,16 +113,23 @@ pub fn probe(url: &str, credentials: &RpcCredentials) -> (bool, String) {
     let reply = match reply {
         Ok(reply) => reply,
         Err(err) => {
-            return (
-                false,
+            return Answer::failed(
                 format!("unreadable reply: {}", first_line(&err.to_string())),
+                format!("check that {url} is pearld's RPC port"),
             );
         }
     };
     if let Some(message) = reply["error"]["message"].as_str() {
-        return (false, format!("RPC error: {message}"));
+        return Answer::failed(
+            format!("RPC error: {message}"),
+            "check pearld's log".to_owned(),
+        );
     }
-    (true, sync_state(&reply["result"]))
+    Answer {
+        ok: true,
+        info: sync_state(&reply["result"]),
+        fix: None,
+    }
 }
 
 /// "block height 10 (synced)" only when both counts are known and equal.

@@ -43,7 +43,7 @@ fn reference_reasons_in_order() {
     let one = facts(vec![h100(0)]);
     assert_eq!(
         reason(&one, "ollama", DEFAULT_PEARL_MODEL).unwrap(),
-        "engine 'ollama' has no Pearl plugin in v1; use vllm"
+        "engine 'ollama' has no Pearl plugin: Pearl mines through vllm (use --engine vllm)"
     );
     assert_eq!(
         reason(&facts(vec![]), "vllm", DEFAULT_PEARL_MODEL).unwrap(),
@@ -52,7 +52,7 @@ fn reference_reasons_in_order() {
     let apple = facts(vec![gpu(0, "Apple M3 Max", "apple", "", 131_072)]);
     assert_eq!(
         reason(&apple, "vllm", DEFAULT_PEARL_MODEL).unwrap(),
-        "vllm-pearl requires NVIDIA Hopper; detected 'apple'. Apple Silicon support tracked in Spec B."
+        "vllm-pearl requires NVIDIA Hopper (H100/H200); detected 'apple'"
     );
     let ada = facts(vec![gpu(
         0,

@@ -1,7 +1,10 @@
 //! OpenJarvis's `config.toml`, `[mining]` and `[mining.extra]` (reference §6).
 //!
 //! Only the mining tables are interpreted; the rest of the file belongs to
-//! OpenJarvis. A malformed file is an error naming the line and column.
+//! OpenJarvis. A malformed file, or a `[mining]` value that is wrong
+//! (validate.rs), is an error naming the line and column.
+
+mod validate;
 
 use crate::bounded_read::{self, InputFile, ReadError};
 use crate::text_position::line_column;
@@ -49,6 +52,8 @@ pub const CONFIG_FILE: InputFile = InputFile {
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Config {
     pub mining: Option<MiningConfig>,
+    /// `file:line:column: unknown key …` for keys no built-in reads.
+    pub warnings: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -62,8 +67,13 @@ pub enum ConfigError {
         column: usize,
         message: String,
     },
-    #[error("{path}: {message}")]
-    Invalid { path: PathBuf, message: String },
+    #[error("{path}:{line}:{column}: {message}")]
+    Invalid {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+    },
 }
 
 impl Config {
@@ -89,87 +99,98 @@ impl Config {
                 message: err.message().trim_end().to_owned(),
             }
         })?;
-        let invalid = |message: String| ConfigError::Invalid {
-            path: path.to_owned(),
-            message,
+        let at = |finding: &validate::Finding| {
+            let (line, column) = position(text, finding);
+            format!("{}:{line}:{column}", path.display())
         };
-        let mining = match table.get("mining") {
-            None => None,
-            Some(Value::Table(mining)) => Some(parse_mining(mining).map_err(invalid)?),
-            Some(other) => {
-                return Err(invalid(format!(
-                    "[mining] must be a table, found a {}",
-                    other.type_str()
-                )));
+        let invalid = |finding: validate::Finding| {
+            let (line, column) = position(text, &finding);
+            ConfigError::Invalid {
+                path: path.to_owned(),
+                line,
+                column,
+                message: finding.message,
             }
         };
-        Ok(Config { mining })
+        let (mining, warnings) = match table.get("mining") {
+            None => (None, Vec::new()),
+            Some(Value::Table(mining)) => {
+                let warnings = validate::mining(mining).map_err(invalid)?;
+                let warnings = warnings
+                    .iter()
+                    .map(|w| format!("{}: warning: {}", at(w), w.message))
+                    .collect();
+                (Some(parse_mining(mining)), warnings)
+            }
+            Some(other) => {
+                return Err(invalid(validate::Finding {
+                    path: vec!["mining".into()],
+                    at_key: false,
+                    message: format!("[mining] must be a table, found a {}", other.type_str()),
+                }));
+            }
+        };
+        Ok(Config { mining, warnings })
     }
 }
 
-fn parse_mining(mining: &Table) -> Result<MiningConfig, String> {
-    let extra = match mining.get("extra") {
-        None => Table::new(),
-        Some(Value::Table(extra)) => extra.clone(),
-        Some(other) => {
-            return Err(format!(
-                "[mining.extra] must be a table, found a {}",
-                other.type_str()
-            ));
-        }
+/// Where a finding's key (or value) is in `text`; the file's start when
+/// the path cannot be followed (it parsed, so this is only a fallback).
+fn position(text: &str, finding: &validate::Finding) -> (usize, usize) {
+    let Ok(document) = toml_edit::Document::parse(text) else {
+        return (1, 1);
     };
-    let provider = required_string(mining, "provider")?;
-    let wallet_address = required_string(mining, "wallet_address")?;
-    let submit_target = match optional_string(mining, "submit_target")?.as_deref() {
-        None | Some("solo") => SubmitTarget::Solo {
-            pearld_rpc_url: extra_string(&extra, "pearld_rpc_url")?
-                .unwrap_or_else(|| DEFAULT_PEARLD_RPC_URL.to_owned()),
-        },
+    let (last, parents) = match finding.path.split_last() {
+        Some(split) => split,
+        None => return (1, 1),
+    };
+    let mut item = document.as_item();
+    for key in parents {
+        match item.get(key) {
+            Some(next) => item = next,
+            None => return (1, 1),
+        }
+    }
+    let span = if finding.at_key {
+        item.as_table_like()
+            .and_then(|table| table.get_key_value(last))
+            .and_then(|(key, _)| key.span())
+    } else {
+        item.get(last).and_then(toml_edit::Item::span)
+    };
+    span.map_or((1, 1), |span| line_column(text, span.start))
+}
+
+/// Builds the record from a table [`validate::mining`] accepted.
+fn parse_mining(mining: &Table) -> MiningConfig {
+    let text = |key: &str| mining.get(key).and_then(Value::as_str).map(str::to_owned);
+    let extra = mining
+        .get("extra")
+        .and_then(Value::as_table)
+        .cloned()
+        .unwrap_or_default();
+    let submit_target = match text("submit_target") {
         Some(target) if target.starts_with("pool:") => SubmitTarget::Pool {
             url: target["pool:".len()..].to_owned(),
             worker_id: None,
         },
-        Some(other) => {
-            return Err(format!(
-                "[mining].submit_target must be 'solo' or 'pool:<url>', got {other:?}"
-            ));
-        }
+        _ => SubmitTarget::Solo {
+            pearld_rpc_url: extra_string(&extra, "pearld_rpc_url")
+                .ok()
+                .flatten()
+                .unwrap_or_else(|| DEFAULT_PEARLD_RPC_URL.to_owned()),
+        },
     };
-    let fee_bps = match mining.get("fee_bps") {
-        None => 0,
-        Some(Value::Integer(bps)) => *bps,
-        Some(other) => {
-            return Err(format!(
-                "[mining].fee_bps must be an integer, found a {}",
-                other.type_str()
-            ));
-        }
-    };
-    let fee_payout_address =
-        optional_string(mining, "fee_payout_address")?.filter(|s| !s.is_empty());
-    Ok(MiningConfig {
-        provider,
-        wallet_address,
+    MiningConfig {
+        provider: text("provider").unwrap_or_default(),
+        wallet_address: text("wallet_address").unwrap_or_default(),
         submit_target,
-        fee_bps,
-        fee_payout_address,
+        fee_bps: mining
+            .get("fee_bps")
+            .and_then(Value::as_integer)
+            .unwrap_or(0),
+        fee_payout_address: text("fee_payout_address").filter(|s| !s.is_empty()),
         extra,
-    })
-}
-
-fn required_string(table: &Table, key: &str) -> Result<String, String> {
-    optional_string(table, key)?
-        .ok_or_else(|| format!("[mining].{key} is missing: add it, or run `jarvis mine init`"))
-}
-
-fn optional_string(table: &Table, key: &str) -> Result<Option<String>, String> {
-    match table.get(key) {
-        None => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(other) => Err(format!(
-            "[mining].{key} must be a string, found a {}",
-            other.type_str()
-        )),
     }
 }
 
@@ -342,11 +363,29 @@ pearld_rpc_password_env = "PEARLD_RPC_PASSWORD"
     }
 
     #[test]
-    fn semantic_errors_say_what_to_do() {
+    fn semantic_errors_say_what_to_do_and_where() {
         let err = parse("[mining]\nwallet_address = \"prl1q\"\n").unwrap_err();
         assert_eq!(
             err.to_string(),
-            "config.toml: [mining].provider is missing: add it, or run `jarvis mine init`"
+            "config.toml:1:2: [mining].provider is missing: add it, or run `jarvis mine init`"
+        );
+        let err = parse(&MINIMAL.replace("fee_bps = 0", "fee_bps = 20000")).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "config.toml:9:11: [mining].fee_bps must be from 0 to 10000, found 20000"
+        );
+        let text = format!("{MINIMAL}vllm_port = \"eighty\"\n");
+        let err = parse(&text).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "config.toml:17:13: [mining.extra].vllm_port expected an integer, found a string"
+        );
+        let config = parse(&format!("{MINIMAL}vlm_port = 9000\n")).unwrap();
+        assert_eq!(
+            config.warnings,
+            [
+                "config.toml:17:1: warning: unknown key [mining.extra].vlm_port: did you mean `vllm_port`?"
+            ]
         );
         let err =
             parse("[mining]\nprovider = \"x\"\nwallet_address = \"y\"\nsubmit_target = \"moon\"\n")

@@ -1,0 +1,283 @@
+//! A cache of the Pearl-package probe, so that `doctor` does not start a
+//! Python interpreter (50–100 ms behind a pyenv shim) on every run.
+//!
+//! The answer depends on which interpreter `python3` is and what its import
+//! path holds, so the cache is keyed by, and only trusted while all of these
+//! are unchanged (each a `stat` or a small read, no process):
+//!
+//! - the `python3` that PATH resolves to, and the file behind it (a shim's
+//!   identity: device, inode, size, modification time);
+//! - the environment that steers an interpreter or a version manager
+//!   (`PYTHON*`, `PYENV*`, `VIRTUAL_ENV`, `CONDA_PREFIX`, `HOME`) and the
+//!   version files pyenv and asdf read (the nearest `.python-version` and
+//!   `.tool-versions` above the working directory, pyenv's global `version`);
+//! - the interpreter the probe ran (`sys.executable`) and every directory on
+//!   its `sys.path`: installing or removing a package adds or removes an entry
+//!   in a site-packages directory, which changes that directory's time.
+//!
+//! The file lives in the user's own OpenJarvis home; only doctor's and
+//! `detect`'s view of installed packages is read from it, never anything run.
+
+use std::fs::Metadata;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::facts::PearlFacts;
+
+/// The cache file's name inside the directory the caller gives.
+pub const FILE_NAME: &str = "python-probe.json";
+/// Bump when the probe or the key changes meaning.
+const FORMAT: u32 = 1;
+/// A cache file is a few KiB; anything larger is not ours.
+const MAX_FILE_BYTES: u64 = 1 << 20;
+
+/// What a file or directory is, cheaply: changes when it is replaced or its
+/// entries change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Identity {
+    path: PathBuf,
+    /// `None`: it did not exist.
+    stamp: Option<Stamp>,
+}
+
+impl Identity {
+    pub fn of(path: &Path) -> Identity {
+        Identity {
+            path: path.to_owned(),
+            stamp: std::fs::metadata(path).ok().map(|meta| stamp(&meta)),
+        }
+    }
+
+    fn current(&self) -> bool {
+        *self == Identity::of(&self.path)
+    }
+}
+
+/// Device, inode, size, and the modification and change times in
+/// nanoseconds (the change time cannot be set back by `touch`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+struct Stamp {
+    device: u64,
+    inode: u64,
+    size: u64,
+    modified_ns: i128,
+    changed_ns: i128,
+}
+
+#[cfg(unix)]
+fn stamp(meta: &Metadata) -> Stamp {
+    use std::os::unix::fs::MetadataExt;
+    let ns = |secs: i64, nanos: i64| i128::from(secs) * 1_000_000_000 + i128::from(nanos);
+    Stamp {
+        device: meta.dev(),
+        inode: meta.ino(),
+        size: meta.size(),
+        modified_ns: ns(meta.mtime(), meta.mtime_nsec()),
+        changed_ns: ns(meta.ctime(), meta.ctime_nsec()),
+    }
+}
+
+#[cfg(not(unix))]
+fn stamp(meta: &Metadata) -> Stamp {
+    let modified = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .unwrap_or_default();
+    Stamp {
+        device: 0,
+        inode: 0,
+        size: meta.len(),
+        modified_ns: modified.as_nanos() as i128,
+        changed_ns: 0,
+    }
+}
+
+/// Which interpreter `python3` means here, before running it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Key {
+    format: u32,
+    python3: Identity,
+    env: Vec<(String, String)>,
+    version_files: Vec<(PathBuf, String)>,
+}
+
+impl Key {
+    /// `None` when there is no `python3` on PATH (nothing to probe or cache).
+    pub fn here() -> Option<Key> {
+        let python3 = which::which("python3").ok()?;
+        let mut env: Vec<(String, String)> = std::env::vars_os()
+            .filter_map(|(name, value)| Some((name.into_string().ok()?, value.into_string().ok()?)))
+            .filter(|(name, _)| {
+                name.starts_with("PYTHON")
+                    || name.starts_with("PYENV")
+                    || ["VIRTUAL_ENV", "CONDA_PREFIX", "HOME"].contains(&name.as_str())
+            })
+            .collect();
+        env.sort();
+        let mut version_files = Vec::new();
+        if let Ok(cwd) = std::env::current_dir() {
+            for name in [".python-version", ".tool-versions"] {
+                if let Some(file) = cwd
+                    .ancestors()
+                    .map(|dir| dir.join(name))
+                    .find(|f| f.is_file())
+                {
+                    let text = read_small(&file).unwrap_or_default();
+                    version_files.push((file, text));
+                }
+            }
+        }
+        // pyenv's global version, next to its shims directory.
+        if let Some(root) = python3
+            .parent()
+            .filter(|dir| dir.ends_with("shims"))
+            .and_then(Path::parent)
+        {
+            let global = root.join("version");
+            let text = read_small(&global).unwrap_or_default();
+            version_files.push((global, text));
+        }
+        Some(Key {
+            format: FORMAT,
+            python3: Identity::of(&python3.canonicalize().unwrap_or(python3)),
+            env,
+            version_files,
+        })
+    }
+}
+
+fn read_small(path: &Path) -> Option<String> {
+    use std::io::Read;
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .ok()?
+        .take(MAX_FILE_BYTES)
+        .read_to_string(&mut text)
+        .ok()?;
+    Some(text)
+}
+
+/// A probe's answer with what it depended on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Entry {
+    key: Key,
+    /// The interpreter and its import path, as the probe saw them.
+    depends_on: Vec<Identity>,
+    pub facts: PearlFacts,
+}
+
+impl Entry {
+    pub fn new(key: Key, executable: &Path, import_path: &[PathBuf], facts: PearlFacts) -> Entry {
+        let depends_on = std::iter::once(executable)
+            .chain(import_path.iter().map(PathBuf::as_path))
+            .map(Identity::of)
+            .collect();
+        Entry {
+            key,
+            depends_on,
+            facts,
+        }
+    }
+
+    fn current(&self, key: &Key) -> bool {
+        self.key == *key && self.depends_on.iter().all(Identity::current)
+    }
+}
+
+/// The cached facts for `key`, if the cache in `dir` holds a current answer.
+pub fn lookup(dir: &Path, key: &Key) -> Option<PearlFacts> {
+    let text = read_small(&dir.join(FILE_NAME))?;
+    let entry: Entry = serde_json::from_str(&text).ok()?;
+    entry.current(key).then_some(entry.facts)
+}
+
+/// Replaces the cache in `dir` (created owner-only if missing). Failure only
+/// costs the next run a probe, so it is not reported.
+pub fn store(dir: &Path, entry: &Entry) {
+    let _ = try_store(dir, entry);
+}
+
+fn try_store(dir: &Path, entry: &Entry) -> std::io::Result<()> {
+    use std::io::Write;
+    std::fs::create_dir_all(dir)?;
+    let mut file = tempfile::Builder::new()
+        .prefix(".python-probe-")
+        .tempfile_in(dir)?;
+    file.write_all(serde_json::to_string(entry)?.as_bytes())?;
+    file.persist(dir.join(FILE_NAME)).map_err(|err| err.error)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(dir: &Path, site: &Path) -> (Key, Entry) {
+        let key = Key {
+            format: FORMAT,
+            python3: Identity::of(&dir.join("python3")),
+            env: vec![("PYENV_VERSION".into(), "3.12".into())],
+            version_files: vec![],
+        };
+        let facts = PearlFacts {
+            python_packages: Some(vec!["pearl_mining".into()]),
+            ..PearlFacts::default()
+        };
+        let entry = Entry::new(key.clone(), &dir.join("python3"), &[site.to_owned()], facts);
+        (key, entry)
+    }
+
+    #[test]
+    fn an_answer_is_reused_until_what_it_depends_on_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let site = dir.path().join("site-packages");
+        std::fs::create_dir(&site).unwrap();
+        // An old time, so the install below changes it whatever the clock's
+        // granularity.
+        let old = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000);
+        std::fs::File::open(&site)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        std::fs::write(dir.path().join("python3"), "#!/bin/sh\n").unwrap();
+        let cache = dir.path().join("cache");
+        let (key, entry) = entry(dir.path(), &site);
+        assert_eq!(lookup(&cache, &key), None, "nothing cached yet");
+        store(&cache, &entry);
+        assert_eq!(lookup(&cache, &key), Some(entry.facts.clone()));
+
+        // Another interpreter selected: a different key.
+        let mut other = key.clone();
+        other.env[0].1 = "3.13".into();
+        assert_eq!(lookup(&cache, &other), None);
+
+        // A package installed: the site-packages directory gained an entry.
+        std::fs::create_dir(site.join("pearl_gateway")).unwrap();
+        assert_eq!(
+            lookup(&cache, &key),
+            None,
+            "a changed site-packages refreshes"
+        );
+        // The shim replaced.
+        store(&cache, &entry);
+        std::fs::remove_file(dir.path().join("python3")).unwrap();
+        std::fs::write(dir.path().join("python3"), "#!/bin/sh\nexec other\n").unwrap();
+        assert_eq!(
+            lookup(&cache, &key),
+            None,
+            "a replaced interpreter refreshes"
+        );
+    }
+
+    #[test]
+    fn a_damaged_cache_is_a_miss() {
+        let dir = tempfile::tempdir().unwrap();
+        let (key, _) = entry(dir.path(), dir.path());
+        for text in ["", "{", "[]", "{\"key\": 1}"] {
+            std::fs::write(dir.path().join(FILE_NAME), text).unwrap();
+            assert_eq!(lookup(dir.path(), &key), None, "{text:?}");
+        }
+    }
+}
