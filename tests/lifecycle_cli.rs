@@ -1201,7 +1201,7 @@ fn init_on_an_rtx_4090_exits_7() {
         "--yes",
     ])
     .code(7)
-    .stderr_has("vllm-pearl not supported on this host")
+    .stderr_has("vllm-pearl cannot mine on this host")
     .stderr_has("RTX 4090");
     assert_eq!(home.config_text(), None);
 }
@@ -1603,7 +1603,7 @@ fn start_waits_until_vllm_answers_and_no_longer_than_asked() {
     std::fs::write(home.config(), config).unwrap();
     home.jarvis(&["mine", "start"])
         .code(2)
-        .stderr_has("start_wait_seconds must be a whole number");
+        .stderr_has("start_wait_seconds must be from 0 to 86400, found -1");
     assert_no_miner();
 }
 

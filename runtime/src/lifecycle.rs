@@ -223,6 +223,9 @@ pub struct StatusReport {
     pub session: Option<SessionRecord>,
     pub container: Option<docker::ContainerState>,
     pub stats: Option<Stats>,
+    /// Why the provider's `stats()` gave nothing (its deadline, a trap).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stats_error: Option<String>,
     pub repairs: Vec<String>,
     /// Why the config could not be read (the state then comes from the
     /// session record and the containers alone).
@@ -671,7 +674,10 @@ impl Miner<'_> {
                 record.session_id.clone().unwrap_or_default(),
                 Box::new(|_| {}),
             ));
-            report.stats = provider.stats(self.sandbox, host).ok().map(Stats::from);
+            match provider.stats(self.sandbox, host) {
+                Ok(stats) => report.stats = Some(Stats::from(stats)),
+                Err(err) => report.stats_error = Some(err.to_string()),
+            }
         }
         report.session = observed.record;
         if in_progress.is_none()
@@ -923,6 +929,7 @@ impl StatusReport {
             session: None,
             container: None,
             stats: None,
+            stats_error: None,
             repairs: Vec::new(),
             config_warning: None,
         }

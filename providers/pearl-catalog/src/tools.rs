@@ -53,7 +53,11 @@ mod tests {
         let all: Vec<String> = REQUIRED_PYTHON_PACKAGES.map(String::from).to_vec();
         assert!(python_packages_reason(Some(&all)).is_none());
         let reason = python_packages_reason(Some(&have)).unwrap();
-        assert!(reason.starts_with("Pearl Python packages not installed — build them from a Pearl checkout"));
+        assert!(
+            reason.starts_with(
+                "Pearl Python packages not installed — build them from a Pearl checkout"
+            )
+        );
         assert!(reason.ends_with("Missing: pearl_mining, miner_base."));
     }
 

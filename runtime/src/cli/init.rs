@@ -16,7 +16,7 @@ use crate::registry::Registry;
 use crate::sandbox::Sandbox;
 use crate::sandbox::SandboxLimits;
 use clap::{Args, ValueEnum};
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -133,34 +133,52 @@ pub fn run(args: &InitArgs, limits: SandboxLimits) -> CliResult {
         ProviderChoice::CpuPearl => "cpu-pearl",
         ProviderChoice::AppleMpsPearl => "apple-mps-pearl",
     };
-    let wallet = answer(
+    if interactive {
+        eprintln!(
+            "This sets up Pearl mining with {provider}: it asks for your payout address and \
+             pearld node, then shows what it will write to {} and asks before writing. \
+             Ctrl-C leaves everything as it is.",
+            paths.config_file().display()
+        );
+    }
+    let wallet = ask(
         interactive,
         &args.wallet,
-        "Pearl wallet address (prl1q/prl1p...)",
+        "Pearl wallet address (prl1q... or prl1p...)",
         "",
-    )?;
-    check_address(&wallet).map_err(|why| CliError {
-        code: exit::INVALID_WALLET,
-        message: format!("Invalid wallet address: {why}"),
+        check_address,
+    )
+    .map_err(|err| match err {
+        Asked::Invalid(why) => CliError {
+            code: exit::INVALID_WALLET,
+            message: format!("Invalid wallet address: {why}"),
+        },
+        other => other.into(),
     })?;
-    let pearld_url = answer(
+    let pearld_url = ask(
         interactive,
         &args.pearld_url,
         "pearld RPC URL",
         DEFAULT_PEARLD_RPC_URL,
-    )?;
-    let pearld_user = answer(
+        http_url,
+    )
+    .map_err(|err| err.flag("--pearld-url"))?;
+    let pearld_user = ask(
         interactive,
         &args.pearld_user,
         "pearld RPC user",
         DEFAULT_PEARLD_RPC_USER,
-    )?;
-    let password_env = answer(
+        |_| Ok(()),
+    )
+    .map_err(|err| err.flag("--pearld-user"))?;
+    let password_env = ask(
         interactive,
         &args.pearld_password_env,
-        "env var holding pearld password",
+        "Environment variable holding the pearld password",
         DEFAULT_PASSWORD_ENV,
-    )?;
+        env_name,
+    )
+    .map_err(|err| err.flag("--pearld-password-env"))?;
 
     let vllm = provider == "vllm-pearl";
     let local_model = match &args.local_model_path {
@@ -252,6 +270,24 @@ pub fn run(args: &InitArgs, limits: SandboxLimits) -> CliResult {
             .with_extra("pearld_rpc_user", pearld_user.as_str())
             .with_extra("pearld_rpc_password_env", password_env.as_str());
     }
+    if interactive {
+        let text = section
+            .to_toml()
+            .map_err(|err| CliError::invalid_input(err.to_string()))?;
+        eprintln!(
+            "\nThis will be written to {}:\n\n{text}",
+            paths.config_file().display()
+        );
+        let write = dialoguer::Confirm::new()
+            .with_prompt("Write it?")
+            .default(true)
+            .interact()
+            .map_err(|_| interrupted())?;
+        if !write {
+            eprintln!("Nothing written.");
+            return Ok(ExitCode::SUCCESS);
+        }
+    }
     let outcome = write_mining_section(paths.config_file(), &section, args.force)
         .map_err(|err| CliError::invalid_input(err.to_string()))?;
     if outcome == WriteOutcome::AlreadyConfigured {
@@ -342,40 +378,133 @@ fn choose(
     }
 }
 
-/// A flag's value, else a prompt on a terminal, else the default (an empty
-/// default means the value is required).
-fn answer(
+/// Why an answer could not be had.
+enum Asked {
+    /// The value given by flag is not valid (the reason).
+    Invalid(String),
+    /// Required, not given, and no terminal to ask on.
+    Missing(String),
+    /// Ctrl-C or Ctrl-D at a prompt.
+    Interrupted,
+}
+
+impl Asked {
+    /// The error, naming the flag that gave the bad value.
+    fn flag(self, flag: &str) -> CliError {
+        match self {
+            Asked::Invalid(why) => CliError::invalid_input(format!("{flag}: {why}")),
+            other => other.into(),
+        }
+    }
+}
+
+impl From<Asked> for CliError {
+    fn from(asked: Asked) -> Self {
+        match asked {
+            Asked::Invalid(why) => CliError::invalid_input(why),
+            Asked::Missing(what) => CliError::invalid_input(format!(
+                "{what} is required: pass it as a flag (see --help)"
+            )),
+            Asked::Interrupted => interrupted(),
+        }
+    }
+}
+
+fn interrupted() -> CliError {
+    CliError {
+        code: exit::INTERRUPTED,
+        message: "interrupted: nothing was written".to_owned(),
+    }
+}
+
+/// A flag's value (checked), else a prompt on a terminal that asks again
+/// until the answer is valid, else the default (an empty default means the
+/// value is required).
+fn ask(
     interactive: bool,
     flag: &Option<String>,
     prompt: &str,
     default: &str,
-) -> Result<String, CliError> {
+    valid: impl Fn(&str) -> Result<(), String>,
+) -> Result<String, Asked> {
     if let Some(value) = flag {
-        return Ok(value.trim().to_owned());
+        let value = value.trim().to_owned();
+        valid(&value).map_err(Asked::Invalid)?;
+        return Ok(value);
     }
     if interactive {
-        let mut err = super::output::stderr();
-        let shown = if default.is_empty() {
-            String::new()
-        } else {
-            format!(" [{default}]")
-        };
-        let _ = write!(err, "{prompt}{shown}: ");
-        let _ = err.flush();
-        let mut line = String::new();
-        std::io::stdin()
-            .lock()
-            .read_line(&mut line)
-            .map_err(|e| CliError::failure(e.to_string()))?;
-        let line = line.trim();
-        if !line.is_empty() {
-            return Ok(line.to_owned());
-        }
+        return ask_on_terminal(prompt, default, valid);
     }
     if default.is_empty() {
-        return Err(CliError::invalid_input(format!(
-            "{prompt} is required: pass it as a flag (see --help)"
-        )));
+        return Err(Asked::Missing(prompt.to_owned()));
     }
     Ok(default.to_owned())
+}
+
+/// One question, asked again with the reason until the answer is valid.
+/// The line is read in the terminal's own (cooked) mode, so Ctrl-D is end
+/// of input (nothing is written) and Ctrl-C the terminal's SIGINT; the
+/// yes/no question is dialoguer's.
+fn ask_on_terminal(
+    prompt: &str,
+    default: &str,
+    valid: impl Fn(&str) -> Result<(), String>,
+) -> Result<String, Asked> {
+    use std::io::{BufRead, Write};
+    let theme = dialoguer::theme::SimpleTheme;
+    let shown = if default.is_empty() {
+        format!("{prompt}: ")
+    } else {
+        format!("{prompt} [{default}]: ")
+    };
+    loop {
+        let mut err = super::output::stderr();
+        let _ = write!(err, "{shown}");
+        let _ = err.flush();
+        let mut line = String::new();
+        let read = std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .map_err(|_| Asked::Interrupted)?;
+        if read == 0 {
+            let _ = writeln!(err);
+            return Err(Asked::Interrupted);
+        }
+        let answer = match line.trim() {
+            "" => default,
+            typed => typed,
+        };
+        match valid(answer) {
+            Ok(()) => return Ok(answer.to_owned()),
+            Err(why) => {
+                let mut text = String::new();
+                let _ = dialoguer::theme::Theme::format_error(&theme, &mut text, &why);
+                let _ = writeln!(err, "{text}");
+            }
+        }
+    }
+}
+
+fn http_url(text: &str) -> Result<(), String> {
+    match text.parse::<ureq::http::Uri>() {
+        Ok(uri) if matches!(uri.scheme_str(), Some("http" | "https")) && uri.host().is_some() => {
+            Ok(())
+        }
+        _ => Err(format!("{text:?} is not an http:// or https:// URL")),
+    }
+}
+
+fn env_name(text: &str) -> Result<(), String> {
+    let mut chars = text.chars();
+    if chars
+        .next()
+        .is_some_and(|c| c == '_' || c.is_ascii_alphabetic())
+        && chars.all(|c| c == '_' || c.is_ascii_alphanumeric())
+    {
+        Ok(())
+    } else {
+        Err(format!(
+            "{text:?} is not an environment variable name (letters, digits, _)"
+        ))
+    }
 }

@@ -49,6 +49,8 @@ pub mod exit {
     pub const DENIED: u8 = 9;
     /// `audit --verify`: the audit log's hash chain is broken (tampering).
     pub const AUDIT_BROKEN: u8 = 10;
+    /// Ctrl-C or Ctrl-D at a prompt: nothing was written (128 + SIGINT).
+    pub const INTERRUPTED: u8 = 130;
 }
 
 /// An error that ends the command, with its exit code.

@@ -3,7 +3,7 @@
 
 use super::{CliError, exit};
 use crate::audit::AuditLog;
-use crate::config::Config;
+use crate::config::{Config, ConfigError};
 use crate::docker::Docker;
 use crate::lifecycle::{MineError, Miner};
 use crate::paths::Paths;
@@ -49,8 +49,19 @@ pub fn paths_and_config() -> Result<(Paths, Config), CliError> {
 
 /// The config, its warnings (unknown keys) printed once, here.
 fn load_config(paths: &Paths) -> Result<Config, CliError> {
-    let config = Config::load(paths.config_file())
-        .map_err(|err| CliError::invalid_input(err.to_string()))?;
+    let config = Config::load(paths.config_file()).map_err(|err| {
+        let code = match err {
+            ConfigError::Invalid {
+                unknown_model: true,
+                ..
+            } => super::exit::UNKNOWN_MODEL,
+            _ => super::exit::INVALID_INPUT,
+        };
+        CliError {
+            code,
+            message: err.to_string(),
+        }
+    })?;
     for warning in &config.warnings {
         super::output::eprintln!("{warning}");
     }

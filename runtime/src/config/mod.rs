@@ -73,6 +73,8 @@ pub enum ConfigError {
         line: usize,
         column: usize,
         message: String,
+        /// `[mining.extra].model` names no Pearl model (exit 5, not 2).
+        unknown_model: bool,
     },
 }
 
@@ -110,6 +112,7 @@ impl Config {
                 line,
                 column,
                 message: finding.message,
+                unknown_model: finding.unknown_model,
             }
         };
         let (mining, warnings) = match table.get("mining") {
@@ -127,6 +130,7 @@ impl Config {
                     path: vec!["mining".into()],
                     at_key: false,
                     message: format!("[mining] must be a table, found a {}", other.type_str()),
+                    unknown_model: false,
                 }));
             }
         };

@@ -17,6 +17,8 @@ pub struct Finding {
     /// Point at the key rather than its value (an unknown key).
     pub at_key: bool,
     pub message: String,
+    /// A model the registry does not know (its own exit code).
+    pub unknown_model: bool,
 }
 
 impl Finding {
@@ -25,6 +27,7 @@ impl Finding {
             path: path.iter().map(|s| (*s).to_owned()).collect(),
             at_key: false,
             message,
+            unknown_model: false,
         }
     }
 }
@@ -109,6 +112,7 @@ pub fn mining(mining: &Table) -> Result<Vec<Finding>, Finding> {
                     message: format!(
                         "[mining].{key} is missing: add it, or run `jarvis mine init`"
                     ),
+                    unknown_model: false,
                 });
             }
             Some(value) => string(value)
@@ -176,8 +180,9 @@ pub fn mining(mining: &Table) -> Result<Vec<Finding>, Finding> {
         if !builtin && !matches!(key.as_str(), "pearld_rpc_url" | "pearld_rpc_password_env") {
             continue;
         }
-        check(*kind, value, extra, provider).map_err(|message| {
-            Finding::value(
+        check(*kind, value, extra, provider).map_err(|message| Finding {
+            unknown_model: matches!(kind, Kind::Model) && value.is_str(),
+            ..Finding::value(
                 &["mining", "extra", key],
                 format!("[mining.extra].{key} {message}"),
             )
@@ -284,7 +289,7 @@ fn check(kind: Kind, value: &Value, extra: &Table, provider: &str) -> Result<(),
                 Ok(())
             } else {
                 Err(format!(
-                    "is {text:?}, which is not a Pearl model: see `jarvis mine models`, or set local_model_path to a converted checkpoint"
+                    "names unknown model '{text}': see `jarvis mine models`, or set local_model_path to a converted checkpoint"
                 ))
             }
         }
@@ -422,6 +427,7 @@ fn unknown_key(path: &[&str], table: &str, key: &str, known: &[&str]) -> Finding
         path: path.iter().map(|s| (*s).to_owned()).collect(),
         at_key: true,
         message: format!("unknown key {table}.{key}{guess}"),
+        unknown_model: false,
     }
 }
 
