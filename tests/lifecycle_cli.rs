@@ -1605,6 +1605,19 @@ fn start_waits_until_vllm_answers_and_no_longer_than_asked() {
         .code(2)
         .stderr_has("start_wait_seconds must be from 0 to 86400, found -1");
     assert_no_miner();
+
+    // The flags decide over the config: --wait bounds the wait, --no-wait skips it.
+    let home = Home::new().configured();
+    home.extra("vllm_args = \"--fake-ready-after-ms 600000\"\n");
+    home.jarvis(&["mine", "start", "--wait", "1"])
+        .code(1)
+        .stderr_has("did not answer within 1 s");
+    assert_no_miner();
+    home.jarvis(&["mine", "start", "--no-wait"])
+        .code(0)
+        .stdout_has("without waiting for vLLM to answer (--no-wait");
+    home.jarvis(&["mine", "stop"]).code(0);
+    assert_no_miner();
 }
 
 #[test]

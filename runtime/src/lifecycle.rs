@@ -459,7 +459,7 @@ impl Miner<'_> {
                 return Err(not_ready(
                     format!(
                         "vLLM at {} did not answer within {} s; if the model needs longer to \
-                         load, raise [mining.extra].start_wait_seconds",
+                         load, wait longer (`jarvis mine start --wait SECONDS`, or [mining.extra].start_wait_seconds)",
                         record.vllm_endpoint,
                         limit.as_secs()
                     ),

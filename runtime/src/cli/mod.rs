@@ -160,11 +160,7 @@ enum MineCommand {
     /// Set up mining: pick a provider for this host and write [mining].
     Init(init::InitArgs),
     /// Launch the configured mining provider.
-    #[command(after_help = "Examples:
-  jarvis mine start
-  PEARLD_RPC_PASSWORD=... HF_TOKEN=... jarvis mine start   # HF_TOKEN for gated models
-  jarvis -v mine start                                     # show each step")]
-    Start,
+    Start(start::StartArgs),
     /// Stop the configured mining provider (and everything it started).
     #[command(after_help = "Examples:
   jarvis mine stop
@@ -203,7 +199,7 @@ pub fn main() -> ExitCode {
             MineCommand::Models(args) => models::run(&args),
             MineCommand::Doctor(args) => doctor::run(&args, mine.sandbox.limits()),
             MineCommand::Init(args) => init::run(&args, mine.sandbox.limits()),
-            MineCommand::Start => start::run(mine.sandbox.limits()),
+            MineCommand::Start(args) => start::run(&args, mine.sandbox.limits()),
             MineCommand::Stop => stop::run(mine.sandbox.limits()),
             MineCommand::Status(args) => status::run(&args, mine.sandbox.limits()),
             MineCommand::Attach(args) => attach::run(&args),

@@ -11,6 +11,7 @@ use crate::docker::ImageProgress;
 use crate::doctor::check_address;
 use crate::lifecycle::{StartOptions, Waiting};
 use crate::sandbox::SandboxLimits;
+use clap::Args;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use std::collections::HashMap;
 use std::io::IsTerminal;
@@ -24,13 +25,32 @@ pub const DEFAULT_START_WAIT_SECONDS: i64 = 1800;
 /// The largest wait accepted (a day).
 const MAX_START_WAIT_SECONDS: i64 = 86_400;
 
-pub fn run(limits: SandboxLimits) -> CliResult {
+#[derive(Args)]
+#[command(after_help = "Examples:
+  jarvis mine start
+  PEARLD_RPC_PASSWORD=... HF_TOKEN=... jarvis mine start   # HF_TOKEN for gated models
+  jarvis mine start --no-wait                              # return once the container runs")]
+pub struct StartArgs {
+    /// Wait up to SECONDS for vLLM to answer (default [mining.extra].start_wait_seconds, else 1800).
+    #[arg(long, value_name = "SECONDS", conflicts_with = "no_wait",
+          value_parser = clap::value_parser!(u64).range(1..=MAX_START_WAIT_SECONDS as u64))]
+    wait: Option<u64>,
+    /// Return as soon as the miner is started, without waiting for vLLM.
+    #[arg(long)]
+    no_wait: bool,
+}
+
+pub fn run(args: &StartArgs, limits: SandboxLimits) -> CliResult {
     let opened = open(limits)?;
     let mining = opened.config.mining.as_ref().ok_or_else(|| {
         CliError::invalid_input("no [mining] section in config - run `jarvis mine init`")
     })?;
     preflight(mining)?;
-    let ready_wait = ready_wait(mining)?;
+    let ready_wait = match (args.no_wait, args.wait) {
+        (true, _) => None,
+        (false, Some(seconds)) => Some(Duration::from_secs(seconds)),
+        (false, None) => ready_wait(mining)?,
+    };
     if let Err(err) = &opened.docker {
         return Err(CliError {
             code: exit::DOCKER_UNAVAILABLE,
@@ -77,7 +97,7 @@ pub fn run(limits: SandboxLimits) -> CliResult {
     } else {
         println!(
             "{} {} ({endpoint}), without waiting for vLLM to answer \
-             ([mining.extra].start_wait_seconds = 0). Run `jarvis mine status` to see it come up.",
+             (--no-wait, or [mining.extra].start_wait_seconds = 0). Run `jarvis mine status` to see it come up.",
             paint(GOOD, "Started"),
             mining.provider
         );

@@ -493,7 +493,7 @@ mod tests {
             ),
             (
                 "model = \"pearl-ai/nonexistent\"",
-                "which is not a Pearl model",
+                "names unknown model 'pearl-ai/nonexistent'",
             ),
             (
                 "local_model_path = \"/nonexistent/model\"",
