@@ -850,3 +850,88 @@ fn an_unknown_configured_provider_is_its_own_failure_naming_the_known_ones() {
         "Configured provider"
     );
 }
+
+#[test]
+fn every_config_mistake_is_named_at_its_position_with_its_exit_code() {
+    let home = Home::new();
+    let head = "[mining]\nprovider = \"vllm-pearl\"\nwallet_address = \"prl1qexampleaddress\"\n";
+    // (the lines after the head, where the error points, exit code, message)
+    let cases = [
+        (
+            "fee_bps = 10001\n",
+            "4:11",
+            2,
+            "[mining].fee_bps must be from 0 to 10000, found 10001",
+        ),
+        (
+            "submit_target = \"pool:\"\n",
+            "4:17",
+            2,
+            "'pool:' with no URL",
+        ),
+        (
+            "fee_bps = \"0\"\n",
+            "4:11",
+            2,
+            "[mining].fee_bps expected an integer, found a string",
+        ),
+        (
+            "[mining.extra]\nvllm_port = 70000\n",
+            "5:13",
+            2,
+            "vllm_port must be from 1 to 65535, found 70000",
+        ),
+        (
+            "[mining.extra]\nvllm_port = \"8000\"\n",
+            "5:13",
+            2,
+            "vllm_port expected an integer, found a string",
+        ),
+        (
+            "[mining.extra]\ngateway_port = 8000\n",
+            "5:16",
+            2,
+            "gateway_port is 8000, the same port as vllm_port (its default)",
+        ),
+        (
+            "[mining.extra]\npearld_rpc_url = \"localhost:1\"\n",
+            "5:18",
+            2,
+            "must be an http:// or https:// URL",
+        ),
+        (
+            "[mining.extra]\nmodel = \"acme/unknown\"\n",
+            "5:9",
+            5,
+            "names unknown model 'acme/unknown'",
+        ),
+    ];
+    for (lines, at, code, message) in cases {
+        home.write("config.toml", &format!("{head}{lines}"));
+        let out = home.jarvis(&["mine", "doctor"]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{lines}: {stderr}");
+        assert!(
+            stderr.contains(&format!("config.toml:{at}: ")),
+            "{lines}: {stderr}"
+        );
+        assert!(stderr.contains(message), "{lines}: {stderr}");
+    }
+    // An unknown key is one warning with a guess, and the command goes on.
+    home.write(
+        "config.toml",
+        &format!(
+            "{head}[mining.extra]\nvlm_port = 9000\npearld_rpc_url = \"http://127.0.0.1:9\"\n"
+        ),
+    );
+    let out = home.jarvis(&["mine", "doctor", "--facts", &home.write("f.json", "{}")]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(
+        stderr
+            .matches("warning: unknown key [mining.extra].vlm_port: did you mean `vllm_port`?")
+            .count(),
+        1,
+        "{stderr}"
+    );
+}

@@ -167,3 +167,47 @@ fn status_watch_piped_prints_one_plain_line_per_refresh() {
         "Ctrl-C is a clean end"
     );
 }
+
+#[test]
+fn a_slow_probe_is_named_while_it_runs_and_its_timeout_says_what_it_waited_for() {
+    // A "pearld" that accepts and never answers.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", silent.local_addr().unwrap());
+    let home = tempfile::tempdir().unwrap();
+    std::fs::write(
+        home.path().join("config.toml"),
+        format!("[mining]\nprovider = \"vllm-pearl\"\nwallet_address = \"{WALLET}\"\n\n[mining.extra]\npearld_rpc_url = \"{url}\"\n"),
+    )
+    .unwrap();
+    let facts = h100_facts(home.path());
+    let mut term = on_terminal(home.path(), &["doctor", "--facts", &facts]);
+    term.exp_string(&format!("waiting for pearld at {url} (up to 5 s)"))
+        .unwrap();
+    term.exp_string(&format!("no answer from {url} within 5 s"))
+        .unwrap();
+    term.exp_eof().unwrap();
+    assert_eq!(exit_code(&term), 0);
+    drop(silent);
+}
+
+#[test]
+fn completion_scripts_for_every_shell() {
+    let home = tempfile::tempdir().unwrap();
+    for (shell, marker) in [
+        ("bash", "complete -F"),
+        ("zsh", "#compdef jarvis"),
+        ("fish", "complete -c jarvis"),
+        ("elvish", "edit:completion:arg-completer"),
+        ("powershell", "Register-ArgumentCompleter"),
+    ] {
+        let out = std::process::Command::new(JARVIS)
+            .args(["completions", shell])
+            .env("OPENJARVIS_HOME", home.path())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{shell}");
+        let script = String::from_utf8(out.stdout).unwrap();
+        assert!(script.contains(marker), "{shell}: {script}");
+        assert!(script.contains("doctor"), "{shell} completes subcommands");
+    }
+}
