@@ -29,6 +29,7 @@ fn probe_in_child() {
         nvml_library: std::env::var_os(CHILD_LIBRARY_ENV).map(PathBuf::from),
         skip_docker: true,
         python: host_gpu::pearl::PythonProbe::Skip,
+        docker_cache: None,
     });
     std::fs::write(output, serde_json::to_string(&facts).unwrap()).unwrap();
 }

@@ -1,10 +1,11 @@
 //! The `[mining]` config parser: `Config::parse` (runtime/src/config.rs).
 //!
-//! Properties: never panics; a syntax error names a line and column inside
-//! the input (1-based, the column at most one past the end of that line, in
-//! characters) and its message is `PATH:LINE:COLUMN: …`; any other error is
-//! `PATH: …`; a parsed `[mining]` answers every accessor and converts to
-//! what a provider receives without panicking.
+//! Properties: never panics; a syntax error and an invalid `[mining]` value
+//! (config/validate.rs) both name a line and column inside the input
+//! (1-based, the column at most one past the end of that line, in
+//! characters) and read `PATH:LINE:COLUMN: …`; every warning reads
+//! `PATH:LINE:COLUMN: warning: …` the same way; a parsed `[mining]` answers
+//! every accessor and converts to what a provider receives without panicking.
 #![no_main]
 
 use jarvis_mine::config::{Config, ConfigError};
@@ -19,6 +20,16 @@ fuzz_target!(|data: &[u8]| {
     };
     match Config::parse(text, Path::new(PATH)) {
         Ok(config) => {
+            for warning in &config.warnings {
+                let rest = warning
+                    .strip_prefix(&format!("{PATH}:"))
+                    .unwrap_or_else(|| panic!("{warning:?}"));
+                let mut parts = rest.splitn(3, ':');
+                let line: usize = parts.next().unwrap().parse().unwrap();
+                let column: usize = parts.next().unwrap().parse().unwrap();
+                assert!(parts.next().unwrap().starts_with(" warning: "), "{warning:?}");
+                assert_inside(text, line, column, warning);
+            }
             if let Some(mining) = &config.mining {
                 let _ = mining.model();
                 let _ = mining.cuda_visible_devices();
@@ -32,34 +43,42 @@ fuzz_target!(|data: &[u8]| {
             }
         }
         Err(
-            ref err @ ConfigError::Syntax {
+            ref err @ (ConfigError::Syntax {
                 line,
                 column,
                 ref message,
                 ..
-            },
+            }
+            | ConfigError::Invalid {
+                line,
+                column,
+                ref message,
+                ..
+            }),
         ) => {
-            let lines: Vec<&str> = text.split('\n').collect();
-            assert!(
-                (1..=lines.len()).contains(&line),
-                "line {line} outside 1..={}: {err}",
-                lines.len()
-            );
-            let width = lines[line - 1].chars().count();
-            assert!(
-                (1..=width + 1).contains(&column),
-                "column {column} outside 1..={} on line {line}: {err}",
-                width + 1
-            );
-            assert!(!message.is_empty(), "empty syntax message");
+            assert_inside(text, line, column, &err.to_string());
+            assert!(!message.is_empty(), "empty message: {err}");
             let shown = err.to_string();
             let prefix = format!("{PATH}:{line}:{column}: ");
             assert!(shown.starts_with(&prefix), "{shown:?} lacks {prefix:?}");
         }
-        Err(err @ ConfigError::Invalid { .. }) => {
-            let shown = err.to_string();
-            assert!(shown.starts_with(&format!("{PATH}: ")), "{shown:?}");
-        }
         Err(err @ ConfigError::Read { .. }) => panic!("parse never reads a file: {err}"),
     }
 });
+
+/// `line:column` (1-based, in characters) lies in `text`, the column at most
+/// one past the end of its line.
+fn assert_inside(text: &str, line: usize, column: usize, shown: &str) {
+    let lines: Vec<&str> = text.split('\n').collect();
+    assert!(
+        (1..=lines.len()).contains(&line),
+        "line {line} outside 1..={}: {shown}",
+        lines.len()
+    );
+    let width = lines[line - 1].chars().count();
+    assert!(
+        (1..=width + 1).contains(&column),
+        "column {column} outside 1..={} on line {line}: {shown}",
+        width + 1
+    );
+}

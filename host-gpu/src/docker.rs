@@ -1,25 +1,48 @@
 //! Whether the Docker daemon answers, and its version.
 
 use std::error::Error;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use bollard::Docker;
+use serde::{Deserialize, Serialize};
 
 use crate::facts::DockerFacts;
+use crate::file_identity::Identity;
+use crate::python_cache::{read_small, replace_json};
 
 /// How long the whole probe may take: a local daemon answers in milliseconds,
 /// and a hung one must not hold up the other facts.
 const TIMEOUT: Duration = Duration::from_secs(2);
 
+/// The cached version's file, in the cache directory the caller gives.
+pub const VERSION_CACHE_FILE: &str = "docker-version.json";
+
 /// Pings the daemon named by `DOCKER_HOST` (default: the local socket or
 /// named pipe), then asks its version. Never fails: an unreachable daemon is
 /// `reachable: false` with the first line of the error.
-pub async fn docker_facts() -> DockerFacts {
+///
+/// The daemon's `/version` takes milliseconds (it asks containerd), ten
+/// times its ping; with `version_cache`, a local socket's daemon version is
+/// kept there and reused while the socket is the same file: a restarted
+/// (or upgraded) daemon makes a new socket. The ping is never cached.
+pub async fn docker_facts(version_cache: Option<&Path>) -> DockerFacts {
+    let socket = version_cache.and_then(|dir| local_socket().map(|socket| (dir, socket)));
     let probe = async {
         let docker = Docker::connect_with_defaults()?;
         docker.ping().await?;
+        if let Some(version) = socket
+            .as_ref()
+            .and_then(|(dir, socket)| cached(dir, socket))
+        {
+            return Ok(Ok(version));
+        }
         // The daemon is up even if this one request fails.
-        Ok::<_, bollard::errors::Error>(docker.version().await)
+        let version = docker.version().await;
+        if let (Ok(version), Some((dir, socket))) = (&version, &socket) {
+            store(dir, socket, version.version.as_deref());
+        }
+        Ok::<_, bollard::errors::Error>(version.map(|v| v.version))
     };
     let (reachable, version) = match tokio::time::timeout(TIMEOUT, probe).await {
         Ok(Ok(version)) => (true, version.map_err(|error| describe(&error))),
@@ -35,7 +58,7 @@ pub async fn docker_facts() -> DockerFacts {
     match version {
         Ok(version) => DockerFacts {
             reachable: Some(reachable),
-            version: version.version,
+            version,
             error: None,
         },
         Err(error) => DockerFacts {
@@ -44,6 +67,36 @@ pub async fn docker_facts() -> DockerFacts {
             error: Some(error.lines().next().unwrap_or_default().to_owned()),
         },
     }
+}
+
+/// The unix socket `DOCKER_HOST` names (bollard's default when unset).
+fn local_socket() -> Option<PathBuf> {
+    match std::env::var("DOCKER_HOST") {
+        Err(_) if cfg!(unix) => Some(PathBuf::from("/var/run/docker.sock")),
+        Ok(host) => host.strip_prefix("unix://").map(PathBuf::from),
+        Err(_) => None,
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct CachedVersion {
+    socket: Identity,
+    version: Option<String>,
+}
+
+fn cached(dir: &Path, socket: &Path) -> Option<Option<String>> {
+    let text = read_small(&dir.join(VERSION_CACHE_FILE))?;
+    let cached: CachedVersion = serde_json::from_str(&text).ok()?;
+    (cached.socket == Identity::of(socket)).then_some(cached.version)
+}
+
+fn store(dir: &Path, socket: &Path, version: Option<&str>) {
+    let entry = CachedVersion {
+        socket: Identity::of(socket),
+        version: version.map(str::to_owned),
+    };
+    // A failed write only costs the next run the request.
+    let _ = replace_json(dir, VERSION_CACHE_FILE, &entry);
 }
 
 /// The error with its causes, which hyper keeps out of its own message
@@ -79,5 +132,48 @@ mod tests {
             .unwrap_err();
         let message = describe(&error);
         assert!(message.contains("refused"), "{message}");
+    }
+
+    #[test]
+    fn a_cached_version_holds_while_the_socket_is_the_same_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("docker.sock");
+        std::fs::write(&socket, "").unwrap();
+        assert_eq!(cached(dir.path(), &socket), None, "nothing cached yet");
+        store(dir.path(), &socket, Some("28.2.2"));
+        assert_eq!(cached(dir.path(), &socket), Some(Some("28.2.2".into())));
+        // A restarted daemon makes a new socket: the version is asked again.
+        std::fs::remove_file(&socket).unwrap();
+        std::fs::write(&socket, "").unwrap();
+        assert_eq!(cached(dir.path(), &socket), None);
+        std::fs::write(dir.path().join(VERSION_CACHE_FILE), "{").unwrap();
+        assert_eq!(
+            cached(dir.path(), &socket),
+            None,
+            "a damaged cache is a miss"
+        );
+    }
+
+    #[test]
+    fn the_local_daemon_is_pinged_every_time_and_its_version_cached() {
+        let dir = tempfile::tempdir().unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let first = runtime.block_on(docker_facts(Some(dir.path())));
+        assert_eq!(first.reachable, Some(true), "{first:?}");
+        assert!(first.version.is_some());
+        // What the file says is what the next probe reports: it was not asked.
+        let file = dir.path().join(VERSION_CACHE_FILE);
+        let mut entry: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+        entry["version"] = "forged".into();
+        std::fs::write(&file, entry.to_string()).unwrap();
+        let second = runtime.block_on(docker_facts(Some(dir.path())));
+        assert_eq!(second.version.as_deref(), Some("forged"));
+        // Without a cache directory the daemon is asked.
+        let third = runtime.block_on(docker_facts(None));
+        assert_eq!(third.version, first.version);
     }
 }

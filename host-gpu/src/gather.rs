@@ -23,6 +23,8 @@ pub struct GatherOptions {
     /// How the Python fields of `pearl` are learnt (run `python3`, reuse a
     /// cached answer, or leave them unknown).
     pub python: PythonProbe,
+    /// Where the Docker daemon's version may be cached (docker.rs).
+    pub docker_cache: Option<PathBuf>,
 }
 
 /// Gathers this host's facts. Never fails: what a probe cannot learn is left
@@ -35,7 +37,8 @@ pub fn gather(options: &GatherOptions) -> HardwareFacts {
         let nvml = scope.spawn(|| nvml::gpus(options.nvml_library.as_deref()));
         let disk = scope.spawn(disk_facts);
         let pearl = scope.spawn(|| pearl_facts(&options.python));
-        let docker = (!options.skip_docker).then(|| scope.spawn(docker_facts_blocking));
+        let docker = (!options.skip_docker)
+            .then(|| scope.spawn(|| docker_facts_blocking(options.docker_cache.as_deref())));
         let system = system_facts();
 
         // A probe that panicked (a broken driver library, say) costs only its
@@ -82,12 +85,12 @@ fn apple_silicon_gpu(system: &SystemFacts) -> Option<GpuFacts> {
 }
 
 /// The Docker probe on a small runtime of its own, so callers need none.
-fn docker_facts_blocking() -> DockerFacts {
+fn docker_facts_blocking(version_cache: Option<&std::path::Path>) -> DockerFacts {
     match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {
-        Ok(runtime) => runtime.block_on(docker_facts()),
+        Ok(runtime) => runtime.block_on(docker_facts(version_cache)),
         Err(error) => DockerFacts {
             reachable: Some(false),
             version: None,
@@ -133,6 +136,7 @@ mod tests {
             nvml_library: Some("/nonexistent/libnvidia-ml.so.1".into()),
             skip_docker: true,
             python: PythonProbe::Skip,
+            docker_cache: None,
         });
         assert_eq!(facts.docker, None);
         let pearl = facts.pearl.expect("the gateway is always looked for");

@@ -7,6 +7,7 @@
 pub mod disk;
 pub mod docker;
 pub mod facts;
+pub mod file_identity;
 pub mod gather;
 pub mod nvml;
 pub mod pearl;

@@ -18,12 +18,12 @@
 //! The file lives in the user's own OpenJarvis home; only doctor's and
 //! `detect`'s view of installed packages is read from it, never anything run.
 
-use std::fs::Metadata;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use crate::facts::PearlFacts;
+use crate::file_identity::Identity;
 
 /// The cache file's name inside the directory the caller gives.
 pub const FILE_NAME: &str = "python-probe.json";
@@ -31,68 +31,6 @@ pub const FILE_NAME: &str = "python-probe.json";
 const FORMAT: u32 = 1;
 /// A cache file is a few KiB; anything larger is not ours.
 const MAX_FILE_BYTES: u64 = 1 << 20;
-
-/// What a file or directory is, cheaply: changes when it is replaced or its
-/// entries change.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Identity {
-    path: PathBuf,
-    /// `None`: it did not exist.
-    stamp: Option<Stamp>,
-}
-
-impl Identity {
-    pub fn of(path: &Path) -> Identity {
-        Identity {
-            path: path.to_owned(),
-            stamp: std::fs::metadata(path).ok().map(|meta| stamp(&meta)),
-        }
-    }
-
-    fn current(&self) -> bool {
-        *self == Identity::of(&self.path)
-    }
-}
-
-/// Device, inode, size, and the modification and change times in
-/// nanoseconds (the change time cannot be set back by `touch`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-struct Stamp {
-    device: u64,
-    inode: u64,
-    size: u64,
-    modified_ns: i128,
-    changed_ns: i128,
-}
-
-#[cfg(unix)]
-fn stamp(meta: &Metadata) -> Stamp {
-    use std::os::unix::fs::MetadataExt;
-    let ns = |secs: i64, nanos: i64| i128::from(secs) * 1_000_000_000 + i128::from(nanos);
-    Stamp {
-        device: meta.dev(),
-        inode: meta.ino(),
-        size: meta.size(),
-        modified_ns: ns(meta.mtime(), meta.mtime_nsec()),
-        changed_ns: ns(meta.ctime(), meta.ctime_nsec()),
-    }
-}
-
-#[cfg(not(unix))]
-fn stamp(meta: &Metadata) -> Stamp {
-    let modified = meta
-        .modified()
-        .ok()
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .unwrap_or_default();
-    Stamp {
-        device: 0,
-        inode: 0,
-        size: meta.len(),
-        modified_ns: modified.as_nanos() as i128,
-        changed_ns: 0,
-    }
-}
 
 /// Which interpreter `python3` means here, before running it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -148,7 +86,7 @@ impl Key {
     }
 }
 
-fn read_small(path: &Path) -> Option<String> {
+pub(crate) fn read_small(path: &Path) -> Option<String> {
     use std::io::Read;
     let mut text = String::new();
     std::fs::File::open(path)
@@ -199,15 +137,21 @@ pub fn store(dir: &Path, entry: &Entry) {
     let _ = try_store(dir, entry);
 }
 
-fn try_store(dir: &Path, entry: &Entry) -> std::io::Result<()> {
+/// Replaces `dir/name` with `value` as JSON, by rename (readers see the old
+/// file or the new one, never part of one).
+pub(crate) fn replace_json(dir: &Path, name: &str, value: &impl Serialize) -> std::io::Result<()> {
     use std::io::Write;
     std::fs::create_dir_all(dir)?;
     let mut file = tempfile::Builder::new()
-        .prefix(".python-probe-")
+        .prefix(".probe-")
         .tempfile_in(dir)?;
-    file.write_all(serde_json::to_string(entry)?.as_bytes())?;
-    file.persist(dir.join(FILE_NAME)).map_err(|err| err.error)?;
+    file.write_all(serde_json::to_string(value)?.as_bytes())?;
+    file.persist(dir.join(name)).map_err(|err| err.error)?;
     Ok(())
+}
+
+fn try_store(dir: &Path, entry: &Entry) -> std::io::Result<()> {
+    replace_json(dir, FILE_NAME, entry)
 }
 
 #[cfg(test)]

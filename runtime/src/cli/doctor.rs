@@ -43,14 +43,29 @@ pub struct DoctorArgs {
 
 pub fn run(args: &DoctorArgs, limits: SandboxLimits) -> CliResult {
     let (paths, config) = paths_and_config()?;
-    let (facts, source, node) = probe(&paths, &config, args.facts.as_deref())?;
-    let started = Instant::now();
-    let (sandbox, registry, policy) = sandbox_and_registry(&paths, limits)?;
-    tracing::info!(
-        "loaded {} providers in {:?}",
-        registry.providers.len(),
-        started.elapsed()
-    );
+    // Loading the providers needs no facts: it runs while the probes wait
+    // on Docker, pearld and python3.
+    let (probed, loaded) = std::thread::scope(|scope| {
+        let loaded = scope.spawn(|| {
+            let started = Instant::now();
+            let loaded = sandbox_and_registry(&paths, limits);
+            if let Ok((_, registry, _)) = &loaded {
+                tracing::info!(
+                    "loaded {} providers in {:?}",
+                    registry.providers.len(),
+                    started.elapsed()
+                );
+            }
+            loaded
+        });
+        let probed = probe(&paths, &config, args.facts.as_deref());
+        (
+            probed,
+            loaded.join().expect("loading providers does not panic"),
+        )
+    });
+    let (facts, source, node) = probed?;
+    let (sandbox, registry, policy) = loaded?;
     let report = doctor::run(
         &sandbox,
         &registry,
@@ -146,10 +161,12 @@ fn probe(
 }
 
 /// This host's facts, with the Pearl-package probe's answer reused while
-/// `python3` and its import path are unchanged.
+/// `python3` and its import path are unchanged, and the Docker daemon's
+/// version while its socket is (the ping always runs).
 pub fn gather(paths: &Paths) -> HardwareFacts {
     host_gpu::gather(&host_gpu::GatherOptions {
         python: host_gpu::PythonProbe::Cached(paths.probe_cache()),
+        docker_cache: Some(paths.probe_cache()),
         ..host_gpu::GatherOptions::default()
     })
 }
