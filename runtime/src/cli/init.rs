@@ -8,7 +8,9 @@ use super::output::{eprintln, println};
 use super::session::{open_docker, paths_and_config, sandbox_and_registry};
 use super::start::progress_sink;
 use super::{CliError, CliResult, exit};
-use crate::config::{DEFAULT_PASSWORD_ENV, DEFAULT_PEARLD_RPC_URL, DEFAULT_PEARLD_RPC_USER};
+use crate::config::{
+    DEFAULT_PASSWORD_ENV, DEFAULT_PEARLD_RPC_URL, DEFAULT_PEARLD_RPC_USER, env_name, http_url,
+};
 use crate::config_edit::{MiningSection, WriteOutcome, write_mining_section};
 use crate::doctor::{DEFAULT_ENGINE, check_address};
 use crate::facts::{BUILTIN_PROVIDERS, GpuSelection, auto_provider, to_guest};
@@ -482,29 +484,5 @@ fn ask_on_terminal(
                 let _ = writeln!(err, "{text}");
             }
         }
-    }
-}
-
-fn http_url(text: &str) -> Result<(), String> {
-    match text.parse::<ureq::http::Uri>() {
-        Ok(uri) if matches!(uri.scheme_str(), Some("http" | "https")) && uri.host().is_some() => {
-            Ok(())
-        }
-        _ => Err(format!("{text:?} is not an http:// or https:// URL")),
-    }
-}
-
-fn env_name(text: &str) -> Result<(), String> {
-    let mut chars = text.chars();
-    if chars
-        .next()
-        .is_some_and(|c| c == '_' || c.is_ascii_alphabetic())
-        && chars.all(|c| c == '_' || c.is_ascii_alphanumeric())
-    {
-        Ok(())
-    } else {
-        Err(format!(
-            "{text:?} is not an environment variable name (letters, digits, _)"
-        ))
     }
 }

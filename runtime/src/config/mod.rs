@@ -6,6 +6,8 @@
 
 mod validate;
 
+pub use validate::{env_name, http_url};
+
 use crate::bounded_read::{self, InputFile, ReadError};
 use crate::text_position::line_column;
 use std::path::{Path, PathBuf};

@@ -206,18 +206,7 @@ fn check(kind: Kind, value: &Value, extra: &Table, provider: &str) -> Result<(),
         }
         Kind::EnvName => {
             let text = string(value).ok_or_else(|| expected("a variable name", value))?;
-            let mut chars = text.chars();
-            let ok = chars
-                .next()
-                .is_some_and(|c| c == '_' || c.is_ascii_alphabetic())
-                && chars.all(|c| c == '_' || c.is_ascii_alphanumeric());
-            if ok {
-                Ok(())
-            } else {
-                Err(format!(
-                    "must name an environment variable (letters, digits, _), found {text:?}"
-                ))
-            }
+            env_name(text)
         }
         Kind::GpuList => {
             let text = string(value).ok_or_else(|| expected("a string such as \"0,1\"", value))?;
@@ -371,7 +360,25 @@ fn submit_target(value: &Value) -> Result<(), String> {
     }
 }
 
-fn http_url(text: &str) -> Result<(), String> {
+/// An environment variable's name: letters, digits and `_`, not starting
+/// with a digit.
+pub fn env_name(text: &str) -> Result<(), String> {
+    let mut chars = text.chars();
+    if chars
+        .next()
+        .is_some_and(|c| c == '_' || c.is_ascii_alphabetic())
+        && chars.all(|c| c == '_' || c.is_ascii_alphanumeric())
+    {
+        Ok(())
+    } else {
+        Err(format!(
+            "must name an environment variable (letters, digits, _), found {text:?}"
+        ))
+    }
+}
+
+/// An `http://` or `https://` URL with a host.
+pub fn http_url(text: &str) -> Result<(), String> {
     match text.parse::<ureq::http::Uri>() {
         Ok(uri)
             if matches!(uri.scheme_str(), Some("http" | "https"))
