@@ -67,7 +67,7 @@ fn init_asks_again_after_a_bad_answer_shows_what_it_writes_and_writes_on_yes() {
     term.send_line(WALLET).unwrap();
     term.exp_string("pearld RPC URL").unwrap();
     term.send_line("localhost:44107").unwrap();
-    term.exp_string("is not an http:// or https:// URL")
+    term.exp_string("must be an http:// or https:// URL")
         .unwrap();
     term.send_line("").unwrap();
     term.exp_string("pearld RPC user").unwrap();
