@@ -28,11 +28,14 @@ pub struct AttachArgs {
     /// The gateway's metrics URL, e.g. http://127.0.0.1:8339.
     #[arg(long)]
     gateway_metrics_url: String,
-    #[arg(long, default_value = pearl_catalog::DEFAULT_PEARL_MODEL)]
+    /// The model the miner serves (recorded for OpenJarvis's routing).
+    #[arg(long, value_name = "ID", default_value = pearl_catalog::DEFAULT_PEARL_MODEL)]
     model: String,
-    #[arg(long, default_value = EXTERNAL_CONTAINER_ID)]
+    /// The miner's container id, when it runs in one.
+    #[arg(long, value_name = "ID", default_value = EXTERNAL_CONTAINER_ID)]
     container_id: String,
-    #[arg(long, default_value = "")]
+    /// The payout address the miner mines to (recorded, not checked against pearld).
+    #[arg(long, value_name = "ADDR", default_value = "")]
     wallet: String,
 }
 

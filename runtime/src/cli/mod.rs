@@ -303,6 +303,34 @@ mod tests {
         Cli::command().debug_assert();
     }
 
+    /// Every flag says what it does, and every command's help ends with
+    /// examples.
+    #[test]
+    fn every_flag_has_help_and_every_command_examples() {
+        fn walk(command: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            let path = format!("{path} {}", command.get_name());
+            for arg in command.get_arguments() {
+                if arg.get_help().is_none() && !["help", "version"].contains(&arg.get_id().as_str())
+                {
+                    missing.push(format!("{path}: --{} has no help", arg.get_id()));
+                }
+            }
+            let leaf = command.get_subcommands().next().is_none();
+            let examples = command
+                .get_after_help()
+                .is_some_and(|text| text.to_string().contains("Examples:"));
+            if leaf && !examples && command.get_name() != "help" {
+                missing.push(format!("{path}: no examples"));
+            }
+            for sub in command.get_subcommands() {
+                walk(sub, &path, missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&Cli::command(), "", &mut missing);
+        assert!(missing.is_empty(), "{missing:#?}");
+    }
+
     #[test]
     fn durations() {
         assert_eq!(parse_duration("2s"), Ok(Duration::from_secs(2)));

@@ -28,6 +28,9 @@ pub struct PolicyArgs {
 #[derive(Subcommand)]
 enum PolicyCommand {
     /// Print each provider's effective grants and the files they come from.
+    #[command(after_help = "Examples:
+  jarvis mine policy show
+  jarvis mine policy show --provider acme-miner --json")]
     Show {
         /// Only this provider.
         #[arg(long, value_name = "ID")]
@@ -37,6 +40,9 @@ enum PolicyCommand {
         json: bool,
     },
     /// Validate a policy file (exit 2 with file:line:column when it is not valid).
+    #[command(after_help = "Examples:
+  jarvis mine policy check ~/.openjarvis/mining/policy.toml
+  sudo jarvis mine policy check /etc/openjarvis/mining-policy.toml")]
     Check {
         /// The policy file to check.
         file: PathBuf,

@@ -35,12 +35,24 @@ pub struct ProvidersArgs {
 #[derive(Subcommand)]
 enum ProvidersCommand {
     /// Built-in and installed providers: what each requests and what the policy grants.
+    #[command(after_help = "Examples:
+  jarvis mine providers list
+  jarvis mine providers list --json")]
     List(ListArgs),
     /// Show a provider (by id) or a component file (by path) in full.
+    #[command(after_help = "Examples:
+  jarvis mine providers inspect vllm-pearl
+  jarvis mine providers inspect ./acme-miner.wasm --json")]
     Inspect(InspectArgs),
     /// Validate a component and copy it into <home>/mining/providers/.
+    #[command(after_help = "Examples:
+  jarvis mine providers install ./acme-miner.wasm
+  jarvis mine providers install -y --replace ./acme-miner.wasm")]
     Install(InstallArgs),
     /// Delete an installed provider and its compiled code.
+    #[command(after_help = "Examples:
+  jarvis mine providers remove acme-miner
+  jarvis mine providers remove -y acme-miner")]
     Remove(RemoveArgs),
 }
 
