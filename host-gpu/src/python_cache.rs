@@ -86,8 +86,13 @@ impl Key {
     }
 }
 
+/// A regular file's text, at most [`MAX_FILE_BYTES`]; anything else (a
+/// FIFO would block the open) is `None`.
 pub(crate) fn read_small(path: &Path) -> Option<String> {
     use std::io::Read;
+    if !std::fs::metadata(path).ok()?.is_file() {
+        return None;
+    }
     let mut text = String::new();
     std::fs::File::open(path)
         .ok()?
@@ -213,6 +218,19 @@ mod tests {
             None,
             "a replaced interpreter refreshes"
         );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_fifo_in_place_of_the_cache_is_a_miss_not_a_hang() {
+        let dir = tempfile::tempdir().unwrap();
+        let (key, _) = entry(dir.path(), dir.path());
+        let made = std::process::Command::new("mkfifo")
+            .arg(dir.path().join(FILE_NAME))
+            .status()
+            .unwrap();
+        assert!(made.success());
+        assert_eq!(lookup(dir.path(), &key), None);
     }
 
     #[test]
