@@ -191,6 +191,8 @@ const NAME_WIDTH: usize = 22;
 const INFO_WIDTH: usize = 45;
 /// A provider's reason has no status column to keep clear.
 const REASON_WIDTH: usize = 72;
+/// The verdict's problems and fixes, indent included.
+const VERDICT_WIDTH: usize = 100;
 
 /// The reference's row: two spaces, name (22), info (45), status word.
 /// Info that does not fit wraps onto continuation lines under the info
@@ -278,11 +280,28 @@ fn write_provider(
     }
     // Why, under the info column.
     if let Some(why) = why {
-        // Foreign text: broken at spaces only, so nothing in it is split.
-        let options = textwrap::Options::new(REASON_WIDTH).break_words(false);
+        // Foreign text: broken at spaces only (not at hyphens, nor inside
+        // long words), so nothing in it is split.
+        let options = textwrap::Options::new(REASON_WIDTH)
+            .break_words(false)
+            .word_splitter(textwrap::WordSplitter::NoHyphenation);
         for line in textwrap::wrap(&one_line(why).to_string(), options) {
             writeln!(out, "  {:NAME_WIDTH$} {line}", "")?;
         }
+    }
+    Ok(())
+}
+
+/// `text` wrapped at [`VERDICT_WIDTH`], at spaces only (it may hold foreign
+/// text, escaped), the first line after `first`, the rest after `rest`.
+fn write_wrapped(out: &mut impl Write, text: &str, first: &str, rest: &str) -> std::io::Result<()> {
+    let options = textwrap::Options::new(VERDICT_WIDTH)
+        .initial_indent(first)
+        .subsequent_indent(rest)
+        .break_words(false)
+        .word_splitter(textwrap::WordSplitter::NoHyphenation);
+    for line in textwrap::wrap(text, options) {
+        writeln!(out, "{line}")?;
     }
     Ok(())
 }
@@ -294,14 +313,19 @@ fn write_verdict(out: &mut impl Write, report: &DoctorReport) -> std::io::Result
     let style = if verdict.ready { GOOD } else { BAD };
     writeln!(out, "{}", paint(style, one_line(&verdict.summary)))?;
     for (number, problem) in verdict.problems.iter().enumerate() {
-        writeln!(
-            out,
-            "  {}) {}: {}",
-            number + 1,
+        let what = format!(
+            "{}: {}",
             one_line(&problem.check),
             one_line(&problem.problem)
+        );
+        let head = format!("  {}) ", number + 1);
+        write_wrapped(out, &what, &head, "     ")?;
+        write_wrapped(
+            out,
+            &one_line(&problem.fix).to_string(),
+            "     fix: ",
+            "          ",
         )?;
-        writeln!(out, "     fix: {}", one_line(&problem.fix))?;
     }
     if verdict.ready {
         writeln!(out, "Next steps:")?;
