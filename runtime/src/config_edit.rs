@@ -155,7 +155,15 @@ impl MiningSection {
                 return Err(format!("[mining.extra].{key} is not a finite number"));
             }
         }
-        Ok(())
+        // What loading checks (config/validate.rs), so that nothing is
+        // written that the next command would refuse.
+        let mut doc = DocumentMut::new();
+        doc.insert("mining", Item::Table(self.to_table()));
+        match crate::config::Config::parse(&doc.to_string(), Path::new("[mining]")) {
+            Ok(_) => Ok(()),
+            Err(crate::config::ConfigError::Invalid { message, .. }) => Err(message),
+            Err(other) => Err(other.to_string()),
+        }
     }
 
     /// The `[mining]` table (with `[mining.extra]` as a sub-table when there
@@ -717,6 +725,25 @@ tools = [ "a",   "b" ]
         assert!(err.to_string().contains("config.toml:4:7: "), "{err}");
         assert_eq!(home.text(), original);
         assert_eq!(home.files(), ["config.toml"]);
+    }
+
+    #[test]
+    fn a_section_the_loader_would_refuse_is_never_written() {
+        let home = Home::with_config("[engine]\ndefault = \"ollama\"\n");
+        let before = home.text();
+        for section in [
+            MiningSection {
+                fee_bps: -1,
+                ..vllm_section("prl1qexampleaddress")
+            },
+            MiningSection::new("vllm-pearl", "prl1qexampleaddress").with_extra("vllm_port", 0),
+            MiningSection::new("vllm-pearl", "prl1qexampleaddress")
+                .with_extra("gateway_port", 8000),
+        ] {
+            let err = write_mining_section(&home.config(), &section, false).unwrap_err();
+            assert!(matches!(err, ConfigEditError::InvalidSection(_)), "{err}");
+            assert_eq!(home.text(), before, "{err}");
+        }
     }
 
     #[test]
