@@ -1,4 +1,4 @@
-//! The `[mining]` config parser: `Config::parse` (runtime/src/config.rs).
+//! The `[mining]` config parser: `Config::parse` (runtime/src/config/).
 //!
 //! Properties: never panics; a syntax error and an invalid `[mining]` value
 //! (config/validate.rs) both name a line and column inside the input
