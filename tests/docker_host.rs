@@ -14,7 +14,7 @@ use jarvis_mine::docker::{
 };
 use jarvis_mine::redact::{REDACTED, Redactor};
 use jarvis_mine_tests::{
-    ContainerCleanup, TEST_CASE_LABEL, fake_miner_image, free_port, raw_docker,
+    ContainerCleanup, TEST_CASE_LABEL, fake_miner_image, free_port, raw_docker, run,
 };
 
 fn docker() -> Docker {
@@ -51,18 +51,14 @@ fn wait_for(
     limit: Duration,
     done: impl Fn(&ContainerState) -> bool,
 ) -> ContainerState {
-    let deadline = Instant::now() + limit;
-    loop {
+    let mut last = None;
+    run::wait_for(limit, || {
         let state = docker.inspect(id).unwrap().expect("the container exists");
-        if done(&state) {
-            return state;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "container {id} did not get there within {limit:?}: {state:?}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+        let reached = done(&state);
+        last = Some(state.clone());
+        reached.then_some(state)
+    })
+    .unwrap_or_else(|| panic!("container {id} did not get there within {limit:?}: {last:?}"))
 }
 
 /// `GET path` on 127.0.0.1:`port`; `None` while nothing listens.
@@ -393,15 +389,10 @@ fn the_fake_miner_runs_logs_follows_and_stops() {
     docker.start(&id).unwrap(); // already running: Ok
 
     // vLLM's API answers.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let models = loop {
-        if let Some(reply) = http_get(port, "/v1/models").filter(|r| r.starts_with("HTTP/1.1 200"))
-        {
-            break reply;
-        }
-        assert!(Instant::now() < deadline, "/v1/models never answered");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let models = run::wait_for(Duration::from_secs(10), || {
+        http_get(port, "/v1/models").filter(|r| r.starts_with("HTTP/1.1 200"))
+    })
+    .expect("/v1/models never answered");
     assert!(
         models.contains("pearl-ai/Llama-3.3-70B-Instruct-pearl"),
         "{models}"

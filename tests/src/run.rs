@@ -71,7 +71,11 @@ impl std::fmt::Display for Run {
     }
 }
 
-/// Polls `f` every 50 ms until it gives `Some`, for at most `limit`.
+/// How often [`wait_for`] asks again.
+const POLL: Duration = Duration::from_millis(50);
+
+/// Polls `f` every [`POLL`] until it gives `Some`, for at most `limit`: the
+/// one wait-on-a-condition of the CLI suites (never a fixed pause).
 pub fn wait_for<T>(limit: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
     let deadline = Instant::now() + limit;
     loop {
@@ -81,7 +85,7 @@ pub fn wait_for<T>(limit: Duration, mut f: impl FnMut() -> Option<T>) -> Option<
         if Instant::now() >= deadline {
             return None;
         }
-        std::thread::sleep(Duration::from_millis(50));
+        std::thread::sleep(POLL.min(deadline.saturating_duration_since(Instant::now())));
     }
 }
 
