@@ -20,7 +20,7 @@
 //! - the result is re-read with [`crate::config::Config::parse`] before it is
 //!   written, so what `init` writes is always loadable.
 
-use crate::text_position::line_column;
+use crate::text_position::span_start;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use toml_edit::{Array, DocumentMut, Item, Table, Value};
@@ -271,9 +271,7 @@ pub fn write_mining_section(
         None => (section.to_toml()?, WriteOutcome::Created),
         Some(text) => {
             let mut doc: DocumentMut = text.parse().map_err(|err: toml_edit::TomlError| {
-                let (line, column) = err
-                    .span()
-                    .map_or((1, 1), |span| line_column(&text, span.start));
+                let (line, column) = span_start(&text, err.span());
                 ConfigEditError::Syntax {
                     path: config_path.to_owned(),
                     line,

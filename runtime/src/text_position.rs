@@ -13,6 +13,12 @@ pub fn line_column(text: &str, offset: usize) -> (usize, usize) {
     (line, column)
 }
 
+/// Where a parser's error span starts, or the file's start when it has
+/// none (toml's and toml_edit's errors both carry an optional span).
+pub fn span_start(text: &str, span: Option<std::ops::Range<usize>>) -> (usize, usize) {
+    span.map_or((1, 1), |span| line_column(text, span.start))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,7 +9,7 @@ mod validate;
 pub use validate::{env_name, http_url};
 
 use crate::bounded_read::{self, InputFile, ReadError};
-use crate::text_position::line_column;
+use crate::text_position::span_start;
 use std::path::{Path, PathBuf};
 use toml::{Table, Value};
 
@@ -93,9 +93,7 @@ impl Config {
     /// Parses config text; `path` is only used in messages.
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
         let table: Table = text.parse().map_err(|err: toml::de::Error| {
-            let (line, column) = err
-                .span()
-                .map_or((1, 1), |span| line_column(text, span.start));
+            let (line, column) = span_start(text, err.span());
             ConfigError::Syntax {
                 path: path.to_owned(),
                 line,
@@ -164,7 +162,7 @@ fn position(text: &str, finding: &validate::Finding) -> (usize, usize) {
     } else {
         item.get(last).and_then(toml_edit::Item::span)
     };
-    span.map_or((1, 1), |span| line_column(text, span.start))
+    span_start(text, span)
 }
 
 /// Builds the record from a table [`validate::mining`] accepted.

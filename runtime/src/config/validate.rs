@@ -7,6 +7,7 @@
 //! warned about (with a "did you mean") only when a built-in provider is
 //! configured, since a community provider's keys are its own.
 
+use crate::facts::BUILTIN_PROVIDERS;
 use crate::image_reference::ImageRef;
 use toml::{Table, Value};
 
@@ -84,8 +85,6 @@ const MINING_KEYS: [&str; 6] = [
     "fee_payout_address",
     "extra",
 ];
-
-const BUILTIN_PROVIDERS: [&str; 3] = ["vllm-pearl", "cpu-pearl", "apple-mps-pearl"];
 
 /// The ports each built-in provider uses when its key is unset.
 fn default_ports(provider: &str) -> &'static [(&'static str, i64)] {

@@ -168,13 +168,12 @@ pub fn hardware(checks: &mut Vec<Check>, host: &HostFacts, vendor: Option<&str>,
             fix
         }
     };
-    let label = |gpu: &GpuFacts, name: &str| {
+    // One GPU keeps the reference's row names; several are prefixed.
+    let label = |gpu: &GpuFacts, many: &str, one: &str| {
         if gpus.len() > 1 {
-            format!("GPU {} {name}", gpu.index)
-        } else if name == "vendor" {
-            "GPU vendor".to_owned()
+            format!("GPU {} {many}", gpu.index)
         } else {
-            capitalise(name)
+            one.to_owned()
         }
     };
     for gpu in &gpus {
@@ -182,7 +181,7 @@ pub fn hardware(checks: &mut Vec<Check>, host: &HostFacts, vendor: Option<&str>,
         checks.push(
             Check::new(
                 HW,
-                label(gpu, "vendor"),
+                label(gpu, "vendor", "GPU vendor"),
                 Some(gpu_need),
                 Outcome::from(vendor_ok),
                 format!("{} ({})", gpu.vendor, gpu.name),
@@ -200,7 +199,7 @@ pub fn hardware(checks: &mut Vec<Check>, host: &HostFacts, vendor: Option<&str>,
             if let Some(mib) = gpu.memory_total_mib {
                 checks.push(Check::new(
                     HW,
-                    label(gpu, "memory"),
+                    label(gpu, "memory", "Memory"),
                     None,
                     Outcome::Pass,
                     format!("{} (shared with the CPU)", gib(mib)),
@@ -212,7 +211,7 @@ pub fn hardware(checks: &mut Vec<Check>, host: &HostFacts, vendor: Option<&str>,
         checks.push(
             Check::new(
                 HW,
-                label(gpu, "compute cap."),
+                label(gpu, "compute cap.", "Compute capability"),
                 Some(Need::NvidiaGpu),
                 match cc {
                     None => Outcome::Unknown,
@@ -231,7 +230,7 @@ pub fn hardware(checks: &mut Vec<Check>, host: &HostFacts, vendor: Option<&str>,
         checks.push(match gpu.memory_total_mib {
             Some(mib) => Check::new(
                 HW,
-                label(gpu, "VRAM"),
+                label(gpu, "VRAM", "VRAM"),
                 Some(Need::NvidiaGpu),
                 Outcome::from(mib >= needed_mib),
                 format!(
@@ -246,20 +245,12 @@ pub fn hardware(checks: &mut Vec<Check>, host: &HostFacts, vendor: Option<&str>,
             )),
             None => Check::new(
                 HW,
-                label(gpu, "VRAM"),
+                label(gpu, "VRAM", "VRAM"),
                 Some(Need::NvidiaGpu),
                 Outcome::Unknown,
                 unknown,
             ),
         });
-    }
-}
-
-fn capitalise(name: &str) -> String {
-    match name {
-        "compute cap." => "Compute capability".into(),
-        "memory" => "Memory".into(),
-        other => other.to_owned(),
     }
 }
 

@@ -95,20 +95,18 @@ impl Verdict {
                 ));
             }
             summary
-        } else if judged.selected_by == SelectedBy::Hardware {
-            format!(
-                "Not ready: no provider can mine on this host; {} problem{} block{} {provider}, the one it suits",
-                problems.len(),
-                plural(problems.len()),
-                if problems.len() == 1 { "s" } else { "" }
-            )
         } else {
-            format!(
-                "Not ready: {} problem{} block{} {provider}",
-                problems.len(),
-                plural(problems.len()),
-                if problems.len() == 1 { "s" } else { "" }
-            )
+            let n = problems.len();
+            let block = format!(
+                "{n} problem{} block{} {provider}",
+                plural(n),
+                if n == 1 { "s" } else { "" }
+            );
+            if judged.selected_by == SelectedBy::Hardware {
+                format!("Not ready: no provider can mine on this host; {block}, the one it suits")
+            } else {
+                format!("Not ready: {block}")
+            }
         };
         Verdict {
             ready,

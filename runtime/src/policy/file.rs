@@ -10,7 +10,7 @@ use super::installed::InstalledRules;
 use super::limits::LimitRules;
 use super::metrics::MetricsRules;
 use super::quotas::QuotaRules;
-use crate::text_position::line_column;
+use crate::text_position::{line_column, span_start};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -60,9 +60,7 @@ impl PolicyFile {
     /// Parses policy text; `origin` is only used in messages.
     pub fn parse(text: &str, origin: &Path) -> Result<PolicyFile, PolicyError> {
         let file: PolicyFile = toml::from_str(text).map_err(|err: toml::de::Error| {
-            let (line, column) = err
-                .span()
-                .map_or((1, 1), |span| line_column(text, span.start));
+            let (line, column) = span_start(text, err.span());
             PolicyError::Invalid {
                 path: origin.to_owned(),
                 line,
