@@ -32,8 +32,9 @@ fn on_terminal(home: &Path, args: &[&str]) -> PtySession {
 }
 
 /// The status a shell reports: the exit code, or 128 + the signal (Ctrl-C
-/// at a line prompt is the terminal's SIGINT; at a yes/no prompt, read key
-/// by key, it is our own exit 130).
+/// is SIGINT: the terminal's at a line prompt, and at the yes/no prompt,
+/// read in raw mode, the one dialoguer's terminal crate raises; Ctrl-D is
+/// our own exit 130).
 fn exit_code(session: &PtySession) -> i32 {
     match session.process.wait().unwrap() {
         WaitStatus::Exited(_, code) => code,
