@@ -8,8 +8,7 @@ use bollard::Docker;
 use serde::{Deserialize, Serialize};
 
 use crate::facts::DockerFacts;
-use crate::file_identity::Identity;
-use crate::python_cache::{read_small, replace_json};
+use crate::probe_cache::{Identity, read_small, replace_json};
 
 /// How long the whole probe may take: a local daemon answers in milliseconds,
 /// and a hung one must not hold up the other facts.

@@ -7,10 +7,10 @@
 pub mod disk;
 pub mod docker;
 pub mod facts;
-pub mod file_identity;
 pub mod gather;
 pub mod nvml;
 pub mod pearl;
+pub mod probe_cache;
 pub mod python_cache;
 pub mod system;
 

@@ -23,14 +23,12 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::facts::PearlFacts;
-use crate::file_identity::Identity;
+use crate::probe_cache::{Identity, read_small, replace_json};
 
 /// The cache file's name inside the directory the caller gives.
 pub const FILE_NAME: &str = "python-probe.json";
 /// Bump when the probe or the key changes meaning.
 const FORMAT: u32 = 1;
-/// A cache file is a few KiB; anything larger is not ours.
-const MAX_FILE_BYTES: u64 = 1 << 20;
 
 /// Which interpreter `python3` means here, before running it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -86,22 +84,6 @@ impl Key {
     }
 }
 
-/// A regular file's text, at most [`MAX_FILE_BYTES`]; anything else (a
-/// FIFO would block the open) is `None`.
-pub(crate) fn read_small(path: &Path) -> Option<String> {
-    use std::io::Read;
-    if !std::fs::metadata(path).ok()?.is_file() {
-        return None;
-    }
-    let mut text = String::new();
-    std::fs::File::open(path)
-        .ok()?
-        .take(MAX_FILE_BYTES)
-        .read_to_string(&mut text)
-        .ok()?;
-    Some(text)
-}
-
 /// A probe's answer with what it depended on.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Entry {
@@ -140,19 +122,6 @@ pub fn lookup(dir: &Path, key: &Key) -> Option<PearlFacts> {
 /// costs the next run a probe, so it is not reported.
 pub fn store(dir: &Path, entry: &Entry) {
     let _ = try_store(dir, entry);
-}
-
-/// Replaces `dir/name` with `value` as JSON, by rename (readers see the old
-/// file or the new one, never part of one).
-pub(crate) fn replace_json(dir: &Path, name: &str, value: &impl Serialize) -> std::io::Result<()> {
-    use std::io::Write;
-    std::fs::create_dir_all(dir)?;
-    let mut file = tempfile::Builder::new()
-        .prefix(".probe-")
-        .tempfile_in(dir)?;
-    file.write_all(serde_json::to_string(value)?.as_bytes())?;
-    file.persist(dir.join(name)).map_err(|err| err.error)?;
-    Ok(())
 }
 
 fn try_store(dir: &Path, entry: &Entry) -> std::io::Result<()> {

@@ -1,11 +1,15 @@
-//! What a file or directory is, cheaply (a `stat`): the probe caches
-//! (python_cache.rs, the Docker version) are trusted only while what they
-//! depend on is unchanged.
+//! What the probe caches (python_cache.rs, the Docker version in
+//! docker.rs) share: a file's identity, cheaply (a `stat`), so that an
+//! answer is trusted only while what it depends on is unchanged, and the
+//! small reads and atomic writes of their files.
 
 use std::fs::Metadata;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+
+/// A cache file is a few KiB; anything larger is not ours.
+const MAX_FILE_BYTES: u64 = 1 << 20;
 
 /// What a file or directory is, cheaply: changes when it is replaced or its
 /// entries change.
@@ -67,4 +71,33 @@ fn stamp(meta: &Metadata) -> Stamp {
         modified_ns: modified.as_nanos() as i128,
         changed_ns: 0,
     }
+}
+
+/// A regular file's text, at most [`MAX_FILE_BYTES`]; anything else (a
+/// FIFO would block the open) is `None`.
+pub fn read_small(path: &Path) -> Option<String> {
+    use std::io::Read;
+    if !std::fs::metadata(path).ok()?.is_file() {
+        return None;
+    }
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .ok()?
+        .take(MAX_FILE_BYTES)
+        .read_to_string(&mut text)
+        .ok()?;
+    Some(text)
+}
+
+/// Replaces `dir/name` with `value` as JSON, by rename (readers see the old
+/// file or the new one, never part of one).
+pub fn replace_json(dir: &Path, name: &str, value: &impl Serialize) -> std::io::Result<()> {
+    use std::io::Write;
+    std::fs::create_dir_all(dir)?;
+    let mut file = tempfile::Builder::new()
+        .prefix(".probe-")
+        .tempfile_in(dir)?;
+    file.write_all(serde_json::to_string(value)?.as_bytes())?;
+    file.persist(dir.join(name)).map_err(|err| err.error)?;
+    Ok(())
 }
