@@ -36,7 +36,7 @@ fn log_path(home: &Path) -> PathBuf {
 /// A home whose log holds `n` records written by the appender.
 fn home_with_records(n: usize) -> tempfile::TempDir {
     let home = tempfile::tempdir().unwrap();
-    let log = AuditLog::new(log_path(home.path()));
+    let log = AuditLog::new(jarvis_mine::paths::Paths::with_home(home.path()).audit_log());
     for i in 0..n {
         let mut record = Record::new(
             "acme",

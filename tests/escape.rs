@@ -125,7 +125,10 @@ impl Harness {
         Harness::with(|paths| {
             Policy::with_files(
                 (paths.home().join("system-policy.toml"), None),
-                (paths.user_policy(), Some(parse(user, &paths.user_policy()))),
+                (
+                    paths.user_policy().absolute(),
+                    Some(parse(user, &paths.user_policy().absolute())),
+                ),
             )
         })
     }
@@ -135,7 +138,7 @@ impl Harness {
         Harness::with(|paths| {
             Policy::with_files(
                 (paths.home().join("system-policy.toml"), None),
-                (paths.user_policy(), None),
+                (paths.user_policy().absolute(), None),
             )
         })
     }
@@ -158,7 +161,7 @@ impl Harness {
         let provider = LoadedProvider::new(
             &sandbox,
             pre,
-            ProviderSource::Installed(paths.installed_providers().join("escape.wasm")),
+            ProviderSource::Installed(paths.installed_providers().join("escape.wasm").absolute()),
             sha256.clone(),
             "escape.wasm",
             &policy,
@@ -233,7 +236,7 @@ impl Harness {
     }
 
     fn audit_text(&self) -> String {
-        std::fs::read_to_string(self.paths.audit_log()).unwrap_or_default()
+        std::fs::read_to_string(self.paths.audit_log().absolute()).unwrap_or_default()
     }
 
     /// Containers the host created for this home.
@@ -258,11 +261,11 @@ impl Harness {
             image: Some("owner/image:1".into()),
         };
         jarvis_mine::session::sidecar::write(&self.paths.sidecar(), &record).unwrap();
-        std::fs::read(self.paths.sidecar()).unwrap()
+        std::fs::read(self.paths.sidecar().absolute()).unwrap()
     }
 
     fn sidecar_bytes(&self) -> Option<Vec<u8>> {
-        std::fs::read(self.paths.sidecar()).ok()
+        std::fs::read(self.paths.sidecar().absolute()).ok()
     }
 }
 
@@ -1400,8 +1403,8 @@ fn every_import_is_denied_under_a_system_policy_granting_no_capability() {
                 Some(parse("[default]\ncapabilities = []\n", &system)),
             ),
             (
-                paths.user_policy(),
-                Some(parse(&default_grant(), &paths.user_policy())),
+                paths.user_policy().absolute(),
+                Some(parse(&default_grant(), &paths.user_policy().absolute())),
             ),
         )
     });
@@ -1420,8 +1423,13 @@ fn every_import_is_denied_under_a_broken_system_policy() {
         return;
     }
     let h = Harness::with(|paths| {
-        std::fs::create_dir_all(paths.user_policy().parent().unwrap()).unwrap();
-        std::fs::write(paths.user_policy(), default_grant()).unwrap();
+        paths
+            .user_policy()
+            .parent()
+            .unwrap()
+            .create_dir_all()
+            .unwrap();
+        std::fs::write(paths.user_policy().absolute(), default_grant()).unwrap();
         let policy = Policy::load(paths).unwrap();
         assert!(policy.system_problem().is_some());
         policy

@@ -1693,7 +1693,7 @@ fn attach_is_refused_during_a_managed_session_and_takes_the_lock() {
 
     // Another command holds the lock: attach says who, and writes nothing.
     let lock = jarvis_mine::session::SessionLock::acquire_for(
-        &home.canonical().join("runtime/mining.lock"),
+        &jarvis_mine::paths::Paths::with_home(home.canonical()).lock_file(),
         Duration::ZERO,
         "start",
     )

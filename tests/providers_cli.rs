@@ -627,12 +627,21 @@ fn grant_advice_grants_what_is_requested() {
     let paths = Paths::with_home(home.path());
     let nowhere = home.path().join("no-system-policy.toml");
     let user_policy = |text: &str| {
-        std::fs::create_dir_all(paths.user_policy().parent().unwrap()).unwrap();
-        std::fs::write(paths.user_policy(), text).unwrap();
-        let user = PolicyFile::load(&paths.user_policy()).unwrap();
-        Policy::with_files((nowhere.clone(), None), (paths.user_policy(), user))
+        paths
+            .user_policy()
+            .parent()
+            .unwrap()
+            .create_dir_all()
+            .unwrap();
+        std::fs::write(paths.user_policy().absolute(), text).unwrap();
+        let user = PolicyFile::load_home(&paths.user_policy()).unwrap();
+        Policy::with_files(
+            (nowhere.clone(), None),
+            (paths.user_policy().absolute(), user),
+        )
     };
-    let sandbox = Sandbox::new(SandboxLimits::default(), Some(warm_cache().to_owned())).unwrap();
+    let cache = jarvis_mine::home::root(warm_cache());
+    let sandbox = Sandbox::new(SandboxLimits::default(), Some(cache)).unwrap();
     // A built-in's component, loaded as if installed: it requests capabilities.
     let builtin = &BUILTIN_COMPONENTS[0];
     let load = |policy: &Policy| {
@@ -648,7 +657,10 @@ fn grant_advice_grants_what_is_requested() {
         .unwrap()
     };
 
-    let none = Policy::with_files((nowhere.clone(), None), (paths.user_policy(), None));
+    let none = Policy::with_files(
+        (nowhere.clone(), None),
+        (paths.user_policy().absolute(), None),
+    );
     let provider = load(&none);
     assert!(!provider.requested().is_empty());
     assert!(provider.policy().granted(provider.requested()).is_empty());

@@ -89,7 +89,12 @@ impl Home {
             let bytes = std::fs::read(python_example_component()).unwrap();
             format!("{:x}", Sha256::digest(bytes))
         });
-        ComponentCache::entries(&self.path().join("cache/mining/components"), sha256).unwrap()
+        let paths = jarvis_mine::paths::Paths::with_home(self.path());
+        ComponentCache::entries(&paths.component_cache(), sha256)
+            .unwrap()
+            .iter()
+            .map(jarvis_mine::home::HomePath::absolute)
+            .collect()
     }
 }
 
@@ -240,14 +245,11 @@ fn session(home: &Path) -> Session {
 
 /// The registry of `home` under a user policy `grant`, with a cache warm from [`first_run`].
 fn registry(home: &Home, grant: &str) -> (Sandbox, Registry) {
-    let sandbox = Sandbox::new(
-        SandboxLimits::default(),
-        Some(home.path().join("cache/mining/components")),
-    )
-    .unwrap();
+    let paths = jarvis_mine::paths::Paths::with_home(home.path());
+    let sandbox = Sandbox::new(SandboxLimits::default(), Some(paths.component_cache())).unwrap();
     let registry = Registry::load(
         &sandbox,
-        Some(&home.path().join("mining/providers")),
+        Some(&paths.installed_providers()),
         &user_policy(grant),
     );
     assert!(registry.failures.is_empty(), "{:?}", registry.failures);

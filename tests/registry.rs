@@ -23,7 +23,11 @@ fn builtins_then_installed_with_each_failure_explained() {
     put("notes.txt", b"ignored: not a .wasm file");
 
     let sandbox = sandbox(SandboxLimits::default());
-    let registry = Registry::load(&sandbox, Some(dir.path()), &no_policy());
+    let registry = Registry::load(
+        &sandbox,
+        Some(&jarvis_mine::home::root(dir.path())),
+        &no_policy(),
+    );
 
     let ids: Vec<&str> = registry.providers.iter().map(|p| p.id()).collect();
     assert_eq!(
@@ -80,7 +84,7 @@ fn a_missing_providers_directory_is_just_empty() {
     let sandbox = sandbox(SandboxLimits::default());
     let registry = Registry::load(
         &sandbox,
-        Some(std::path::Path::new("/nonexistent/providers")),
+        Some(&jarvis_mine::home::root("/nonexistent/providers")),
         &no_policy(),
     );
     assert_eq!(registry.providers.len(), 3);
@@ -92,9 +96,11 @@ fn compiled_components_are_cached_and_bad_entries_are_misses() {
     let cache = tempfile::tempdir().unwrap();
     let bytes = hostile_component();
     let compile = || {
-        let sandbox =
-            jarvis_mine::sandbox::Sandbox::new(SandboxLimits::default(), Some(cache.path().into()))
-                .unwrap();
+        let sandbox = jarvis_mine::sandbox::Sandbox::new(
+            SandboxLimits::default(),
+            Some(jarvis_mine::home::root(cache.path())),
+        )
+        .unwrap();
         sandbox.compile(&bytes, "feedface").unwrap();
     };
     compile();

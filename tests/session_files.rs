@@ -2,6 +2,7 @@
 //! re-implementation of OpenJarvis's engine-discovery gate, reference §7) and
 //! the session lock (contention, and release when the holder is SIGKILLed).
 
+use jarvis_mine::home::HomePath;
 use jarvis_mine::paths::Paths;
 use jarvis_mine::session::lock::{LockError, SessionLock};
 use jarvis_mine::session::sidecar::{self, SessionRecord};
@@ -63,7 +64,7 @@ fn written_sidecar_passes_openjarvis_gate() {
     sidecar::write(&path, &record).unwrap(); // creates <home>/runtime
 
     assert_eq!(
-        openjarvis_gate(&path),
+        openjarvis_gate(&path.absolute()),
         Some((
             "http://127.0.0.1:8000".to_owned(),
             "pearl-ai/Llama-3.3-70B-Instruct-pearl".to_owned()
@@ -71,7 +72,7 @@ fn written_sidecar_passes_openjarvis_gate() {
     );
     assert_eq!(sidecar::read(&path).unwrap(), Some(record));
     assert_eq!(
-        dir_names(path.parent().unwrap()),
+        dir_names(path.absolute().parent().unwrap()),
         ["mining.json"],
         "no temp files left"
     );
@@ -83,21 +84,24 @@ fn sidecar_is_private_even_over_a_public_file() {
     use std::os::unix::fs::PermissionsExt;
     let home = tempfile::tempdir().unwrap();
     let path = Paths::with_home(home.path()).sidecar();
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(&path, "{}").unwrap();
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    path.parent().unwrap().create_dir_all().unwrap();
+    std::fs::write(path.absolute(), "{}").unwrap();
+    std::fs::set_permissions(path.absolute(), std::fs::Permissions::from_mode(0o644)).unwrap();
     sidecar::write(&path, &record()).unwrap();
-    let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+    let mode = std::fs::metadata(path.absolute())
+        .unwrap()
+        .permissions()
+        .mode();
     assert_eq!(mode & 0o777, 0o600);
 }
 
 #[test]
 fn sidecar_text_is_sorted_indented_and_only_the_fields() {
     let home = tempfile::tempdir().unwrap();
-    let path = home.path().join("runtime").join("mining.json");
+    let path = Paths::with_home(home.path()).sidecar();
     let record = record();
     sidecar::write(&path, &record).unwrap();
-    let text = std::fs::read_to_string(&path).unwrap();
+    let text = std::fs::read_to_string(path.absolute()).unwrap();
 
     // Reference format: indent 2, sorted keys, no trailing newline.
     assert!(text.starts_with("{\n  \""), "{text}");
@@ -133,8 +137,8 @@ fn sidecar_text_is_sorted_indented_and_only_the_fields() {
 #[test]
 fn a_crash_mid_write_does_not_affect_read() {
     let home = tempfile::tempdir().unwrap();
-    let path = home.path().join("runtime").join("mining.json");
-    let dir = path.parent().unwrap();
+    let path = Paths::with_home(home.path()).sidecar();
+    let dir = path.absolute().parent().unwrap().to_owned();
     sidecar::write(&path, &record()).unwrap();
 
     // What a writer killed between creating and renaming its temp file leaves.
@@ -144,41 +148,44 @@ fn a_crash_mid_write_does_not_affect_read() {
     )
     .unwrap();
     assert_eq!(sidecar::read(&path).unwrap(), Some(record()));
-    assert!(openjarvis_gate(&path).is_some());
+    assert!(openjarvis_gate(&path.absolute()).is_some());
 
     // And a crash before the first rename leaves no sidecar at all.
     sidecar::remove(&path).unwrap();
     assert_eq!(sidecar::read(&path).unwrap(), None);
-    assert_eq!(openjarvis_gate(&path), None);
+    assert_eq!(openjarvis_gate(&path.absolute()), None);
 
     // The next session writes normally beside the debris.
     let mut next = record();
     next.container_id = "a11ce0000000".into();
     sidecar::write(&path, &next).unwrap();
     assert_eq!(sidecar::read(&path).unwrap(), Some(next));
-    assert_eq!(dir_names(dir), [".mining-Zx81Qa.tmp", "mining.json"]);
+    assert_eq!(dir_names(&dir), [".mining-Zx81Qa.tmp", "mining.json"]);
 }
 
 #[test]
 fn a_failed_write_leaves_no_temp_file_and_no_sidecar() {
     let home = tempfile::tempdir().unwrap();
-    let path = home.path().join("runtime").join("mining.json");
+    let path = Paths::with_home(home.path()).sidecar();
     // A non-empty directory where the sidecar should be: the rename fails
     // (running as root, permissions would not).
-    std::fs::create_dir_all(path.join("occupied")).unwrap();
+    std::fs::create_dir_all(path.absolute().join("occupied")).unwrap();
     let err = sidecar::write(&path, &record()).unwrap_err();
     assert!(err.to_string().starts_with("cannot write sidecar"), "{err}");
-    assert_eq!(dir_names(path.parent().unwrap()), ["mining.json"]);
-    assert!(path.is_dir());
+    assert_eq!(
+        dir_names(path.absolute().parent().unwrap()),
+        ["mining.json"]
+    );
+    assert!(path.absolute().is_dir());
 }
 
 #[test]
 fn unknown_keys_from_openjarvis_are_tolerated() {
     let home = tempfile::tempdir().unwrap();
-    let path = home.path().join("mining.json");
+    let path = jarvis_mine::home::root(home.path()).join("mining.json");
     let mut value: Value = serde_json::from_str(&sidecar::to_json(&record())).unwrap();
     value["engine_hint"] = "vllm-pearl-mining".into();
-    std::fs::write(&path, value.to_string()).unwrap();
+    std::fs::write(path.absolute(), value.to_string()).unwrap();
     assert_eq!(sidecar::read(&path).unwrap(), Some(record()));
 }
 
@@ -201,13 +208,15 @@ fn lock_holder_child() {
         .ok()
         .and_then(|ms| ms.parse().ok())
         .map_or(Duration::from_secs(60), Duration::from_millis);
-    let lock = SessionLock::acquire_for(Path::new(&path), Duration::from_secs(30), "start")
+    let path = std::path::PathBuf::from(path);
+    let path = jarvis_mine::home::root(path.parent().unwrap()).join(path.file_name().unwrap());
+    let lock = SessionLock::acquire_for(&path, Duration::from_secs(30), "start")
         .expect("child takes the lock");
     std::thread::sleep(hold);
     drop(lock);
 }
 
-fn spawn_holder(path: &Path, hold_ms: Option<u64>) -> Child {
+fn spawn_holder(path: &HomePath, hold_ms: Option<u64>) -> Child {
     let mut command = Command::new(std::env::current_exe().unwrap());
     command
         .args([
@@ -216,7 +225,7 @@ fn spawn_holder(path: &Path, hold_ms: Option<u64>) -> Child {
             "--test-threads=1",
             "--quiet",
         ])
-        .env(HOLDER_ENV, path)
+        .env(HOLDER_ENV, path.absolute())
         .env_remove(HOLD_MS_ENV)
         .stdout(Stdio::null());
     if let Some(ms) = hold_ms {
@@ -226,7 +235,7 @@ fn spawn_holder(path: &Path, hold_ms: Option<u64>) -> Child {
 }
 
 /// Waits until `child` holds the lock (it has written its pid).
-fn wait_until_held_by(path: &Path, child: &mut Child) {
+fn wait_until_held_by(path: &HomePath, child: &mut Child) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         if let Some(holder) = SessionLock::holder(path).unwrap()

@@ -8,7 +8,7 @@ use bollard::Docker;
 use serde::{Deserialize, Serialize};
 
 use crate::facts::DockerFacts;
-use crate::probe_cache::{Identity, read_small, replace_json};
+use crate::probe_cache::{CacheDir, Identity};
 
 /// How long the whole probe may take: a local daemon answers in milliseconds,
 /// and a hung one must not hold up the other facts.
@@ -25,7 +25,7 @@ pub const VERSION_CACHE_FILE: &str = "docker-version.json";
 /// times its ping; with `version_cache`, a local socket's daemon version is
 /// kept there and reused while the socket is the same file: a restarted
 /// (or upgraded) daemon makes a new socket. The ping is never cached.
-pub async fn docker_facts(version_cache: Option<&Path>) -> DockerFacts {
+pub async fn docker_facts(version_cache: Option<&CacheDir>) -> DockerFacts {
     let socket = version_cache.and_then(|dir| local_socket().map(|socket| (dir, socket)));
     let probe = async {
         let docker = Docker::connect_with_defaults()?;
@@ -83,19 +83,19 @@ struct CachedVersion {
     version: Option<String>,
 }
 
-fn cached(dir: &Path, socket: &Path) -> Option<Option<String>> {
-    let text = read_small(&dir.join(VERSION_CACHE_FILE))?;
+fn cached(dir: &CacheDir, socket: &Path) -> Option<Option<String>> {
+    let text = dir.read(VERSION_CACHE_FILE)?;
     let cached: CachedVersion = serde_json::from_str(&text).ok()?;
     (cached.socket == Identity::of(socket)).then_some(cached.version)
 }
 
-fn store(dir: &Path, socket: &Path, version: Option<&str>) {
+fn store(dir: &CacheDir, socket: &Path, version: Option<&str>) {
     let entry = CachedVersion {
         socket: Identity::of(socket),
         version: version.map(str::to_owned),
     };
     // A failed write only costs the next run the request.
-    let _ = replace_json(dir, VERSION_CACHE_FILE, &entry);
+    let _ = dir.replace_json(VERSION_CACHE_FILE, &entry);
 }
 
 /// The error with its causes, which hyper keeps out of its own message
@@ -136,31 +136,29 @@ mod tests {
     #[test]
     fn a_cached_version_holds_while_the_socket_is_the_same_file() {
         let dir = tempfile::tempdir().unwrap();
+        let cache = CacheDir::open_ambient(dir.path()).unwrap();
         let socket = dir.path().join("docker.sock");
         std::fs::write(&socket, "").unwrap();
-        assert_eq!(cached(dir.path(), &socket), None, "nothing cached yet");
-        store(dir.path(), &socket, Some("28.2.2"));
-        assert_eq!(cached(dir.path(), &socket), Some(Some("28.2.2".into())));
+        assert_eq!(cached(&cache, &socket), None, "nothing cached yet");
+        store(&cache, &socket, Some("28.2.2"));
+        assert_eq!(cached(&cache, &socket), Some(Some("28.2.2".into())));
         // A restarted daemon makes a new socket: the version is asked again.
         std::fs::remove_file(&socket).unwrap();
         std::fs::write(&socket, "").unwrap();
-        assert_eq!(cached(dir.path(), &socket), None);
+        assert_eq!(cached(&cache, &socket), None);
         std::fs::write(dir.path().join(VERSION_CACHE_FILE), "{").unwrap();
-        assert_eq!(
-            cached(dir.path(), &socket),
-            None,
-            "a damaged cache is a miss"
-        );
+        assert_eq!(cached(&cache, &socket), None, "a damaged cache is a miss");
     }
 
     #[test]
     fn the_local_daemon_is_pinged_every_time_and_its_version_cached() {
         let dir = tempfile::tempdir().unwrap();
+        let cache = CacheDir::open_ambient(dir.path()).unwrap();
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .unwrap();
-        let first = runtime.block_on(docker_facts(Some(dir.path())));
+        let first = runtime.block_on(docker_facts(Some(&cache)));
         assert_eq!(first.reachable, Some(true), "{first:?}");
         assert!(first.version.is_some());
         // What the file says is what the next probe reports: it was not asked.
@@ -169,7 +167,7 @@ mod tests {
             serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
         entry["version"] = "forged".into();
         std::fs::write(&file, entry.to_string()).unwrap();
-        let second = runtime.block_on(docker_facts(Some(dir.path())));
+        let second = runtime.block_on(docker_facts(Some(&cache)));
         assert_eq!(second.version.as_deref(), Some("forged"));
         // Without a cache directory the daemon is asked.
         let third = runtime.block_on(docker_facts(None));

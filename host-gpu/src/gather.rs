@@ -24,7 +24,7 @@ pub struct GatherOptions {
     /// cached answer, or leave them unknown).
     pub python: PythonProbe,
     /// Where the Docker daemon's version may be cached (docker.rs).
-    pub docker_cache: Option<PathBuf>,
+    pub docker_cache: Option<crate::probe_cache::CacheDir>,
 }
 
 /// Gathers this host's facts. Never fails: what a probe cannot learn is left
@@ -38,7 +38,7 @@ pub fn gather(options: &GatherOptions) -> HardwareFacts {
         let disk = scope.spawn(disk_facts);
         let pearl = scope.spawn(|| pearl_facts(&options.python));
         let docker = (!options.skip_docker)
-            .then(|| scope.spawn(|| docker_facts_blocking(options.docker_cache.as_deref())));
+            .then(|| scope.spawn(|| docker_facts_blocking(options.docker_cache.as_ref())));
         let system = system_facts();
 
         // A probe that panicked (a broken driver library, say) costs only its
@@ -85,7 +85,7 @@ fn apple_silicon_gpu(system: &SystemFacts) -> Option<GpuFacts> {
 }
 
 /// The Docker probe on a small runtime of its own, so callers need none.
-fn docker_facts_blocking(version_cache: Option<&std::path::Path>) -> DockerFacts {
+fn docker_facts_blocking(version_cache: Option<&crate::probe_cache::CacheDir>) -> DockerFacts {
     match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -18,3 +18,4 @@ pub use facts::*;
 pub use gather::{GatherOptions, gather};
 pub use nvml::{LIBRARY_ENV as NVML_LIBRARY_ENV, NvmlReport};
 pub use pearl::PythonProbe;
+pub use probe_cache::CacheDir;

@@ -2,7 +2,7 @@
 //! packages (and, on macOS, PyTorch with MPS) `python3` can import.
 
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -10,6 +10,7 @@ use pearl_catalog::tools::{GATEWAY_EXECUTABLE, REQUIRED_PYTHON_PACKAGES};
 use serde::Deserialize;
 
 use crate::facts::PearlFacts;
+use crate::probe_cache::CacheDir;
 use crate::python_cache::{self, Entry, Key};
 
 /// Python start-up is tens of milliseconds, importing torch (macOS only) a
@@ -62,7 +63,7 @@ pub enum PythonProbe {
     Run,
     /// Reuse the answer cached in this directory while the interpreter and
     /// its import path are unchanged (python_cache.rs); run it otherwise.
-    Cached(PathBuf),
+    Cached(CacheDir),
     /// Leave them unknown.
     Skip,
 }
@@ -80,7 +81,7 @@ pub fn pearl_facts(python: &PythonProbe) -> PearlFacts {
     facts
 }
 
-fn cached_probe(dir: &Path) -> Option<PearlFacts> {
+fn cached_probe(dir: &CacheDir) -> Option<PearlFacts> {
     let key = Key::here()?;
     if let Some(facts) = python_cache::lookup(dir, &key) {
         return Some(facts);
@@ -161,8 +162,9 @@ mod tests {
             return;
         }
         let dir = tempfile::tempdir().unwrap();
+        let cache_dir = CacheDir::open_ambient(dir.path()).unwrap();
         let probed = pearl_facts(&PythonProbe::Run);
-        let first = pearl_facts(&PythonProbe::Cached(dir.path().into()));
+        let first = pearl_facts(&PythonProbe::Cached(cache_dir.clone()));
         assert_eq!(first, probed);
         let cache = dir.path().join(python_cache::FILE_NAME);
         let written = std::fs::read_to_string(&cache).expect("the answer was cached");
@@ -171,7 +173,7 @@ mod tests {
         let mut entry: serde_json::Value = serde_json::from_str(&written).unwrap();
         entry["facts"]["python_packages"] = serde_json::json!(["forged"]);
         std::fs::write(&cache, entry.to_string()).unwrap();
-        let second = pearl_facts(&PythonProbe::Cached(dir.path().into()));
+        let second = pearl_facts(&PythonProbe::Cached(cache_dir));
         assert_eq!(second.python_packages, Some(vec!["forged".to_owned()]));
     }
 

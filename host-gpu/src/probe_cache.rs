@@ -3,8 +3,10 @@
 //! answer is trusted only while what it depends on is unchanged, and the
 //! small reads and atomic writes of their files.
 
+use cap_std::fs::Dir;
 use std::fs::Metadata;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -89,15 +91,69 @@ pub fn read_small(path: &Path) -> Option<String> {
     Some(text)
 }
 
-/// Replaces `dir/name` with `value` as JSON, by rename (readers see the old
-/// file or the new one, never part of one).
-pub fn replace_json(dir: &Path, name: &str, value: &impl Serialize) -> std::io::Result<()> {
-    use std::io::Write;
-    std::fs::create_dir_all(dir)?;
-    let mut file = tempfile::Builder::new()
-        .prefix(".probe-")
-        .tempfile_in(dir)?;
-    file.write_all(serde_json::to_string(value)?.as_bytes())?;
-    file.persist(dir.join(name)).map_err(|err| err.error)?;
-    Ok(())
+/// The directory the caches live in, as a handle the caller opened (the
+/// runtime opens it under the OpenJarvis home): a cache file is only ever
+/// reached by a plain name inside it, never by a path that could leave it.
+#[derive(Clone)]
+pub struct CacheDir(Arc<Dir>);
+
+impl CacheDir {
+    pub fn new(dir: Dir) -> CacheDir {
+        CacheDir(Arc::new(dir))
+    }
+
+    /// The directory at `path`, created if missing (tests, tools).
+    pub fn open_ambient(path: &Path) -> std::io::Result<CacheDir> {
+        std::fs::create_dir_all(path)?;
+        Ok(CacheDir::new(Dir::open_ambient_dir(
+            path,
+            cap_std::ambient_authority(),
+        )?))
+    }
+
+    /// The text of the cache file `name`, if it is a regular file of at
+    /// most [`MAX_FILE_BYTES`] (opened without blocking: a FIFO is a miss).
+    pub fn read(&self, name: &str) -> Option<String> {
+        use cap_std::fs::OpenOptionsExt;
+        use std::io::Read;
+        let mut options = cap_std::fs::OpenOptions::new();
+        options
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY);
+        let file = self.0.open_with(name, &options).ok()?;
+        if !file.metadata().ok()?.is_file() {
+            return None;
+        }
+        let mut text = String::new();
+        file.into_std()
+            .take(MAX_FILE_BYTES)
+            .read_to_string(&mut text)
+            .ok()?;
+        Some(text)
+    }
+
+    /// Replaces the cache file `name` with `value` as JSON, by rename
+    /// (readers see the old file or the new one, never part of one).
+    pub fn replace_json(&self, name: &str, value: &impl Serialize) -> std::io::Result<()> {
+        use std::io::Write;
+        let temp = cap_tempfile::TempFile::new(&self.0)?;
+        let mut file = temp.as_file().try_clone()?.into_std();
+        file.write_all(serde_json::to_string(value)?.as_bytes())?;
+        temp.replace(name)
+    }
 }
+
+impl std::fmt::Debug for CacheDir {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CacheDir")
+    }
+}
+
+/// Two handles are one cache when they are the same handle.
+impl PartialEq for CacheDir {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for CacheDir {}

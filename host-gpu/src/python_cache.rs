@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::facts::PearlFacts;
-use crate::probe_cache::{Identity, read_small, replace_json};
+use crate::probe_cache::{CacheDir, Identity, read_small};
 
 /// The cache file's name inside the directory the caller gives.
 pub const FILE_NAME: &str = "python-probe.json";
@@ -112,20 +112,16 @@ impl Entry {
 }
 
 /// The cached facts for `key`, if the cache in `dir` holds a current answer.
-pub fn lookup(dir: &Path, key: &Key) -> Option<PearlFacts> {
-    let text = read_small(&dir.join(FILE_NAME))?;
+pub fn lookup(dir: &CacheDir, key: &Key) -> Option<PearlFacts> {
+    let text = dir.read(FILE_NAME)?;
     let entry: Entry = serde_json::from_str(&text).ok()?;
     entry.current(key).then_some(entry.facts)
 }
 
 /// Replaces the cache in `dir` (created owner-only if missing). Failure only
 /// costs the next run a probe, so it is not reported.
-pub fn store(dir: &Path, entry: &Entry) {
-    let _ = try_store(dir, entry);
-}
-
-fn try_store(dir: &Path, entry: &Entry) -> std::io::Result<()> {
-    replace_json(dir, FILE_NAME, entry)
+pub fn store(dir: &CacheDir, entry: &Entry) {
+    let _ = dir.replace_json(FILE_NAME, entry);
 }
 
 #[cfg(test)]
@@ -160,7 +156,7 @@ mod tests {
             .set_modified(old)
             .unwrap();
         std::fs::write(dir.path().join("python3"), "#!/bin/sh\n").unwrap();
-        let cache = dir.path().join("cache");
+        let cache = CacheDir::open_ambient(&dir.path().join("cache")).unwrap();
         let (key, entry) = entry(dir.path(), &site);
         assert_eq!(lookup(&cache, &key), None, "nothing cached yet");
         store(&cache, &entry);
@@ -199,16 +195,18 @@ mod tests {
             .status()
             .unwrap();
         assert!(made.success());
-        assert_eq!(lookup(dir.path(), &key), None);
+        let cache = CacheDir::open_ambient(dir.path()).unwrap();
+        assert_eq!(lookup(&cache, &key), None);
     }
 
     #[test]
     fn a_damaged_cache_is_a_miss() {
         let dir = tempfile::tempdir().unwrap();
         let (key, _) = entry(dir.path(), dir.path());
+        let cache = CacheDir::open_ambient(dir.path()).unwrap();
         for text in ["", "{", "[]", "{\"key\": 1}"] {
             std::fs::write(dir.path().join(FILE_NAME), text).unwrap();
-            assert_eq!(lookup(dir.path(), &key), None, "{text:?}");
+            assert_eq!(lookup(&cache, &key), None, "{text:?}");
         }
     }
 }

@@ -25,7 +25,8 @@ fn no_policy() -> Policy {
 }
 
 fn sandbox_with_cache(dir: &std::path::Path) -> Sandbox {
-    Sandbox::new(SandboxLimits::default(), Some(dir.to_owned())).expect("sandbox starts")
+    Sandbox::new(SandboxLimits::default(), Some(jarvis_mine::home::root(dir)))
+        .expect("sandbox starts")
 }
 
 fn load_builtins(sandbox: &Sandbox) -> Registry {

@@ -9,10 +9,11 @@
 //! once), the open handle is checked again, and the read stops one byte past
 //! the cap whatever the metadata said.
 
+use crate::home::HomePath;
 use std::fmt;
-use std::fs::{File, Metadata, OpenOptions};
+use std::fs::{File, OpenOptions};
 use std::io::Read;
-use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 /// A kind of input file: its cap, and what messages call it.
@@ -110,12 +111,26 @@ impl std::error::Error for ReadError {
 
 /// The file's bytes, after its header check.
 pub fn read_bytes(path: &Path, kind: &InputFile) -> Result<Vec<u8>, ReadError> {
+    read_opened(path, kind, open_regular(path))
+}
+
+/// [`read_bytes`] of a file under the home, reached through its directory
+/// handle (see `home.rs`).
+pub fn read_home_bytes(path: &HomePath, kind: &InputFile) -> Result<Vec<u8>, ReadError> {
+    read_opened(&path.absolute(), kind, open_regular_in_home(path))
+}
+
+fn read_opened(
+    path: &Path,
+    kind: &InputFile,
+    opened: Result<(File, u64), Problem>,
+) -> Result<Vec<u8>, ReadError> {
     let error = |problem| ReadError {
         path: path.to_owned(),
         kind: *kind,
         problem,
     };
-    let (file, size) = open_regular(path).map_err(error)?;
+    let (file, size) = opened.map_err(error)?;
     if size > kind.max_bytes {
         return Err(error(Problem::TooLarge(Some(size))));
     }
@@ -140,7 +155,15 @@ pub fn read_bytes(path: &Path, kind: &InputFile) -> Result<Vec<u8>, ReadError> {
 
 /// The file as UTF-8 text.
 pub fn read_text(path: &Path, kind: &InputFile) -> Result<String, ReadError> {
-    let bytes = read_bytes(path, kind)?;
+    as_text(path, kind, read_bytes(path, kind)?)
+}
+
+/// [`read_text`] of a file under the home.
+pub fn read_home_text(path: &HomePath, kind: &InputFile) -> Result<String, ReadError> {
+    as_text(&path.absolute(), kind, read_home_bytes(path, kind)?)
+}
+
+fn as_text(path: &Path, kind: &InputFile, bytes: Vec<u8>) -> Result<String, ReadError> {
     String::from_utf8(bytes).map_err(|err| ReadError {
         path: path.to_owned(),
         kind: *kind,
@@ -150,24 +173,79 @@ pub fn read_text(path: &Path, kind: &InputFile) -> Result<String, ReadError> {
 
 /// Opens `path` if it is a regular file (following symlinks), and its size.
 fn open_regular(path: &Path) -> Result<(File, u64), Problem> {
-    let io = |err: std::io::Error| match err.kind() {
-        std::io::ErrorKind::NotFound => Problem::NotFound,
-        _ => Problem::Io(err),
-    };
-    regular(&std::fs::metadata(path).map_err(io)?)?;
+    regular(std::fs::metadata(path).map_err(io)?.file_type())?;
     let file = OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
         .open(path)
         .map_err(io)?;
-    // The path may have been replaced between the check and the open.
+    checked_again(file)
+}
+
+/// [`open_regular`] through the home's directory handle.
+fn open_regular_in_home(path: &HomePath) -> Result<(File, u64), Problem> {
+    use cap_std::fs::OpenOptionsExt;
+    regular(path.metadata().map_err(io)?.file_type())?;
+    let mut options = cap_std::fs::OpenOptions::new();
+    options
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY);
+    checked_again(path.open_with(&options).map_err(io)?)
+}
+
+/// The path may have been replaced between the check and the open.
+fn checked_again(file: File) -> Result<(File, u64), Problem> {
     let metadata = file.metadata().map_err(io)?;
-    regular(&metadata)?;
+    regular(metadata.file_type())?;
     Ok((file, metadata.len()))
 }
 
-fn regular(metadata: &Metadata) -> Result<(), Problem> {
-    let kind = metadata.file_type();
+fn io(err: std::io::Error) -> Problem {
+    match err.kind() {
+        std::io::ErrorKind::NotFound => Problem::NotFound,
+        _ => Problem::Io(err),
+    }
+}
+
+/// A file type as std and cap-std both describe it.
+trait Kind {
+    fn is_file(&self) -> bool;
+    fn is_dir(&self) -> bool;
+    fn is_fifo(&self) -> bool;
+    fn is_socket(&self) -> bool;
+    fn is_char_device(&self) -> bool;
+    fn is_block_device(&self) -> bool;
+}
+
+macro_rules! kind {
+    ($type:ty, $ext:path) => {
+        impl Kind for $type {
+            fn is_file(&self) -> bool {
+                <$type>::is_file(self)
+            }
+            fn is_dir(&self) -> bool {
+                <$type>::is_dir(self)
+            }
+            fn is_fifo(&self) -> bool {
+                <$type as $ext>::is_fifo(self)
+            }
+            fn is_socket(&self) -> bool {
+                <$type as $ext>::is_socket(self)
+            }
+            fn is_char_device(&self) -> bool {
+                <$type as $ext>::is_char_device(self)
+            }
+            fn is_block_device(&self) -> bool {
+                <$type as $ext>::is_block_device(self)
+            }
+        }
+    };
+}
+
+kind!(std::fs::FileType, std::os::unix::fs::FileTypeExt);
+kind!(cap_std::fs::FileType, cap_std::fs::FileTypeExt);
+
+fn regular(kind: impl Kind) -> Result<(), Problem> {
     let what = if kind.is_file() {
         return Ok(());
     } else if kind.is_dir() {

@@ -415,18 +415,11 @@ fn verify(text: &str, section: &MiningSection, path: &Path) -> Result<(), Config
 
 /// Writes `bytes` to `path` through a temporary file in the same directory
 /// and a rename; keeps an existing file's permissions (new files: 0600).
+/// The config is the user's own file, wherever they keep it
+/// (`$OPENJARVIS_CONFIG`), so its directory is opened as they named it.
 fn atomic_write(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
     // The user's file keeps exactly its mode.
-    crate::atomic_file::write(
-        path,
-        &format!(".{name}."),
-        crate::atomic_file::Mode::KeepExisting,
-        bytes,
-    )
+    crate::atomic_file::write_path(path, crate::atomic_file::Mode::KeepExisting, bytes)
 }
 
 #[cfg(test)]

@@ -21,6 +21,7 @@
 //!   file and every cache entry of its component.
 
 use crate::bindings::Capability;
+use crate::home::HomePath;
 use crate::paths::Paths;
 use crate::policy::{Policy, Role};
 use crate::provider::{LoadedProvider, ProviderSource};
@@ -308,10 +309,10 @@ pub fn inspect_file(
     sandbox: &Sandbox,
     policy: &Policy,
     path: &Path,
-    cache_dir: Option<&Path>,
+    cache_dir: Option<&HomePath>,
 ) -> Result<Inspection, InstallError> {
     let component = ComponentBytes::read(path)?;
-    let _fresh = cache_dir.map(|dir| FreshCacheEntries::before(dir.to_owned(), &component.sha256));
+    let _fresh = cache_dir.map(|dir| FreshCacheEntries::before(dir.clone(), &component.sha256));
     let inspected = inspect(
         sandbox,
         policy,
@@ -444,7 +445,7 @@ pub enum Planned {
 pub struct InstallPlan {
     pub inspected: Inspected,
     /// `<home>/mining/providers/<id>.wasm`.
-    pub target: PathBuf,
+    pub target: HomePath,
     /// The installed provider with the same id this replaces (`--replace`).
     pub replaces: Option<Replaced>,
     /// Whether `target` holds something other than the provider replaced.
@@ -595,12 +596,15 @@ impl Installer<'_> {
                 sha256: existing.sha256.clone(),
             });
         }
-        let overwrites = target.exists() && replaces.as_ref().is_none_or(|r| r.file != target);
+        let overwrites = target.exists()
+            && replaces
+                .as_ref()
+                .is_none_or(|r| r.file != target.absolute());
         if overwrites && !replace {
             return Err(InstallError::Invalid(format!(
                 "{} exists and is not provider '{id}' ({}); move it away, or pass --replace to overwrite it",
                 target.display(),
-                self.describe_file(&target)
+                self.describe_file(&target.absolute())
             )));
         }
         if replaces.is_some() {
@@ -662,16 +666,16 @@ impl Installer<'_> {
                 .registry
                 .providers
                 .iter()
-                .find(|p| p.source == ProviderSource::Installed(path.clone()));
+                .find(|p| p.source == ProviderSource::Installed(path.absolute()));
             RemovePlan {
                 id: provider.map(|p| p.id().to_owned()),
                 version: provider.map(|p| p.info.version.clone()),
-                sha256: registry::read_component_file(&path)
+                sha256: registry::read_installed_component(&path)
                     .ok()
                     .map(|bytes| sha256_hex(&bytes)),
                 shadowed: provider.map_or_else(Vec::new, |p| self.shadowed(p.id())),
                 policy_table: provider.and_then(|p| user_table(p, self.policy)),
-                file: path,
+                file: path.absolute(),
             }
         } else {
             return Err(self.not_installed(target, &dir));
@@ -695,7 +699,7 @@ impl Installer<'_> {
             .collect()
     }
 
-    fn not_installed(&self, target: &str, dir: &Path) -> InstallError {
+    fn not_installed(&self, target: &str, dir: &HomePath) -> InstallError {
         let ids: Vec<&str> = self
             .registry
             .providers
@@ -708,7 +712,9 @@ impl Installer<'_> {
             .failures
             .iter()
             .filter_map(|f| match &f.source {
-                ProviderSource::Installed(path) if path.parent() == Some(dir) => {
+                ProviderSource::Installed(path)
+                    if path.parent() == Some(dir.absolute().as_path()) =>
+                {
                     Some(registry::file_name(path))
                 }
                 _ => None,
@@ -781,9 +787,9 @@ impl InstallPlan {
         }
         let dir = installer.paths.installed_providers();
         // Components this install takes out of service, for their cache entries.
-        let mut retired: Vec<(PathBuf, String)> = registry::read_component_file(&self.target)
+        let mut retired: Vec<(PathBuf, String)> = registry::read_installed_component(&self.target)
             .ok()
-            .map(|bytes| (self.target.clone(), sha256_hex(&bytes)))
+            .map(|bytes| (self.target.absolute(), sha256_hex(&bytes)))
             .into_iter()
             .collect();
         write_atomically(&self.target, &self.bytes).map_err(|err| {
@@ -794,8 +800,12 @@ impl InstallPlan {
             ))
         })?;
         self.fresh.keep = true;
-        if let Some(old) = self.replaces.as_ref().filter(|old| old.file != self.target) {
-            remove_file(&old.file)?;
+        if let Some(old) = self
+            .replaces
+            .as_ref()
+            .filter(|old| old.file != self.target.absolute())
+        {
+            remove_file(installer.paths, &old.file)?;
             retired.push((old.file.clone(), old.sha256.clone()));
         }
         for (file, old_sha256) in retired {
@@ -804,10 +814,13 @@ impl InstallPlan {
             }
         }
         let cache_entries = ComponentCache::entries(&installer.paths.component_cache(), &sha256)
-            .unwrap_or_default();
+            .unwrap_or_default()
+            .iter()
+            .map(HomePath::absolute)
+            .collect();
         let mut action = format!(
             "install {} from {}",
-            registry::file_name(&self.target),
+            registry::file_name(self.target.relative()),
             self.source.display()
         );
         if let Some(old) = &self.replaces {
@@ -819,7 +832,7 @@ impl InstallPlan {
         }
         installer.audit(&id, &sha256, "install", action, Ok(()));
         Ok(Installed {
-            file: self.target.clone(),
+            file: self.target.absolute(),
             cache_entries,
             replaced: self.replaces.clone(),
         })
@@ -842,7 +855,7 @@ impl RemovePlan {
         if let Some(id) = &self.id {
             check_session(installer.paths, id)?;
         }
-        remove_file(&self.file)?;
+        remove_file(installer.paths, &self.file)?;
         let cache_dir = installer.paths.component_cache();
         let dir = installer.paths.installed_providers();
         let cache_kept_for = self
@@ -883,26 +896,31 @@ impl RemovePlan {
 
 /// `dir/<name>` or `dir/<name>.wasm`, when `name` is a plain file name and
 /// that is a `.wasm` file (never a path that leaves `dir`).
-fn plain_file_in(dir: &Path, name: &str) -> Option<PathBuf> {
+fn plain_file_in(dir: &HomePath, name: &str) -> Option<HomePath> {
     if name.is_empty() || name.contains('/') || name == "." || name == ".." {
         return None;
     }
     let candidates = [dir.join(name), dir.join(format!("{name}.wasm"))];
     candidates.into_iter().find(|path| {
-        path.extension().is_some_and(|ext| ext == "wasm")
-            && std::fs::symlink_metadata(path).is_ok_and(|m| !m.is_dir())
+        path.relative().extension().is_some_and(|ext| ext == "wasm")
+            && path.symlink_metadata().is_ok_and(|m| !m.is_dir())
     })
 }
 
 /// Another `.wasm` file in `dir` (not `except`) whose bytes have this sha256.
-fn same_component_in(dir: &Path, except: &Path, sha256: &str) -> Option<PathBuf> {
-    std::fs::read_dir(dir)
+fn same_component_in(dir: &HomePath, except: &Path, sha256: &str) -> Option<PathBuf> {
+    dir.read_dir()
         .ok()?
-        .filter_map(|entry| Some(entry.ok()?.path()))
-        .filter(|path| path != except && path.extension().is_some_and(|ext| ext == "wasm"))
-        .find(|path| {
-            registry::read_component_file(path).is_ok_and(|bytes| sha256_hex(&bytes) == sha256)
+        .into_iter()
+        .map(|entry| entry.path)
+        .filter(|path| {
+            path.absolute() != except
+                && path.relative().extension().is_some_and(|ext| ext == "wasm")
         })
+        .find(|path| {
+            registry::read_installed_component(path).is_ok_and(|bytes| sha256_hex(&bytes) == sha256)
+        })
+        .map(|path| path.absolute())
 }
 
 /// Refuses to touch the provider of the current mining session.
@@ -916,27 +934,23 @@ fn check_session(paths: &Paths, id: &str) -> Result<(), InstallError> {
     }
 }
 
-fn remove_file(path: &Path) -> Result<(), InstallError> {
-    match std::fs::remove_file(path) {
-        Ok(()) => Ok(()),
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(err) => Err(InstallError::Failed(format!(
-            "cannot remove {}: {err}",
-            path.display()
-        ))),
-    }
+/// Removes an installed file; one outside the home is never touched.
+fn remove_file(paths: &Paths, path: &Path) -> Result<(), InstallError> {
+    let failed = |err: &dyn std::fmt::Display| {
+        InstallError::Failed(format!("cannot remove {}: {err}", path.display()))
+    };
+    let in_home = paths
+        .in_home(path)
+        .ok_or_else(|| failed(&"it is not under the OpenJarvis home"))?;
+    in_home.remove_file_if_present().map_err(|err| failed(&err))
 }
 
 /// Writes `bytes` to `target` atomically, mode 0644: a reader sees the old
 /// file or the new one, never half.
-fn write_atomically(target: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    // Not `*.wasm`: the registry never loads a half-written file.
-    crate::atomic_file::write(
-        target,
-        ".install-",
-        crate::atomic_file::Mode::Fixed(FILE_MODE),
-        bytes,
-    )
+fn write_atomically(target: &HomePath, bytes: &[u8]) -> std::io::Result<()> {
+    // The temporary file has no name (or not `*.wasm`): the registry never
+    // loads a half-written file.
+    target.write_atomically(crate::atomic_file::Mode::Fixed(FILE_MODE), bytes)
 }
 
 /// The first 12 hex digits of a sha256, as `list` shows it.
@@ -947,14 +961,14 @@ pub fn short(sha256: &str) -> &str {
 /// Cache entries compiled while validating; deleted on drop unless the
 /// install went through.
 struct FreshCacheEntries {
-    dir: PathBuf,
+    dir: HomePath,
     sha256: String,
-    before: Vec<PathBuf>,
+    before: Vec<HomePath>,
     keep: bool,
 }
 
 impl FreshCacheEntries {
-    fn before(dir: PathBuf, sha256: &str) -> Self {
+    fn before(dir: HomePath, sha256: &str) -> Self {
         let before = ComponentCache::entries(&dir, sha256).unwrap_or_default();
         FreshCacheEntries {
             dir,
@@ -972,7 +986,7 @@ impl Drop for FreshCacheEntries {
         }
         for entry in ComponentCache::entries(&self.dir, &self.sha256).unwrap_or_default() {
             if !self.before.contains(&entry) {
-                let _ = std::fs::remove_file(entry);
+                let _ = entry.remove_file();
             }
         }
     }
@@ -1001,19 +1015,14 @@ mod tests {
 
     #[test]
     fn only_plain_wasm_names_in_the_directory_are_removable() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("x.wasm"), b"").unwrap();
-        std::fs::write(dir.path().join("notes.txt"), b"").unwrap();
-        assert_eq!(
-            plain_file_in(dir.path(), "x"),
-            Some(dir.path().join("x.wasm"))
-        );
-        assert_eq!(
-            plain_file_in(dir.path(), "x.wasm"),
-            Some(dir.path().join("x.wasm"))
-        );
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = crate::home::root(tmp.path());
+        std::fs::write(tmp.path().join("x.wasm"), b"").unwrap();
+        std::fs::write(tmp.path().join("notes.txt"), b"").unwrap();
+        assert_eq!(plain_file_in(&dir, "x"), Some(dir.join("x.wasm")));
+        assert_eq!(plain_file_in(&dir, "x.wasm"), Some(dir.join("x.wasm")));
         for refused in ["notes.txt", "notes", "../x.wasm", "..", "", "y"] {
-            assert_eq!(plain_file_in(dir.path(), refused), None, "{refused}");
+            assert_eq!(plain_file_in(&dir, refused), None, "{refused}");
         }
     }
 

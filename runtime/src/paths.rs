@@ -6,11 +6,15 @@
 //! ownership label on its containers. Spelled differently, they would be
 //! two homes that delete each other's sessions.
 
+use crate::home::{self, HomePath};
 use std::path::{Component, Path, PathBuf};
 
+/// Every location under the home is a [`HomePath`]: reached through the
+/// home's one directory handle (see `home.rs`), never by an absolute path.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Paths {
     home: PathBuf,
+    root: HomePath,
     config_file: PathBuf,
 }
 
@@ -55,7 +59,11 @@ impl Paths {
         };
         let home = canonical_home(&home, source_var)?;
         let config_file = var("OPENJARVIS_CONFIG").unwrap_or_else(|| home.join("config.toml"));
-        Ok(Paths { home, config_file })
+        Ok(Paths {
+            root: home::root(&home),
+            home,
+            config_file,
+        })
     }
 
     /// The paths of `home`: canonical when it exists; a home that does not
@@ -68,6 +76,7 @@ impl Paths {
             .unwrap_or_else(|_| lexically_normal(&home));
         Paths {
             config_file: home.join("config.toml"),
+            root: home::root(&home),
             home,
         }
     }
@@ -75,6 +84,16 @@ impl Paths {
     /// The canonical home.
     pub fn home(&self) -> &Path {
         &self.home
+    }
+
+    /// `path` as a location under the home, when it is one (by its
+    /// spelling: plain names below the canonical home); `None` otherwise.
+    pub fn in_home(&self, path: &Path) -> Option<HomePath> {
+        let relative = path.strip_prefix(&self.home).ok()?;
+        let plain = relative
+            .components()
+            .all(|c| matches!(c, Component::Normal(_)));
+        (plain && !relative.as_os_str().is_empty()).then(|| self.root.join(relative))
     }
 
     /// The value of the home label on this home's containers.
@@ -88,45 +107,45 @@ impl Paths {
     }
 
     /// The session sidecar OpenJarvis's engine discovery reads.
-    pub fn sidecar(&self) -> PathBuf {
-        self.home.join("runtime").join("mining.json")
+    pub fn sidecar(&self) -> HomePath {
+        self.root.join("runtime/mining.json")
     }
 
     /// The advisory lock serialising `mine start` / `mine stop` (reference §1.6
     /// defines the path; the reference never takes it).
-    pub fn lock_file(&self) -> PathBuf {
-        self.home.join("runtime").join("mining.lock")
+    pub fn lock_file(&self) -> HomePath {
+        self.root.join("runtime/mining.lock")
     }
 
     /// The host's record of the last session that ended here (see
     /// `session::history`), so `status` tells `stopped` from `configured`.
-    pub fn last_session(&self) -> PathBuf {
-        self.home.join("runtime").join("mining-last-session.json")
+    pub fn last_session(&self) -> HomePath {
+        self.root.join("runtime/mining-last-session.json")
     }
 
     /// Community provider components.
-    pub fn installed_providers(&self) -> PathBuf {
-        self.home.join("mining").join("providers")
+    pub fn installed_providers(&self) -> HomePath {
+        self.root.join("mining/providers")
     }
 
     /// The user's capability policy (docs/policy.md).
-    pub fn user_policy(&self) -> PathBuf {
-        self.home.join("mining").join("policy.toml")
+    pub fn user_policy(&self) -> HomePath {
+        self.root.join("mining/policy.toml")
     }
 
     /// The audit log of privileged calls and policy decisions.
-    pub fn audit_log(&self) -> PathBuf {
-        self.home.join("logs").join("mining-audit.jsonl")
+    pub fn audit_log(&self) -> HomePath {
+        self.root.join("logs/mining-audit.jsonl")
     }
 
     /// Compiled-component cache.
-    pub fn component_cache(&self) -> PathBuf {
-        self.home.join("cache").join("mining").join("components")
+    pub fn component_cache(&self) -> HomePath {
+        self.root.join("cache/mining/components")
     }
 
     /// Cached answers of slow host probes (the Pearl-package probe).
-    pub fn probe_cache(&self) -> PathBuf {
-        self.home.join("cache").join("mining").join("probes")
+    pub fn probe_cache(&self) -> HomePath {
+        self.root.join("cache/mining/probes")
     }
 }
 
@@ -187,7 +206,10 @@ mod tests {
             let paths = Paths::with_home(&spelling);
             assert_eq!(paths.home(), canonical, "{}", spelling.display());
             assert_eq!(paths.home_label(), canonical.display().to_string());
-            assert_eq!(paths.sidecar(), canonical.join("runtime/mining.json"));
+            assert_eq!(
+                paths.sidecar().absolute(),
+                canonical.join("runtime/mining.json")
+            );
             assert_eq!(
                 canonical_home(&spelling, "OPENJARVIS_HOME").unwrap(),
                 canonical

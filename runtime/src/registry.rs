@@ -6,11 +6,12 @@
 
 use crate::bindings::MiningProviderPre;
 use crate::bounded_read::{self, Header, InputFile, ReadError};
+use crate::home::HomePath;
 use crate::policy::Policy;
 use crate::provider::{LoadedProvider, ProviderSource};
 use crate::sandbox::{CallState, Sandbox};
 use sha2::{Digest, Sha256};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// A built-in provider component, compiled from `providers/` by build.rs.
 pub struct BuiltinComponent {
@@ -56,7 +57,7 @@ pub struct Registry {
 impl Registry {
     /// Loads the built-ins and every `*.wasm` in `installed_dir` (if given)
     /// that the policy admits.
-    pub fn load(sandbox: &Sandbox, installed_dir: Option<&Path>, policy: &Policy) -> Registry {
+    pub fn load(sandbox: &Sandbox, installed_dir: Option<&HomePath>, policy: &Policy) -> Registry {
         let mut candidates: Vec<Candidate> = BUILTIN_COMPONENTS
             .iter()
             .map(|builtin| Candidate {
@@ -73,7 +74,7 @@ impl Registry {
                 Ok(files) => candidates.extend(files.into_iter().map(Candidate::from_file)),
                 Err(err) => failures.push(LoadFailure {
                     name: dir.display().to_string(),
-                    source: ProviderSource::Installed(dir.to_owned()),
+                    source: ProviderSource::Installed(dir.absolute()),
                     error: format!("cannot list installed providers: {err}"),
                 }),
             }
@@ -138,11 +139,11 @@ struct Candidate {
 }
 
 impl Candidate {
-    fn from_file(path: PathBuf) -> Candidate {
+    fn from_file(path: HomePath) -> Candidate {
         Candidate {
-            name: file_name(&path),
-            bytes: read_component_file(&path).map_err(|err| err.to_string()),
-            source: ProviderSource::Installed(path),
+            name: file_name(path.relative()),
+            bytes: read_installed_component(&path).map_err(|err| err.to_string()),
+            source: ProviderSource::Installed(path.absolute()),
             expected_id: None,
             sha256: None,
         }
@@ -238,22 +239,29 @@ pub(crate) fn link(
     })
 }
 
-fn installed_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
-    let entries = match std::fs::read_dir(dir) {
+fn installed_files(dir: &HomePath) -> std::io::Result<Vec<HomePath>> {
+    let entries = match dir.read_dir() {
         Ok(entries) => entries,
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(err) => return Err(err),
     };
-    let mut files: Vec<PathBuf> = entries
-        .filter_map(|entry| entry.ok().map(|e| e.path()))
-        .filter(|path| path.extension().is_some_and(|ext| ext == "wasm"))
+    let mut files: Vec<HomePath> = entries
+        .into_iter()
+        .map(|entry| entry.path)
+        .filter(|path| path.relative().extension().is_some_and(|ext| ext == "wasm"))
         .collect();
-    files.sort();
+    files.sort_by(|a, b| a.relative().cmp(b.relative()));
     Ok(files)
 }
 
+/// A component file the user names (`providers install FILE`).
 pub(crate) fn read_component_file(path: &Path) -> Result<Vec<u8>, ReadError> {
     bounded_read::read_bytes(path, &COMPONENT_FILE)
+}
+
+/// An installed component, under the home.
+pub(crate) fn read_installed_component(path: &HomePath) -> Result<Vec<u8>, ReadError> {
+    bounded_read::read_home_bytes(path, &COMPONENT_FILE)
 }
 
 /// Says what the first bytes are when they do not start a component.

@@ -12,10 +12,10 @@ use super::chain;
 use super::record::{Decision, Record, format_time, now_rfc3339};
 use super::segments::{self, Tail};
 use super::state::{FileId, State, Usage, checkpoint_path};
-use std::fs::{File, OpenOptions};
+use crate::home::HomePath;
+use cap_std::fs::{OpenOptions, OpenOptionsExt};
+use std::fs::File;
 use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 /// What bounds the log's growth; see docs/security.md, "Audit integrity".
@@ -56,7 +56,7 @@ const CHECKPOINT_EVERY: u64 = 1 << 20;
 /// The appending side, shared by every call of one command.
 #[derive(Debug)]
 pub struct AuditLog {
-    path: PathBuf,
+    path: HomePath,
     limits: AuditLimits,
     inner: Mutex<Inner>,
 }
@@ -97,11 +97,11 @@ impl Drop for Locked {
 }
 
 impl AuditLog {
-    pub fn new(path: PathBuf) -> AuditLog {
+    pub fn new(path: HomePath) -> AuditLog {
         AuditLog::with_limits(path, AuditLimits::default())
     }
 
-    pub fn with_limits(path: PathBuf, limits: AuditLimits) -> AuditLog {
+    pub fn with_limits(path: HomePath, limits: AuditLimits) -> AuditLog {
         AuditLog {
             path,
             limits,
@@ -231,8 +231,8 @@ impl AuditLog {
             };
             open.lock().map_err(|err| self.error("lock", &err))?;
             let locked = Locked { file: Some(open) };
-            let current = std::fs::metadata(&self.path).ok().map(|m| FileId::of(&m));
-            let held = locked.file().metadata().ok().map(|m| FileId::of(&m));
+            let current = self.path.metadata().ok().map(|m| FileId::of(&m));
+            let held = FileId::of_file(locked.file()).ok();
             if current.is_some() && current == held {
                 return Ok(locked);
             }
@@ -241,19 +241,18 @@ impl AuditLog {
 
     fn open(&self) -> Result<File, String> {
         if let Some(dir) = self.path.parent() {
-            std::fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(dir)
+            dir.create_dir_all_with_mode(0o700)
                 .map_err(|err| self.error("create the directory of", &err))?;
         }
         // Read too: an append first reads what other commands wrote since.
-        OpenOptions::new()
-            .read(true)
-            .create(true)
-            .append(true)
-            .mode(0o600)
-            .open(&self.path)
+        self.path
+            .open_with(
+                OpenOptions::new()
+                    .read(true)
+                    .create(true)
+                    .append(true)
+                    .mode(0o600),
+            )
             .map_err(|err| self.error("open", &err))
     }
 
@@ -262,10 +261,11 @@ impl AuditLog {
     /// A file shorter than a state said is a cut, and is recorded as one.
     fn catch_up(&self, known: Option<State>, locked: &mut Locked) -> Result<State, String> {
         let file = locked.file();
-        let meta = file.metadata().map_err(|err| self.error("read", &err))?;
+        let meta =
+            cap_std::fs::Metadata::from_file(file).map_err(|err| self.error("read", &err))?;
         let (id, size) = (FileId::of(&meta), meta.len());
         // Listed only when a state does not describe this file (rarely).
-        let mut newest: Option<Option<(std::fs::Metadata, PathBuf)>> = None;
+        let mut newest: Option<Option<(cap_std::fs::Metadata, HomePath)>> = None;
         let checkpoint = std::iter::once_with(|| State::load(&checkpoint_path(&self.path)));
         let mut shrunk = None;
         let mut found = None;
@@ -287,7 +287,7 @@ impl AuditLog {
                 && state.offset <= meta.len()
             {
                 // The file this state knew was rotated: finish it, then this one.
-                let mut rotated = File::open(path).map_err(|err| self.error("read", &err))?;
+                let mut rotated = path.open().map_err(|err| self.error("read", &err))?;
                 let rest = segments::read_range(&mut rotated, state.offset, meta.len())
                     .map_err(|err| self.error("read", &err))?;
                 state.absorb(&rest);
@@ -321,11 +321,11 @@ impl AuditLog {
         Ok(state)
     }
 
-    fn newest_segment(&self) -> Result<Option<(std::fs::Metadata, PathBuf)>, String> {
+    fn newest_segment(&self) -> Result<Option<(cap_std::fs::Metadata, HomePath)>, String> {
         let newest = segments::list_rotated(&self.path)
             .map_err(|err| self.error("list the segments of", &err))?
             .pop();
-        Ok(newest.and_then(|(_, path)| Some((std::fs::metadata(&path).ok()?, path))))
+        Ok(newest.and_then(|(_, path)| Some((path.metadata().ok()?, path))))
     }
 
     /// Reads what `state` has not seen of the first `size` bytes of `file`.
@@ -361,7 +361,7 @@ impl AuditLog {
         }
         let mut state = State::genesis(id);
         for path in files.iter().rev() {
-            let bytes = std::fs::read(path).map_err(|err| self.error("read", &err))?;
+            let bytes = path.read().map_err(|err| self.error("read", &err))?;
             state.absorb(&bytes);
         }
         state.file = id;
@@ -440,7 +440,8 @@ impl AuditLog {
             .map_err(|err| self.error("list the segments of", &err))?
             .last()
             .map_or(1, |(n, _)| n + 1);
-        std::fs::rename(&self.path, segments::rotated(&self.path, number))
+        self.path
+            .rename(&segments::rotated(&self.path, number))
             .map_err(|err| self.error("rotate", &err))?;
         // Other commands continue from here once they see the new file.
         self.store_checkpoint(state);
@@ -470,7 +471,8 @@ impl AuditLog {
             if newest.time.as_str() >= cutoff.as_str() {
                 break;
             }
-            let first_seq = std::fs::read(&path)
+            let first_seq = path
+                .read()
                 .ok()
                 .and_then(|bytes| {
                     let first = bytes.split(|&b| b == b'\n').next()?.to_vec();
@@ -493,7 +495,8 @@ impl AuditLog {
             record.outcome = Some("ok".into());
             record.anchor = Some(chain::link(&last));
             self.write(state, locked, &mut record, false)?;
-            std::fs::remove_file(&path).map_err(|err| self.error("prune", &err))?;
+            path.remove_file()
+                .map_err(|err| self.error("prune", &err))?;
         }
         Ok(())
     }
@@ -554,7 +557,7 @@ pub(crate) fn today() -> String {
     now_rfc3339()[..10].to_owned()
 }
 
-fn segments_name(path: &Path) -> String {
+fn segments_name(path: &HomePath) -> String {
     path.file_name().map_or_else(
         || path.display().to_string(),
         |n| n.to_string_lossy().into_owned(),
@@ -601,7 +604,7 @@ mod tests {
         let rotated = segments::list_rotated(&path).unwrap();
         assert!(rotated.len() >= 3, "{rotated:?}");
         let first_of_current: Record = serde_json::from_str(
-            std::fs::read_to_string(&path)
+            std::fs::read_to_string(path.absolute())
                 .unwrap()
                 .lines()
                 .next()
@@ -666,7 +669,7 @@ mod tests {
     #[test]
     fn concurrent_writers_in_threads_keep_one_chain() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("logs/mining-audit.jsonl");
+        let path = crate::home::root(dir.path()).join("logs/mining-audit.jsonl");
         let limits = AuditLimits {
             rotate_bytes: 16 << 10,
             ..AuditLimits::default()
@@ -694,7 +697,7 @@ mod tests {
     #[test]
     fn concurrent_writers_in_processes_keep_one_chain() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("logs/mining-audit.jsonl");
+        let path = crate::home::root(dir.path()).join("logs/mining-audit.jsonl");
         let children: Vec<_> = (0..2)
             .map(|_| {
                 std::process::Command::new(std::env::current_exe().unwrap())
@@ -703,7 +706,7 @@ mod tests {
                         "audit::appender::tests::writer_process",
                         "--quiet",
                     ])
-                    .env("AUDIT_WRITER_LOG", &path)
+                    .env("AUDIT_WRITER_LOG", dir.path())
                     .stdout(std::process::Stdio::null())
                     .spawn()
                     .unwrap()
@@ -720,14 +723,16 @@ mod tests {
     /// A writer when run by the test above; nothing otherwise.
     #[test]
     fn writer_process() {
-        let Some(path) = std::env::var_os("AUDIT_WRITER_LOG") else {
+        let Some(home) = std::env::var_os("AUDIT_WRITER_LOG") else {
             return;
         };
         let limits = AuditLimits {
             rotate_bytes: 32 << 10,
             ..AuditLimits::default()
         };
-        let log = AuditLog::with_limits(path.into(), limits);
+        let path =
+            crate::home::root(std::path::PathBuf::from(home)).join("logs/mining-audit.jsonl");
+        let log = AuditLog::with_limits(path, limits);
         for i in 0..300 {
             log.append(&record(
                 "a",
@@ -747,7 +752,7 @@ mod tests {
         second.append(&record("a", "two")).unwrap();
         drop(second);
         // Without a checkpoint the next process reads the log itself.
-        std::fs::remove_file(checkpoint_path(&path)).unwrap();
+        checkpoint_path(&path).remove_file().unwrap();
         let (_, third) = log_in(dir.path(), ROTATE_BYTES);
         third.append(&record("a", "three")).unwrap();
         let report = verify(&path).unwrap();
@@ -761,7 +766,10 @@ mod tests {
         let (path, log) = log_in(dir.path(), ROTATE_BYTES);
         log.append(&record("a", "one")).unwrap();
         drop(log);
-        let mut file = OpenOptions::new().append(true).open(&path).unwrap();
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(path.absolute())
+            .unwrap();
         file.write_all(b"{\"time\":\"2026-12-01T10:").unwrap();
         let report = verify(&path).unwrap();
         assert!(report.intact && report.torn.is_some(), "{report:?}");
@@ -779,13 +787,13 @@ mod tests {
         for i in 0..3 {
             log.append(&record("a", &format!("r{i}"))).unwrap();
         }
-        let text = std::fs::read_to_string(&path).unwrap();
+        let text = std::fs::read_to_string(path.absolute()).unwrap();
         let cut = text
             .lines()
             .take(2)
             .map(|l| format!("{l}\n"))
             .collect::<String>();
-        std::fs::write(&path, cut).unwrap();
+        std::fs::write(path.absolute(), cut).unwrap();
         log.append(&record("a", "after")).unwrap();
         let report = verify(&path).unwrap();
         let broken = report.broken.expect("a cut");
@@ -798,7 +806,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let blocker = dir.path().join("logs");
         std::fs::write(&blocker, "a file where the directory should be").unwrap();
-        let log = AuditLog::new(blocker.join("mining-audit.jsonl"));
+        let log = AuditLog::new(crate::home::root(dir.path()).join("logs/mining-audit.jsonl"));
         let err = log.ready().unwrap_err();
         assert!(err.contains("privileged calls are refused"), "{err}");
     }

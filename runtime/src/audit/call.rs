@@ -322,7 +322,7 @@ mod tests {
     #[test]
     fn the_daily_quota_holds_across_processes_and_is_recorded_once() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("logs/mining-audit.jsonl");
+        let path = crate::home::root(dir.path()).join("logs/mining-audit.jsonl");
         let limits = AuditLimits {
             daily_records: 5,
             ..AuditLimits::default()
@@ -364,7 +364,7 @@ mod tests {
     #[test]
     fn records_at_load_name_the_id_and_are_kept_once_a_day() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("logs/mining-audit.jsonl");
+        let path = crate::home::root(dir.path()).join("logs/mining-audit.jsonl");
         for _ in 0..3 {
             let log = Arc::new(AuditLog::new(path.clone()));
             let mut audit = CallAudit::new(Some(log), "acme.wasm", "abc").loading();

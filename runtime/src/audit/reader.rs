@@ -3,10 +3,9 @@
 
 use super::record::{Decision, Record};
 use super::segments;
-use std::fs::File;
+use crate::home::HomePath;
+use cap_std::fs::MetadataExt;
 use std::io::{BufRead, BufReader, Seek, SeekFrom};
-use std::os::unix::fs::MetadataExt;
-use std::path::Path;
 use std::time::Duration;
 
 /// Which records a reader wants.
@@ -26,10 +25,10 @@ impl Filter {
 /// Every record of the log and its rotations, oldest first, that `filter`
 /// accepts; the newest `last` when given. Lines that are not records (a
 /// torn write after a crash) are skipped.
-pub fn read(path: &Path, filter: &Filter, last: Option<usize>) -> std::io::Result<Vec<Record>> {
+pub fn read(path: &HomePath, filter: &Filter, last: Option<usize>) -> std::io::Result<Vec<Record>> {
     let mut records = Vec::new();
     for file in segments::all(path)? {
-        let file = match File::open(&file) {
+        let file = match file.open() {
             Ok(file) => file,
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => continue,
             Err(err) => return Err(err),
@@ -51,16 +50,16 @@ pub fn read(path: &Path, filter: &Filter, last: Option<usize>) -> std::io::Resul
 /// Follows the log like `tail -f`, calling `emit` for each new accepted
 /// record, across rotations, until `emit` returns false.
 pub fn follow(
-    path: &Path,
+    path: &HomePath,
     filter: &Filter,
     mut emit: impl FnMut(&Record) -> bool,
 ) -> std::io::Result<()> {
     const POLL: Duration = Duration::from_millis(200);
-    let mut position = std::fs::metadata(path).map_or(0, |m| m.len());
-    let mut inode = std::fs::metadata(path).map_or(0, |m| m.ino());
+    let mut position = path.metadata().map_or(0, |m| m.len());
+    let mut inode = path.metadata().map_or(0, |m| m.ino());
     let mut partial = String::new();
     loop {
-        match std::fs::metadata(path) {
+        match path.metadata() {
             Ok(meta) if meta.ino() != inode => {
                 // Rotated: the new file is read from its start.
                 inode = meta.ino();
@@ -74,7 +73,7 @@ pub fn follow(
             }
             _ => {}
         }
-        if let Ok(mut file) = File::open(path) {
+        if let Ok(mut file) = path.open() {
             file.seek(SeekFrom::Start(position))?;
             let mut reader = BufReader::new(file);
             let mut line = String::new();
@@ -120,7 +119,7 @@ mod tests {
     #[test]
     fn appends_lines_and_reads_them_back_filtered() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("logs/mining-audit.jsonl");
+        let path = crate::home::root(dir.path()).join("logs/mining-audit.jsonl");
         let log = AuditLog::new(path.clone());
         log.ready().unwrap();
         log.append(&record("a", Decision::Allow)).unwrap();
@@ -141,16 +140,24 @@ mod tests {
         };
         let last = read(&path, &a, Some(1)).unwrap();
         assert_eq!((last.len(), last[0].decision), (1, Decision::Deny));
-        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        let mode = std::fs::metadata(path.absolute())
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
         assert_eq!(mode, 0o600);
     }
 
     #[test]
     fn torn_lines_are_skipped() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("audit.jsonl");
+        let path = crate::home::root(dir.path()).join("audit.jsonl");
         let good = serde_json::to_string(&record("a", Decision::Allow)).unwrap();
-        std::fs::write(&path, format!("{good}\n{{\"time\":\"2026\n{good}\n")).unwrap();
+        std::fs::write(
+            path.absolute(),
+            format!("{good}\n{{\"time\":\"2026\n{good}\n"),
+        )
+        .unwrap();
         assert_eq!(read(&path, &Filter::default(), None).unwrap().len(), 2);
     }
 }

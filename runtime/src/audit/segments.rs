@@ -2,53 +2,53 @@
 //! `<log>.<n>`, numbered from 1 and never renumbered (oldest lowest), and
 //! reading a file's last line without reading the file.
 
+use crate::home::HomePath;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::fs::FileExt;
-use std::path::{Path, PathBuf};
+
+/// The log's file `<log><suffix>` (a segment, the checkpoint).
+pub fn sibling(log: &HomePath, suffix: &str) -> HomePath {
+    let mut name = log.file_name().unwrap_or_default().to_owned();
+    name.push(suffix);
+    log.with_file_name(name)
+}
 
 /// The rotated segment number `n` of the log at `path`.
-pub fn rotated(path: &Path, n: u64) -> PathBuf {
-    let mut name = path.as_os_str().to_owned();
-    name.push(format!(".{n}"));
-    PathBuf::from(name)
+pub fn rotated(path: &HomePath, n: u64) -> HomePath {
+    sibling(path, &format!(".{n}"))
 }
 
 /// The rotated segments, oldest first.
-pub fn list_rotated(path: &Path) -> std::io::Result<Vec<(u64, PathBuf)>> {
+pub fn list_rotated(path: &HomePath) -> std::io::Result<Vec<(u64, HomePath)>> {
     let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
         return Ok(Vec::new());
     };
     let prefix = format!("{}.", name.to_string_lossy());
-    let entries = match std::fs::read_dir(if dir.as_os_str().is_empty() {
-        Path::new(".")
-    } else {
-        dir
-    }) {
+    let entries = match dir.read_dir() {
         Ok(entries) => entries,
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(err) => return Err(err),
     };
-    let mut segments: Vec<(u64, PathBuf)> = entries
+    let mut segments: Vec<(u64, HomePath)> = entries
+        .into_iter()
         .filter_map(|entry| {
-            let entry = entry.ok()?;
-            let name = entry.file_name();
-            let n = name.to_str()?.strip_prefix(&prefix)?;
+            let n = entry.name.to_str()?.strip_prefix(&prefix)?;
             // Only plain numbers: `.1`, never `.01` or the state file.
             let number: u64 = n.parse().ok().filter(|v: &u64| v.to_string() == n)?;
-            Some((number, dir.join(name)))
+            Some((number, entry.path))
         })
         .collect();
-    segments.sort();
+    segments.sort_by_key(|(number, _)| *number);
     Ok(segments)
 }
 
 /// Every file of the log in order: rotated segments oldest first, then the
 /// current file when it exists.
-pub fn all(path: &Path) -> std::io::Result<Vec<PathBuf>> {
-    let mut files: Vec<PathBuf> = list_rotated(path)?.into_iter().map(|(_, p)| p).collect();
+pub fn all(path: &HomePath) -> std::io::Result<Vec<HomePath>> {
+    let mut files: Vec<HomePath> = list_rotated(path)?.into_iter().map(|(_, p)| p).collect();
     if path.exists() {
-        files.push(path.to_owned());
+        files.push(path.clone());
     }
     Ok(files)
 }
@@ -95,8 +95,8 @@ pub fn tail(file: &File, size: u64) -> std::io::Result<Tail> {
 }
 
 /// The last complete line of the file at `path`, if any.
-pub fn last_line_of(path: &Path) -> std::io::Result<Option<Vec<u8>>> {
-    let file = File::open(path)?;
+pub fn last_line_of(path: &HomePath) -> std::io::Result<Option<Vec<u8>>> {
+    let file = path.open()?;
     let size = file.metadata()?.len();
     Ok(tail(&file, size)?.last_line)
 }
@@ -116,7 +116,7 @@ mod tests {
     #[test]
     fn segments_are_listed_by_number_not_by_name() {
         let dir = tempfile::tempdir().unwrap();
-        let log = dir.path().join("audit.jsonl");
+        let log = crate::home::root(dir.path()).join("audit.jsonl");
         for name in [
             "audit.jsonl.10",
             "audit.jsonl.2",

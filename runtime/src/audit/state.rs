@@ -9,10 +9,10 @@
 
 use super::chain::{self, GENESIS};
 use super::record::Record;
+use crate::home::HomePath;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
 
 /// Records and bytes a provider wrote on one UTC day.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -29,12 +29,17 @@ pub struct FileId {
 }
 
 impl FileId {
-    pub fn of(meta: &std::fs::Metadata) -> FileId {
-        use std::os::unix::fs::MetadataExt;
+    pub fn of(meta: &cap_std::fs::Metadata) -> FileId {
+        use cap_std::fs::MetadataExt;
         FileId {
             dev: meta.dev(),
             ino: meta.ino(),
         }
+    }
+
+    /// The identity of an open file.
+    pub fn of_file(file: &std::fs::File) -> std::io::Result<FileId> {
+        Ok(FileId::of(&cap_std::fs::Metadata::from_file(file)?))
     }
 }
 
@@ -124,25 +129,22 @@ impl State {
         self.day == day && self.daily.contains(&daily_key(record))
     }
 
-    pub fn load(path: &Path) -> Option<State> {
-        serde_json::from_slice(&std::fs::read(path).ok()?).ok()
+    pub fn load(path: &HomePath) -> Option<State> {
+        serde_json::from_slice(&path.read().ok()?).ok()
     }
 
-    /// Writes the checkpoint atomically (a temp file renamed over it), 0600.
-    pub fn store(&self, path: &Path) -> std::io::Result<()> {
-        let dir = path.parent().unwrap_or(Path::new("."));
-        let mut temp = tempfile::NamedTempFile::new_in(dir)?;
-        serde_json::to_writer(&mut temp, self)?;
-        temp.persist(path).map_err(|err| err.error)?;
-        Ok(())
+    /// Writes the checkpoint atomically, 0600. Not fsynced: a checkpoint
+    /// lost in a crash only costs the next command a re-read of the log.
+    pub fn store(&self, path: &HomePath) -> std::io::Result<()> {
+        path.replace_unsynced(crate::atomic_file::Mode::Fixed(0o600), |file| {
+            serde_json::to_writer(file, self).map_err(std::io::Error::from)
+        })
     }
 }
 
 /// Where the checkpoint of the log at `log` lives.
-pub fn checkpoint_path(log: &Path) -> PathBuf {
-    let mut name = log.as_os_str().to_owned();
-    name.push(".state");
-    PathBuf::from(name)
+pub fn checkpoint_path(log: &HomePath) -> HomePath {
+    super::segments::sibling(log, ".state")
 }
 
 /// What makes two daily records the same event: everything but the
@@ -219,13 +221,17 @@ mod tests {
     #[test]
     fn the_checkpoint_round_trips() {
         let dir = tempfile::tempdir().unwrap();
-        let path = checkpoint_path(&dir.path().join("log.jsonl"));
+        let path = checkpoint_path(&crate::home::root(dir.path()).join("log.jsonl"));
         let mut state = State::genesis(FileId { dev: 1, ino: 2 });
         state.absorb(&line(&at("2026-01-01", "a")));
         state.store(&path).unwrap();
         assert_eq!(State::load(&path), Some(state));
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        let mode = std::fs::metadata(path.absolute())
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
         assert_eq!(mode, 0o600);
     }
 }

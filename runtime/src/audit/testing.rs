@@ -1,7 +1,8 @@
 //! Helpers for the audit module's unit tests.
 
 use super::{AuditLimits, AuditLog, Decision, Record};
-use std::path::{Path, PathBuf};
+use crate::home::HomePath;
+use std::path::Path;
 
 /// A record of `provider`'s whose action is `action`.
 pub fn record(provider: &str, action: &str) -> Record {
@@ -18,8 +19,8 @@ pub fn denial(provider: &str, action: &str) -> Record {
 }
 
 /// The log in a fresh directory, rotating every `rotate_bytes`.
-pub fn log_in(dir: &Path, rotate_bytes: u64) -> (PathBuf, AuditLog) {
-    let path = dir.join("logs/mining-audit.jsonl");
+pub fn log_in(dir: &Path, rotate_bytes: u64) -> (HomePath, AuditLog) {
+    let path = crate::home::root(dir).join("logs/mining-audit.jsonl");
     let limits = AuditLimits {
         rotate_bytes,
         ..AuditLimits::default()
@@ -28,12 +29,12 @@ pub fn log_in(dir: &Path, rotate_bytes: u64) -> (PathBuf, AuditLog) {
 }
 
 /// Every line of every file of the log, oldest first.
-pub fn lines(path: &Path) -> Vec<String> {
+pub fn lines(path: &HomePath) -> Vec<String> {
     super::segments::all(path)
         .unwrap()
         .iter()
         .flat_map(|file| {
-            std::fs::read_to_string(file)
+            file.read_to_string()
                 .unwrap()
                 .lines()
                 .map(str::to_owned)

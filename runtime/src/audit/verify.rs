@@ -8,10 +8,11 @@ use super::chain::{self, GENESIS};
 use super::record::Record;
 use super::segments;
 use super::state::{State, checkpoint_path};
+use crate::home::HomePath;
 use serde::Serialize;
 use std::collections::HashSet;
 use std::io::BufRead;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// What `jarvis mine audit --verify` reports.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -83,11 +84,11 @@ struct Line {
 }
 
 /// Verifies the log at `path` and its rotated segments.
-pub fn verify(path: &Path) -> std::io::Result<Verification> {
-    let files = segments::all(path)?;
+pub fn verify(path: &HomePath) -> std::io::Result<Verification> {
+    let segments = segments::all(path)?;
     let mut lines = Vec::new();
-    for (index, file) in files.iter().enumerate() {
-        let mut reader = std::io::BufReader::new(std::fs::File::open(file)?);
+    for (index, file) in segments.iter().enumerate() {
+        let mut reader = std::io::BufReader::new(file.open()?);
         let mut number = 0;
         loop {
             let mut bytes = Vec::new();
@@ -107,6 +108,7 @@ pub fn verify(path: &Path) -> std::io::Result<Verification> {
         }
     }
     let checkpoint = State::load(&checkpoint_path(path));
+    let files: Vec<PathBuf> = segments.iter().map(HomePath::absolute).collect();
     Ok(Walk {
         log: path,
         files: &files,
@@ -116,7 +118,7 @@ pub fn verify(path: &Path) -> std::io::Result<Verification> {
 }
 
 struct Walk<'a> {
-    log: &'a Path,
+    log: &'a HomePath,
     files: &'a [PathBuf],
     lines: &'a [Line],
 }
@@ -278,7 +280,7 @@ impl Walk<'_> {
                 line: line.number,
             },
             None => Place {
-                file: self.log.to_owned(),
+                file: self.log.absolute(),
                 line: 0,
             },
         }
@@ -311,9 +313,10 @@ impl Walk<'_> {
 mod tests {
     use super::*;
     use crate::audit::testing::{log_in, record};
+    use std::path::Path;
 
     /// A log of `n` records over several files; returns its path.
-    fn log(dir: &Path, n: usize) -> PathBuf {
+    fn log(dir: &Path, n: usize) -> HomePath {
         let (path, log) = log_in(dir, 1400);
         for i in 0..n {
             log.append(&record("a", &format!("sidecar.read {i}")))
@@ -322,25 +325,25 @@ mod tests {
         path
     }
 
-    fn edit_lines(file: &Path, edit: impl FnOnce(&mut Vec<String>)) {
-        let text = std::fs::read_to_string(file).unwrap();
+    fn edit_lines(file: &HomePath, edit: impl FnOnce(&mut Vec<String>)) {
+        let text = file.read_to_string().unwrap();
         let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
         edit(&mut lines);
         let mut out = lines.join("\n");
         if !lines.is_empty() {
             out.push('\n');
         }
-        std::fs::write(file, out).unwrap();
+        std::fs::write(file.absolute(), out).unwrap();
     }
 
     #[track_caller]
-    fn broken(path: &Path) -> Break {
+    fn broken(path: &HomePath) -> Break {
         let report = verify(path).unwrap();
         assert!(!report.intact, "{report:?}");
         report.broken.unwrap()
     }
 
-    fn oldest(path: &Path) -> PathBuf {
+    fn oldest(path: &HomePath) -> HomePath {
         segments::list_rotated(path).unwrap()[0].1.clone()
     }
 
@@ -354,7 +357,7 @@ mod tests {
         assert!(report.files.len() > 2);
         assert!(report.first.is_some() && report.last.is_some());
         assert_eq!(report.starts_at, "genesis");
-        let empty = verify(&dir.path().join("none.jsonl")).unwrap();
+        let empty = verify(&crate::home::root(dir.path()).join("none.jsonl")).unwrap();
         assert!(empty.intact && empty.records == 0);
     }
 
@@ -374,7 +377,7 @@ mod tests {
             (BreakKind::Edit, 2),
             "{found:?}"
         );
-        assert_eq!(found.place.file, file);
+        assert_eq!(found.place.file, file.absolute());
     }
 
     #[test]
@@ -395,17 +398,17 @@ mod tests {
         let path = log(dir.path(), 24);
         let rotated = segments::list_rotated(&path).unwrap();
         assert!(rotated.len() >= 3, "{rotated:?}");
-        std::fs::remove_file(&rotated[1].1).unwrap();
+        rotated[1].1.remove_file().unwrap();
         let found = broken(&path);
         assert_eq!(found.kind, BreakKind::Cut, "{found:?}");
         assert_eq!(
             (found.place.file.clone(), found.place.line),
-            (rotated[2].1.clone(), 1)
+            (rotated[2].1.absolute(), 1)
         );
         // The oldest segment too: the head is gone.
         let dir = tempfile::tempdir().unwrap();
         let path = log(dir.path(), 12);
-        std::fs::remove_file(oldest(&path)).unwrap();
+        oldest(&path).remove_file().unwrap();
         let found = broken(&path);
         assert_eq!(found.kind, BreakKind::Cut, "{found:?}");
         assert!(found.detail.contains("head"), "{found:?}");
@@ -477,12 +480,12 @@ mod tests {
     fn a_torn_last_line_is_reported_as_such() {
         let dir = tempfile::tempdir().unwrap();
         let path = log(dir.path(), 3);
-        let mut text = std::fs::read(&path).unwrap();
+        let mut text = path.read().unwrap();
         text.extend_from_slice(b"{\"time\":\"20");
-        std::fs::write(&path, text).unwrap();
+        std::fs::write(path.absolute(), text).unwrap();
         let report = verify(&path).unwrap();
         assert!(report.intact, "{report:?}");
-        assert_eq!(report.torn.unwrap().file, path);
+        assert_eq!(report.torn.unwrap().file, path.absolute());
         // In the middle, the same bytes are no crash.
         edit_lines(&path, |lines| lines.push("{}".into()));
         assert!(!verify(&path).unwrap().intact);

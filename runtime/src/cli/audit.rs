@@ -113,7 +113,7 @@ fn write_record(out: &mut impl Write, record: &Record, json: bool) -> std::io::R
     )
 }
 
-fn verify(path: &std::path::Path, json: bool) -> CliResult {
+fn verify(path: &crate::home::HomePath, json: bool) -> CliResult {
     let report = audit::verify(path).map_err(|err| {
         CliError::failure(format!(
             "cannot read the audit log {}: {err}",
@@ -137,7 +137,7 @@ fn verify(path: &std::path::Path, json: bool) -> CliResult {
 
 fn write_verification(
     out: &mut impl Write,
-    path: &std::path::Path,
+    path: &crate::home::HomePath,
     report: &Verification,
 ) -> std::io::Result<()> {
     if let Some(broken) = &report.broken {

@@ -163,10 +163,19 @@ fn probe(
 /// This host's facts, with the Pearl-package probe's answer reused while
 /// `python3` and its import path are unchanged, and the Docker daemon's
 /// version while its socket is (the ping always runs).
+/// Without a usable cache directory every probe simply runs.
 pub fn gather(paths: &Paths) -> HardwareFacts {
+    let cache = paths.probe_cache();
+    let cache = cache
+        .create_dir_all_with_mode(0o700)
+        .and_then(|()| cache.open_dir())
+        .map(host_gpu::CacheDir::new)
+        .ok();
     host_gpu::gather(&host_gpu::GatherOptions {
-        python: host_gpu::PythonProbe::Cached(paths.probe_cache()),
-        docker_cache: Some(paths.probe_cache()),
+        python: cache
+            .clone()
+            .map_or(host_gpu::PythonProbe::Run, host_gpu::PythonProbe::Cached),
+        docker_cache: cache,
         ..host_gpu::GatherOptions::default()
     })
 }

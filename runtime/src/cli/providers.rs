@@ -159,7 +159,7 @@ fn run_list(paths: &Paths, args: &ListArgs, limits: SandboxLimits) -> CliResult 
                 error: &failure.error,
             })
             .collect(),
-        directory: paths.installed_providers(),
+        directory: paths.installed_providers().absolute(),
         policy: policy.user_path(),
     };
     super::output::print(args.json, &listing, |out, listing| {

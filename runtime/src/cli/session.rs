@@ -79,8 +79,20 @@ pub fn sandbox_and_registry(
     paths: &Paths,
     limits: SandboxLimits,
 ) -> Result<(Sandbox, Registry, Policy), CliError> {
-    let policy = policy(paths)?;
-    let sandbox = Sandbox::new(limits, Some(paths.component_cache()))
+    // The engine does not depend on the policy: build it while the policy
+    // files are parsed.
+    let (policy, sandbox) = std::thread::scope(|scope| {
+        let policy = scope.spawn(|| policy(paths));
+        let sandbox = Sandbox::new(limits, Some(paths.component_cache()));
+        (
+            policy
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+            sandbox,
+        )
+    });
+    let policy = policy?;
+    let sandbox = sandbox
         .map_err(|err| CliError::failure(format!("cannot start the provider sandbox: {err:#}")))?
         .with_audit(Arc::new(AuditLog::new(paths.audit_log())));
     let registry = Registry::load(&sandbox, Some(&paths.installed_providers()), &policy);

@@ -454,7 +454,8 @@ pub fn model_registry(model: &str) -> Check {
 
 pub fn session(checks: &mut Vec<Check>, paths: &Paths) {
     let sidecar = paths.sidecar();
-    let record: Option<serde_json::Value> = std::fs::read(&sidecar)
+    let record: Option<serde_json::Value> = sidecar
+        .read()
         .ok()
         .and_then(|bytes| serde_json::from_slice(&bytes).ok());
     match record {

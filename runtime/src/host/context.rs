@@ -354,7 +354,7 @@ impl Interface for Sidecar {
 }
 
 impl SidecarView<'_> {
-    pub fn path(&self) -> PathBuf {
+    pub fn path(&self) -> crate::home::HomePath {
         self.host.session.paths.sidecar()
     }
 

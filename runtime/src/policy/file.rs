@@ -10,6 +10,7 @@ use super::installed::InstalledRules;
 use super::limits::LimitRules;
 use super::metrics::MetricsRules;
 use super::quotas::QuotaRules;
+use crate::home::HomePath;
 use crate::text_position::{line_column, span_start};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -83,13 +84,27 @@ impl PolicyFile {
 
     /// Reads and parses `path`; `None` when it does not exist.
     pub fn load(path: &Path) -> Result<Option<PolicyFile>, PolicyError> {
+        // Regular files only, capped while reading: a FIFO or /dev/zero as
+        // a policy file is an error, never a hang.
+        let read = crate::bounded_read::read_text(path, &crate::bounded_read::POLICY_FILE);
+        PolicyFile::from_read(path, read)
+    }
+
+    /// [`load`](Self::load) of the user's file, under the home.
+    pub fn load_home(path: &HomePath) -> Result<Option<PolicyFile>, PolicyError> {
+        let read = crate::bounded_read::read_home_text(path, &crate::bounded_read::POLICY_FILE);
+        PolicyFile::from_read(&path.absolute(), read)
+    }
+
+    fn from_read(
+        path: &Path,
+        read: Result<String, crate::bounded_read::ReadError>,
+    ) -> Result<Option<PolicyFile>, PolicyError> {
         let read_error = |message: String| PolicyError::Read {
             path: path.to_owned(),
             message,
         };
-        // Regular files only, capped while reading: a FIFO or /dev/zero as
-        // a policy file is an error, never a hang.
-        let text = match crate::bounded_read::read_text(path, &crate::bounded_read::POLICY_FILE) {
+        let text = match read {
             Ok(text) => text,
             Err(err) if err.is_not_found() => return Ok(None),
             Err(err) => return Err(read_error(err.to_string())),

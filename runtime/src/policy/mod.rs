@@ -81,13 +81,26 @@ impl Policy {
     /// everything".
     pub fn load(paths: &Paths) -> Result<Policy, PolicyError> {
         let system_path = Policy::system_path();
-        let system = match PolicyFile::load(&system_path) {
+        let user_file = paths.user_policy();
+        let user_path = user_file.absolute();
+        // The two files are independent: parse them side by side (the
+        // parse is most of what a policy costs a command).
+        let (system, user) = std::thread::scope(|scope| {
+            let system = scope.spawn(|| PolicyFile::load(&system_path));
+            let user = PolicyFile::load_home(&user_file);
+            (
+                system
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+                user,
+            )
+        });
+        let system = match system {
             Ok(None) => Layer::Absent,
             Ok(Some(file)) => Layer::Loaded(Arc::new(file)),
             Err(err) => Layer::Broken(err.to_string()),
         };
-        let user_path = paths.user_policy();
-        let user = match PolicyFile::load(&user_path)? {
+        let user = match user? {
             None => Layer::Absent,
             Some(file) => Layer::Loaded(Arc::new(file)),
         };
@@ -101,7 +114,10 @@ impl Policy {
 
     /// No policy files at all: built-ins unconstrained, installed providers denied.
     pub fn none(paths: &Paths) -> Policy {
-        Policy::with_files((Policy::system_path(), None), (paths.user_policy(), None))
+        Policy::with_files(
+            (Policy::system_path(), None),
+            (paths.user_policy().absolute(), None),
+        )
     }
 
     /// A policy from files already parsed (the paths are for messages).

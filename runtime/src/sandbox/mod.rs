@@ -19,7 +19,6 @@ use crate::bindings::{MiningProvider, MiningProviderPre};
 use crate::host::{CallHost, HostContext};
 use error::CallEvidence;
 use limits::Limiter;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wasmtime::component::{Component, Linker, ResourceTable};
@@ -110,7 +109,10 @@ pub struct Sandbox {
 
 impl Sandbox {
     /// An engine configured for `limits`, caching compiled components in `cache_dir`.
-    pub fn new(limits: SandboxLimits, cache_dir: Option<PathBuf>) -> anyhow::Result<Self> {
+    pub fn new(
+        limits: SandboxLimits,
+        cache_dir: Option<crate::home::HomePath>,
+    ) -> anyhow::Result<Self> {
         let engine = Engine::new(&engine_config(&limits)).map_err(anyhow::Error::from)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(anyhow::Error::from)?;

@@ -5,8 +5,8 @@
 //! it ends a session (`stop`, a failed `start`, a stale session repaired).
 
 use crate::atomic_file;
+use crate::home::HomePath;
 use serde::{Deserialize, Serialize};
-use std::path::Path;
 
 /// How a session ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -28,19 +28,14 @@ pub struct LastSession {
 }
 
 /// Records `last` (atomically, mode 0600).
-pub fn record(path: &Path, last: &LastSession) -> std::io::Result<()> {
+pub fn record(path: &HomePath, last: &LastSession) -> std::io::Result<()> {
     let text = serde_json::to_vec_pretty(last).expect("a LastSession always serialises");
-    atomic_file::write(
-        path,
-        super::sidecar::TEMP_PREFIX,
-        atomic_file::Mode::Fixed(0o600),
-        &text,
-    )
+    path.write_atomically(atomic_file::Mode::Fixed(0o600), &text)
 }
 
 /// Whether a session ever ended here. Any file at the path counts: only
 /// the host writes it, and a damaged one still says a session ran.
-pub fn any(path: &Path) -> bool {
+pub fn any(path: &HomePath) -> bool {
     path.exists()
 }
 
@@ -51,7 +46,7 @@ mod tests {
     #[test]
     fn recorded_sessions_are_evidence() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("runtime/mining-last-session.json");
+        let path = crate::home::root(dir.path()).join("runtime/mining-last-session.json");
         assert!(!any(&path));
         let last = LastSession {
             provider: "vllm-pearl".into(),
@@ -61,7 +56,7 @@ mod tests {
         };
         record(&path, &last).unwrap();
         assert!(any(&path));
-        let text = std::fs::read_to_string(&path).unwrap();
+        let text = std::fs::read_to_string(path.absolute()).unwrap();
         assert!(text.contains("\"ending\": \"start-failed\""), "{text}");
         assert_eq!(serde_json::from_str::<LastSession>(&text).unwrap(), last);
     }

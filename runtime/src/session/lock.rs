@@ -15,7 +15,9 @@
 //! messages such as "held by pid 1234 (start)"; the content means nothing
 //! while the file is unlocked.
 
-use std::fs::{File, OpenOptions, TryLockError};
+use crate::home::HomePath;
+use cap_std::fs::{OpenOptions, OpenOptionsExt};
+use std::fs::{File, TryLockError};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -72,14 +74,14 @@ impl SessionLock {
     /// Takes the lock, waiting up to `timeout` (polling every 10–100 ms);
     /// `Duration::ZERO` tries exactly once. Creates the parent directory and
     /// the file (mode 0600) if needed.
-    pub fn acquire(path: &Path, timeout: Duration) -> Result<SessionLock, LockError> {
+    pub fn acquire(path: &HomePath, timeout: Duration) -> Result<SessionLock, LockError> {
         Self::acquire_inner(path, timeout, None)
     }
 
     /// [`acquire`](Self::acquire), recording `operation` (one word, e.g.
     /// `start`) next to the pid for [`holder`](Self::holder).
     pub fn acquire_for(
-        path: &Path,
+        path: &HomePath,
         timeout: Duration,
         operation: &str,
     ) -> Result<SessionLock, LockError> {
@@ -87,22 +89,25 @@ impl SessionLock {
     }
 
     fn acquire_inner(
-        path: &Path,
+        path: &HomePath,
         timeout: Duration,
         operation: Option<&str>,
     ) -> Result<SessionLock, LockError> {
         let io = |source| LockError::Io {
-            path: path.to_owned(),
+            path: path.absolute(),
             source,
         };
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(io)?;
+        if let Some(dir) = path.parent() {
+            dir.create_dir_all().map_err(io)?;
         }
         let mut options = OpenOptions::new();
-        options.read(true).write(true).create(true).truncate(false);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let file = options.open(path).map_err(io)?;
+        options
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600);
+        let file = path.open_with(&options).map_err(io)?;
 
         let start = Instant::now();
         let mut pause = Duration::from_millis(10);
@@ -115,7 +120,7 @@ impl SessionLock {
             let waited = start.elapsed();
             if waited >= timeout {
                 return Err(LockError::Busy {
-                    path: path.to_owned(),
+                    path: path.absolute(),
                     holder: read_holder(&file).unwrap_or_default(),
                     waited,
                 });
@@ -126,7 +131,7 @@ impl SessionLock {
 
         let mut lock = SessionLock {
             file,
-            path: path.to_owned(),
+            path: path.absolute(),
         };
         lock.write_holder(operation).map_err(io)?;
         Ok(lock)
@@ -155,13 +160,18 @@ impl SessionLock {
     /// Who holds the lock at `path` now: `None` if nobody does (or the file
     /// does not exist). The holder may have died between the check and the
     /// answer; the answer is for messages, not decisions.
-    pub fn holder(path: &Path) -> Result<Option<LockHolder>, LockError> {
-        let file = match File::open(path) {
+    pub fn holder(path: &HomePath) -> Result<Option<LockHolder>, LockError> {
+        // Without blocking: a FIFO planted at the path is no hang.
+        let mut options = OpenOptions::new();
+        options
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY);
+        let file = match path.open_with(&options) {
             Ok(file) => file,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(source) => {
                 return Err(LockError::Io {
-                    path: path.to_owned(),
+                    path: path.absolute(),
                     source,
                 });
             }
@@ -174,7 +184,7 @@ impl SessionLock {
             // Locked, though perhaps the holder has not written its line yet.
             Err(TryLockError::WouldBlock) => Ok(Some(read_holder(&file).unwrap_or_default())),
             Err(TryLockError::Error(source)) => Err(LockError::Io {
-                path: path.to_owned(),
+                path: path.absolute(),
                 source,
             }),
         }
@@ -212,7 +222,7 @@ mod tests {
     #[test]
     fn acquire_records_the_holder_and_drop_releases() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("runtime").join("mining.lock");
+        let path = crate::home::root(dir.path()).join("runtime/mining.lock");
         assert_eq!(SessionLock::holder(&path).unwrap(), None);
         let lock = SessionLock::acquire_for(&path, Duration::ZERO, "start").unwrap();
         let me = LockHolder {
@@ -250,9 +260,12 @@ mod tests {
     fn lock_file_is_private() {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("mining.lock");
+        let path = crate::home::root(dir.path()).join("mining.lock");
         let _lock = SessionLock::acquire(&path, Duration::ZERO).unwrap();
-        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        let mode = std::fs::metadata(path.absolute())
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
     }
 }

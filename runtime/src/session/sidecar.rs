@@ -20,7 +20,7 @@
 //!
 //! File format, as the reference writes it: a JSON object, indented by two
 //! spaces, keys sorted, no trailing newline; mode 0600; replaced atomically
-//! (temporary `.mining-*` file in the same directory, fsync, rename).
+//! (a temporary file in the same directory, fsync, rename: `atomic_file`).
 //!
 //! Reading is strict about shape but tolerant of extra keys: a key this
 //! version does not know (a newer OpenJarvis may add some, an older version
@@ -36,19 +36,17 @@
 //! removes the only record of processes OpenJarvis must stop.
 
 use crate::atomic_file;
+use crate::home::HomePath;
 use serde::{Deserialize, Deserializer, Serialize};
 use std::collections::BTreeMap;
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// `read` refuses files larger than this (a real record is well under 2 KiB).
 pub const MAX_FILE_BYTES: u64 = 64 * 1024;
 
 /// [`validate`] refuses any string field longer than this many bytes.
 pub const MAX_STRING_BYTES: usize = 4096;
-
-/// Prefix of the temporary files session writes rename into place.
-pub const TEMP_PREFIX: &str = ".mining-";
 
 /// One mining session, as written to the sidecar.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -178,9 +176,9 @@ pub fn to_json(record: &SessionRecord) -> String {
 
 /// Atomically replaces `path` with `record` (see [`atomic_file::write`]);
 /// on any error `path` is untouched.
-pub fn write(path: &Path, record: &SessionRecord) -> Result<(), SidecarError> {
+pub fn write(path: &HomePath, record: &SessionRecord) -> Result<(), SidecarError> {
     let err = |source| SidecarError::Write {
-        path: path.to_owned(),
+        path: path.absolute(),
         source,
     };
     let text = to_json(record);
@@ -193,39 +191,40 @@ pub fn write(path: &Path, record: &SessionRecord) -> Result<(), SidecarError> {
             ),
         )));
     }
-    atomic_file::write(
-        path,
-        TEMP_PREFIX,
-        atomic_file::Mode::Fixed(0o600),
-        text.as_bytes(),
-    )
-    .map_err(err)
+    path.write_atomically(atomic_file::Mode::Fixed(0o600), text.as_bytes())
+        .map_err(err)
 }
 
 /// Reads the sidecar. A missing file is `Ok(None)`; anything else that is
 /// not a session record is an error (see [`SidecarError::is_corrupt`]).
-pub fn read(path: &Path) -> Result<Option<SessionRecord>, SidecarError> {
-    let file = match std::fs::File::open(path) {
-        Ok(file) => file,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(source) => {
-            return Err(SidecarError::Unreadable {
-                path: path.to_owned(),
-                source,
-            });
-        }
+pub fn read(path: &HomePath) -> Result<Option<SessionRecord>, SidecarError> {
+    let unreadable = |source| SidecarError::Unreadable {
+        path: path.absolute(),
+        source,
     };
     let corrupt = |reason: String| SidecarError::Corrupt {
-        path: path.to_owned(),
+        path: path.absolute(),
         reason,
     };
+    // Without blocking: a FIFO planted at the path opens at once and is
+    // refused below, never a hang.
+    let mut options = cap_std::fs::OpenOptions::new();
+    cap_std::fs::OpenOptionsExt::custom_flags(
+        options.read(true),
+        libc::O_NONBLOCK | libc::O_NOCTTY,
+    );
+    let file = match path.open_with(&options) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => return Err(unreadable(source)),
+    };
+    if !file.metadata().map_err(unreadable)?.is_file() {
+        return Err(unreadable(std::io::Error::other("not a regular file")));
+    }
     let mut bytes = Vec::new();
     file.take(MAX_FILE_BYTES + 1)
         .read_to_end(&mut bytes)
-        .map_err(|source| SidecarError::Unreadable {
-            path: path.to_owned(),
-            source,
-        })?;
+        .map_err(unreadable)?;
     if bytes.len() as u64 > MAX_FILE_BYTES {
         return Err(corrupt(format!("larger than {MAX_FILE_BYTES} bytes")));
     }
@@ -252,7 +251,7 @@ pub fn read(path: &Path) -> Result<Option<SessionRecord>, SidecarError> {
             _ => "?".into(),
         };
         return Err(SidecarError::OpenJarvisProcesses {
-            path: path.to_owned(),
+            path: path.absolute(),
             provider,
             gateway_pid: pid("gateway_pid"),
             miner_loop_pid: pid("miner_loop_pid"),
@@ -268,15 +267,12 @@ pub fn read(path: &Path) -> Result<Option<SessionRecord>, SidecarError> {
 }
 
 /// Removes the sidecar; a missing file is not an error.
-pub fn remove(path: &Path) -> Result<(), SidecarError> {
-    match std::fs::remove_file(path) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(source) => Err(SidecarError::Remove {
-            path: path.to_owned(),
+pub fn remove(path: &HomePath) -> Result<(), SidecarError> {
+    path.remove_file_if_present()
+        .map_err(|source| SidecarError::Remove {
+            path: path.absolute(),
             source,
-        }),
-    }
+        })
 }
 
 /// Why a record must not be written. Messages never include a URL's value
@@ -465,11 +461,11 @@ mod tests {
     #[test]
     fn reading_tolerates_unknown_keys_and_float_times() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("mining.json");
+        let path = crate::home::root(dir.path()).join("mining.json");
         let mut value: serde_json::Value = serde_json::from_str(&to_json(&record())).unwrap();
         value["added_by_openjarvis"] = "x".into();
         value["started_at"] = 1_760_000_000.75.into();
-        std::fs::write(&path, value.to_string()).unwrap();
+        std::fs::write(path.absolute(), value.to_string()).unwrap();
         let read = read(&path).unwrap().unwrap();
         assert_eq!(read, record());
         assert!(!to_json(&read).contains("added_by_openjarvis"));
@@ -478,7 +474,7 @@ mod tests {
     #[test]
     fn an_endpoint_is_read_as_openjarvis_routes_it() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("mining.json");
+        let path = crate::home::root(dir.path()).join("mining.json");
         for written in [
             "http://127.0.0.1:8000",
             "http://127.0.0.1:8000/",
@@ -487,7 +483,7 @@ mod tests {
         ] {
             let mut value: serde_json::Value = serde_json::from_str(&to_json(&record())).unwrap();
             value["vllm_endpoint"] = written.into();
-            std::fs::write(&path, value.to_string()).unwrap();
+            std::fs::write(path.absolute(), value.to_string()).unwrap();
             let read = read(&path).unwrap().unwrap();
             assert_eq!(read.vllm_endpoint, "http://127.0.0.1:8000/v1", "{written}");
             assert_eq!(read.vllm_base_url(), "http://127.0.0.1:8000");
@@ -498,13 +494,13 @@ mod tests {
     #[test]
     fn keys_openjarvis_reads_otherwise_are_dropped_on_read() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("mining.json");
+        let path = crate::home::root(dir.path()).join("mining.json");
         let mut value: serde_json::Value = serde_json::from_str(&to_json(&record())).unwrap();
         // What an older version of this runtime wrote, and the cpu shape's PIDs.
         value["metrics_url"] = "http://127.0.0.1:8000/metrics".into();
         value["gateway_pid"] = 7.into();
         value["miner_loop_pid"] = 8.into();
-        std::fs::write(&path, value.to_string()).unwrap();
+        std::fs::write(path.absolute(), value.to_string()).unwrap();
         let text = to_json(&read(&path).unwrap().unwrap());
         let written: serde_json::Value = serde_json::from_str(&text).unwrap();
         for key in ["metrics_url", "gateway_pid", "miner_loop_pid"] {
@@ -515,7 +511,7 @@ mod tests {
     #[test]
     fn corrupt_files_are_errors_not_none() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("mining.json");
+        let path = crate::home::root(dir.path()).join("mining.json");
         assert!(read(&path).unwrap().is_none());
         for (text, expect) in [
             ("", "empty file"),
@@ -527,26 +523,26 @@ mod tests {
                 "not a session record",
             ),
         ] {
-            std::fs::write(&path, text).unwrap();
+            std::fs::write(path.absolute(), text).unwrap();
             let err = read(&path).unwrap_err();
             assert!(err.is_corrupt(), "{text}: {err}");
             assert!(err.to_string().contains(expect), "{text}: {err}");
             assert!(err.to_string().starts_with("stale or corrupt sidecar "));
         }
-        std::fs::write(&path, vec![b' '; MAX_FILE_BYTES as usize + 1]).unwrap();
+        std::fs::write(path.absolute(), vec![b' '; MAX_FILE_BYTES as usize + 1]).unwrap();
         assert!(read(&path).unwrap_err().to_string().contains("larger than"));
-        std::fs::remove_file(&path).unwrap();
-        std::fs::create_dir(&path).unwrap();
+        std::fs::remove_file(path.absolute()).unwrap();
+        std::fs::create_dir(path.absolute()).unwrap();
         assert!(matches!(read(&path), Err(SidecarError::Unreadable { .. })));
     }
 
     #[test]
     fn an_openjarvis_cpu_session_is_not_corrupt() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("mining.json");
+        let path = crate::home::root(dir.path()).join("mining.json");
         // What OpenJarvis's cpu-pearl start writes (reference §1.6).
         std::fs::write(
-            &path,
+            path.absolute(),
             r#"{"provider": "cpu-pearl", "started_at": 1760000000.5, "wallet_address": "prl1q",
                 "gateway_url": "http://127.0.0.1:8337", "metrics_url": "http://127.0.0.1:8339/metrics",
                 "gateway_pid": 4242, "miner_loop_pid": 4243}"#,
@@ -565,7 +561,7 @@ mod tests {
         }
         // JSON escapes: the file holds the control characters themselves.
         let hostile = r#"{"provider": "\u001b]0;x\u0007", "gateway_pid": "\u001b[2J"}"#;
-        std::fs::write(&path, hostile).unwrap();
+        std::fs::write(path.absolute(), hostile).unwrap();
         let message = read(&path).unwrap_err().to_string();
         assert!(
             !message.contains('\u{1b}') && !message.contains('\u{7}'),
@@ -576,7 +572,7 @@ mod tests {
     #[test]
     fn remove_is_idempotent() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("runtime").join("mining.json");
+        let path = crate::home::root(dir.path()).join("runtime/mining.json");
         remove(&path).unwrap();
         write(&path, &record()).unwrap();
         remove(&path).unwrap();
@@ -587,7 +583,7 @@ mod tests {
     #[test]
     fn oversized_records_are_not_written() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("mining.json");
+        let path = crate::home::root(dir.path()).join("mining.json");
         let mut big = record();
         big.model = "m".repeat(MAX_FILE_BYTES as usize);
         assert!(matches!(
