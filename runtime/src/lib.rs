@@ -21,6 +21,7 @@ pub mod host;
 pub mod image_reference;
 pub mod install;
 pub mod lifecycle;
+pub mod model_check;
 pub mod paths;
 pub mod policy;
 pub mod provider;

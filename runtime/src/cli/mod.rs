@@ -10,6 +10,7 @@ mod audit;
 mod doctor;
 mod escape;
 mod init;
+mod inspect_model;
 mod logs;
 mod models;
 pub mod output;
@@ -20,6 +21,7 @@ mod session;
 mod start;
 mod status;
 mod stop;
+mod validate_model;
 
 use crate::sandbox::SandboxLimits;
 use clap::{Args, Parser, Subcommand};
@@ -170,6 +172,10 @@ enum MineCommand {
     Status(status::StatusArgs),
     /// Manual mode: write a sidecar for an externally-started miner.
     Attach(attach::AttachArgs),
+    /// Inspect a Pearl model artifact before spending GPU time.
+    InspectModel(inspect_model::InspectModelArgs),
+    /// Collect runtime evidence for Pearl model validation.
+    ValidateModel(validate_model::ValidateModelArgs),
     /// Print the Pearl miner container log tail.
     #[command(after_help = "Examples:
   jarvis mine logs
@@ -204,6 +210,8 @@ pub fn main() -> ExitCode {
             MineCommand::Status(args) => status::run(&args, mine.sandbox.limits()),
             MineCommand::Attach(args) => attach::run(&args),
             MineCommand::Logs(args) => logs::run(&args),
+            MineCommand::InspectModel(args) => inspect_model::run(&args),
+            MineCommand::ValidateModel(args) => validate_model::run(&args),
             MineCommand::Policy(args) => policy::run(&args, mine.sandbox.limits()),
             MineCommand::Audit(args) => audit::run(&args),
             MineCommand::Providers(args) => providers::run(&args, mine.sandbox.limits()),
@@ -259,6 +267,10 @@ fn init_logging(verbose: u8) {
         "hyper_util=warn",
         "h2=warn",
         "tonic=warn",
+        // ureq-proto dumps request bytes (an Authorization header) at trace.
+        "ureq=warn",
+        "ureq_proto=warn",
+        "rustls=warn",
     ] {
         filter = filter.add_directive(quiet.parse().expect("a valid directive"));
     }
