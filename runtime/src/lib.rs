@@ -23,6 +23,7 @@ pub mod install;
 pub mod lifecycle;
 pub mod model_check;
 pub mod paths;
+pub mod pearl_tools;
 pub mod policy;
 pub mod provider;
 pub mod redact;

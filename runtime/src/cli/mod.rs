@@ -14,6 +14,7 @@ mod inspect_model;
 mod logs;
 mod models;
 pub mod output;
+mod pearl;
 mod policy;
 mod probe_progress;
 mod providers;
@@ -51,6 +52,10 @@ pub mod exit {
     pub const DENIED: u8 = 9;
     /// `audit --verify`: the audit log's hash chain is broken (tampering).
     pub const AUDIT_BROKEN: u8 = 10;
+    /// `jarvis pearl`: a Pearl tool was found but cannot be run (as a shell says).
+    pub const CANNOT_RUN: u8 = 126;
+    /// `jarvis pearl`: a Pearl tool is not found (as a shell says "command not found").
+    pub const NOT_FOUND: u8 = 127;
     /// Ctrl-C or Ctrl-D at a prompt: nothing was written (128 + SIGINT).
     pub const INTERRUPTED: u8 = 130;
 }
@@ -110,6 +115,8 @@ struct Cli {
 enum Command {
     /// Configure and run Pearl mining.
     Mine(Box<MineArgs>),
+    /// Access Pearl node, wallet, and RPC tools.
+    Pearl(pearl::PearlArgs),
     /// Print a shell completion script (docs/user-guide.md#shell-completion).
     #[command(after_help = "Examples:
   jarvis completions bash > ~/.local/share/bash-completion/completions/jarvis
@@ -201,6 +208,7 @@ pub fn main() -> ExitCode {
     init_logging(cli.verbose);
     let result = match cli.command {
         Command::Completions { shell } => completions(shell),
+        Command::Pearl(args) => pearl::run(&args),
         Command::Mine(mine) => match mine.command {
             MineCommand::Models(args) => models::run(&args),
             MineCommand::Doctor(args) => doctor::run(&args, mine.sandbox.limits()),
