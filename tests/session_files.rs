@@ -192,7 +192,7 @@ fn unknown_keys_from_openjarvis_are_tolerated() {
 // ---------------------------------------------------------------------------
 // The session lock, across processes: this test binary re-executes itself
 // running only `lock_holder_child`, which takes the lock when
-// `JARVIS_TEST_LOCK_HOLDER` names a lock file.
+// `JARVIS_TEST_LOCK_HOLDER` names a home.
 
 const HOLDER_ENV: &str = "JARVIS_TEST_LOCK_HOLDER";
 const HOLD_MS_ENV: &str = "JARVIS_TEST_LOCK_HOLD_MS";
@@ -201,22 +201,22 @@ const HOLD_MS_ENV: &str = "JARVIS_TEST_LOCK_HOLD_MS";
 /// `$JARVIS_TEST_LOCK_HOLD_MS` (default: until killed, at most 60 s).
 #[test]
 fn lock_holder_child() {
-    let Some(path) = std::env::var_os(HOLDER_ENV) else {
+    let Some(home) = std::env::var_os(HOLDER_ENV) else {
         return;
     };
     let hold = std::env::var(HOLD_MS_ENV)
         .ok()
         .and_then(|ms| ms.parse().ok())
         .map_or(Duration::from_secs(60), Duration::from_millis);
-    let path = std::path::PathBuf::from(path);
-    let path = jarvis_mine::home::root(path.parent().unwrap()).join(path.file_name().unwrap());
+    let path = Paths::with_home(home).lock_file();
     let lock = SessionLock::acquire_for(&path, Duration::from_secs(30), "start")
         .expect("child takes the lock");
     std::thread::sleep(hold);
     drop(lock);
 }
 
-fn spawn_holder(path: &HomePath, hold_ms: Option<u64>) -> Child {
+/// A child process holding the lock of the home at `home`.
+fn spawn_holder(home: &Path, hold_ms: Option<u64>) -> Child {
     let mut command = Command::new(std::env::current_exe().unwrap());
     command
         .args([
@@ -225,7 +225,7 @@ fn spawn_holder(path: &HomePath, hold_ms: Option<u64>) -> Child {
             "--test-threads=1",
             "--quiet",
         ])
-        .env(HOLDER_ENV, path.absolute())
+        .env(HOLDER_ENV, home)
         .env_remove(HOLD_MS_ENV)
         .stdout(Stdio::null());
     if let Some(ms) = hold_ms {
@@ -258,7 +258,7 @@ fn sigkill_releases_the_lock() {
     use std::os::unix::process::ExitStatusExt;
     let home = tempfile::tempdir().unwrap();
     let path = Paths::with_home(home.path()).lock_file();
-    let mut child = spawn_holder(&path, None);
+    let mut child = spawn_holder(home.path(), None);
     wait_until_held_by(&path, &mut child);
 
     match SessionLock::acquire(&path, Duration::ZERO) {
@@ -284,7 +284,7 @@ fn sigkill_releases_the_lock() {
 fn a_second_process_waits_for_the_first() {
     let home = tempfile::tempdir().unwrap();
     let path = Paths::with_home(home.path()).lock_file();
-    let mut child = spawn_holder(&path, Some(600));
+    let mut child = spawn_holder(home.path(), Some(600));
     wait_until_held_by(&path, &mut child);
 
     let start = Instant::now();
