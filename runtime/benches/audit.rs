@@ -22,7 +22,7 @@ fn record() -> Record {
 
 fn append(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("temp dir");
-    let path = dir.path().join("mining-audit.jsonl");
+    let path = jarvis_mine::home::root(dir.path()).join("mining-audit.jsonl");
     let log = AuditLog::new(path.clone());
     let record = record();
     log.ready().expect("writable");
@@ -42,7 +42,9 @@ fn append(c: &mut Criterion) {
 
 fn collapsed_call(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("temp dir");
-    let log = Arc::new(AuditLog::new(dir.path().join("mining-audit.jsonl")));
+    let log = Arc::new(AuditLog::new(
+        jarvis_mine::home::root(dir.path()).join("mining-audit.jsonl"),
+    ));
     let mut denial = record();
     denial.decision = jarvis_mine::audit::Decision::Deny;
     denial.reason = Some("not granted".into());
@@ -59,7 +61,7 @@ fn collapsed_call(c: &mut Criterion) {
 
 fn verify_log(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("temp dir");
-    let path = dir.path().join("mining-audit.jsonl");
+    let path = jarvis_mine::home::root(dir.path()).join("mining-audit.jsonl");
     let log = AuditLog::new(path.clone());
     for _ in 0..10_000 {
         log.append(&record()).expect("append");
