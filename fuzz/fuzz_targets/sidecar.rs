@@ -38,8 +38,9 @@ fn scratch() -> &'static Path {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let path: PathBuf = scratch().join("mining.json");
-    std::fs::write(&path, data).expect("writing the input");
+    let file: PathBuf = scratch().join("mining.json");
+    std::fs::write(&file, data).expect("writing the input");
+    let path = jarvis_mine::home::root(scratch()).join("mining.json");
     let record = match sidecar::read(&path) {
         Ok(Some(record)) => record,
         Ok(None) => panic!("an existing file read as no sidecar"),
@@ -78,7 +79,7 @@ fuzz_target!(|data: &[u8]| {
                 .unwrap_or_else(|err| panic!("own output rejected: {err}\n{text}"))
                 .expect("just written");
             assert_eq!(again, record, "write → read changed the record");
-            assert_eq!(std::fs::read_to_string(&path).unwrap(), text);
+            assert_eq!(std::fs::read_to_string(&file).unwrap(), text);
             assert_eq!(sidecar::validate(&again), valid);
         }
         Err(err) => {
