@@ -186,8 +186,12 @@ impl Harness {
     }
 
     fn session(&self) -> Session {
+        self.session_with("escape-session")
+    }
+
+    fn session_with(&self, id: &str) -> Session {
         Session {
-            id: "escape-session".into(),
+            id: id.into(),
             paths: self.paths.clone(),
             docker: self.docker.clone(),
             pearl_source_dir: None,
@@ -205,7 +209,13 @@ impl Harness {
 
     /// `start`, expecting the guest to return the host's error.
     fn attack(&self, extra: &[(&str, ExtraValue)]) -> Error {
-        match self.start(extra) {
+        self.attack_in("escape-session", extra)
+    }
+
+    /// [`Harness::attack`] in the session `session`.
+    fn attack_in(&self, session: &str, extra: &[(&str, ExtraValue)]) -> Error {
+        let host = self.provider.host_context(self.session_with(session));
+        match self.provider.start(&self.sandbox, host, &config(extra)) {
             Ok(Err(error)) => error,
             other => {
                 let mut asked = format!("{extra:?}");
@@ -2102,4 +2112,344 @@ fn a_container_cannot_pay_anyone_but_the_users_wallet() {
         ]),
         Ok(Ok(()))
     );
+}
+
+// ---------------------------------------------------------------------------
+// Host processes.
+
+/// What a user grants for processes: the gateway, its variables, one
+/// secret pattern and unprivileged ports; `more` is appended.
+fn process_grant(more: &str) -> String {
+    format!(
+        r#"
+[providers.escape]
+capabilities = ["processes", "sidecar", "metrics"]
+
+[providers.escape.processes]
+programs = ["pearl-gateway"]
+env = ["PEARLD_*", "MINER_RPC_*", "METRICS_BIND"]
+secrets = ["ESCAPE_GRANTED_*"]
+ports = ["1024-65535"]
+{more}
+"#
+    )
+}
+
+/// Processes labelled for `home` (their `OPENJARVIS_MINING_PROCESS`).
+fn processes_of(home: &Path) -> Vec<(u32, String)> {
+    let home = home.display().to_string();
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let environ = std::fs::read(entry.path().join("environ")).unwrap_or_default();
+        let vars: Vec<String> = environ
+            .split(|b| *b == 0)
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+            .collect();
+        let get = |name: &str| {
+            vars.iter()
+                .find_map(|v| v.strip_prefix(&format!("{name}=")).map(str::to_owned))
+        };
+        if get("OPENJARVIS_MINING_HOME").as_deref() == Some(home.as_str()) {
+            found.push((pid, get("OPENJARVIS_MINING_PROCESS").unwrap_or_default()));
+        }
+    }
+    found
+}
+
+/// Kills, when dropped, every process labelled for a home.
+struct HomeProcesses(PathBuf);
+
+impl Drop for HomeProcesses {
+    fn drop(&mut self) {
+        for (pid, _) in processes_of(&self.0) {
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+        }
+    }
+}
+
+/// Class: a host program given code. Whatever the policy grants, a program
+/// is a name the host knows, and it takes only its own arguments and
+/// variables: each spelling below is refused as `invalid` before the policy
+/// is asked, and nothing starts.
+#[test]
+fn processes_run_only_host_programs_with_their_own_arguments_and_variables() {
+    let h = Harness::new(&process_grant(""));
+    let _processes = HomeProcesses(h.home().to_owned());
+    let before = h.records().len();
+    let programs = [
+        "/bin/sh",
+        "sh",
+        "python3",
+        "../pearl-gateway",
+        "/usr/local/bin/pearl-gateway",
+        "pearl-gateway ",
+        "PEARL-GATEWAY",
+        "",
+    ];
+    for program in programs {
+        let error = h.attack(&[("attack", text("spawn")), ("program", text(program))]);
+        assert_contains(&invalid(error), &["is not one the host runs"]);
+    }
+    let arguments: [(&str, &[&str]); 6] = [
+        ("pearl-gateway", &["start", "--config", "/etc/passwd"]),
+        ("pearl-gateway", &["-c", "import os"]),
+        ("pearl-gateway", &["stop"]),
+        ("pearl-miner-loop", &["-c", "import os; os.system('id')"]),
+        ("pearl-miner-loop", &["--m", "1;id"]),
+        ("pearl-miner-loop", &["evil.py"]),
+    ];
+    for (program, args) in arguments {
+        let error = h.attack(&[
+            ("attack", text("spawn")),
+            ("program", text(program)),
+            ("args", texts(args)),
+        ]);
+        assert!(
+            matches!(error, Error::Invalid(_)),
+            "{program} {args:?}: {error:?}"
+        );
+    }
+    let error = h.attack(&[
+        ("attack", text("spawn")),
+        ("no_args", ExtraValue::Boolean(true)),
+    ]);
+    assert_contains(&invalid(error), &["takes `start`"]);
+    for variable in [
+        "LD_PRELOAD=/tmp/evil.so",
+        "LD_LIBRARY_PATH=/tmp",
+        "PYTHONPATH=/tmp",
+        "PYTHONSTARTUP=/tmp/evil.py",
+        "PATH=/tmp",
+        "BASH_ENV=/tmp/evil.sh",
+        "OPENJARVIS_MINING_HOME=/",
+        "OPENJARVIS_MINING_SESSION=other",
+    ] {
+        let error = h.attack(&[("attack", text("spawn")), ("env", texts(&[variable]))]);
+        assert_contains(&invalid(error), &["does not take the environment variable"]);
+    }
+    assert!(processes_of(h.home()).is_empty());
+    assert!(!h.home().join("logs/mining").exists());
+    let records = h.records_since(before);
+    assert!(!records.is_empty());
+    for record in &records {
+        assert_record(record, "processes.spawn", Decision::Allow);
+        assert_eq!(record.outcome.as_deref(), Some("invalid"), "{record:#?}");
+    }
+}
+
+/// Class: asking beyond the grant. Programs, variables, secrets and ports
+/// outside it are denied naming the key, before a secret is read or a port
+/// is tried; a Pearl address other than the user's is denied too.
+#[test]
+fn ungranted_programs_variables_secrets_and_ports_are_denied_before_anything_starts() {
+    let h = Harness::new(&process_grant(""));
+    let _processes = HomeProcesses(h.home().to_owned());
+    let cases: Vec<(Vec<(&str, ExtraValue)>, &[&str])> = vec![
+        (
+            vec![
+                ("program", text("pearl-miner-loop")),
+                ("args", texts(&["--backend", "cpu"])),
+            ],
+            &["program 'pearl-miner-loop'", "processes.programs"],
+        ),
+        (
+            vec![("env", texts(&["LOGGING_LEVEL=debug"]))],
+            &["environment variable 'LOGGING_LEVEL'", "processes.env"],
+        ),
+        (
+            vec![("secret", text("HOME"))],
+            &["secret 'HOME'", "processes.secrets"],
+        ),
+        (
+            vec![("secret", text("ESCAPE_OTHER_SECRET"))],
+            &["secret 'ESCAPE_OTHER_SECRET'", "processes.secrets"],
+        ),
+        (
+            vec![("ports", texts(&["80"]))],
+            &["host port 80", "processes.ports"],
+        ),
+        (
+            vec![("ports", texts(&["8080", "22"]))],
+            &["host port 22", "processes.ports"],
+        ),
+        (
+            vec![(
+                "env",
+                texts(&["PEARLD_MINING_ADDRESS=prl1qattackerattackerattacker00000000"]),
+            )],
+            &["payout-address"],
+        ),
+    ];
+    for (extra, needles) in cases {
+        let mut extra = extra;
+        extra.push(("attack", text("spawn")));
+        let error = h.attack(&extra);
+        let answer = match &error {
+            Error::Denied(m) => m.clone(),
+            other => panic!("{extra:?} was not denied: {other:?}"),
+        };
+        if needles != ["payout-address"] {
+            assert_contains(&answer, needles);
+        }
+    }
+    assert!(processes_of(h.home()).is_empty());
+    assert!(!h.home().join("logs/mining").exists());
+}
+
+/// Class: ownership, oracles and quotas on running processes. A process
+/// the host started is this session's alone: another session's handle, an
+/// unknown handle and a foreign one read alike; a readiness wait connects
+/// only to a port the process was declared to serve; its log is read back
+/// redacted; past the quota a spawn is denied.
+#[test]
+fn a_spawned_process_is_its_sessions_own_and_reads_nothing_else() {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/pearl");
+    let path = format!(
+        "{}:{}",
+        fixtures.join("bin").display(),
+        std::env::var("PATH").unwrap()
+    );
+    let python = fixtures.join("python").display().to_string();
+    let secret = "escape-granted-secret-value-1234";
+    if !in_child(
+        "a_spawned_process_is_its_sessions_own_and_reads_nothing_else",
+        &[
+            ("PATH", &path),
+            ("PYTHONPATH", &python),
+            ("ESCAPE_GRANTED_PW", secret),
+            ("TEST_GATEWAY_EXPECTED_PW", secret),
+        ],
+    ) {
+        return;
+    }
+    let h = Harness::new(&process_grant("[providers.escape.quotas]\nprocesses = 1\n"));
+    let _processes = HomeProcesses(h.home().to_owned());
+    let (port, metrics) = (free_port(), free_port());
+    let spawn = |name: &str| -> Vec<(&'static str, ExtraValue)> {
+        vec![
+            ("attack", text("spawn")),
+            ("name", text(name)),
+            ("secret", text("ESCAPE_GRANTED_PW")),
+            (
+                "env",
+                texts(&[
+                    "MINER_RPC_TRANSPORT=tcp",
+                    &format!("MINER_RPC_PORT={port}"),
+                    &format!("METRICS_BIND=127.0.0.1:{metrics}"),
+                    &format!("PEARLD_MINING_ADDRESS={USER_WALLET}"),
+                ]),
+            ),
+            ("ports", texts(&[&port.to_string(), &metrics.to_string()])),
+        ]
+    };
+    h.start(&spawn("escape-process")).unwrap().unwrap();
+    let running = processes_of(h.home());
+    assert_eq!(running.len(), 1, "{running:?}");
+    assert_eq!(running[0].1, "escape-process");
+
+    // Its own session: a declared port answers, an undeclared one is not tried.
+    let own = steps(h.attack(&[
+        ("attack", text("probe-process")),
+        ("handle", text("escape-process")),
+        ("port", text(port.to_string())),
+    ]));
+    assert_eq!(own[0], ("wait-listening".into(), "ok".into()), "{own:?}");
+    assert_eq!(own[1].1, "ok found");
+    let undeclared = steps(h.attack(&[
+        ("attack", text("probe-process")),
+        ("handle", text("escape-process")),
+        ("port", text("22")),
+    ]));
+    assert_contains(&undeclared[0].1, &["invalid: ", "not one of the ports"]);
+
+    // Another session, an unknown handle and a malformed one: nothing, alike.
+    let foreign = steps(h.attack_in(
+        "another-session",
+        &[
+            ("attack", text("probe-process")),
+            ("handle", text("escape-process")),
+            ("port", text(port.to_string())),
+        ],
+    ));
+    let unknown = steps(h.attack(&[
+        ("attack", text("probe-process")),
+        ("handle", text("escape-no-such-process")),
+        ("port", text(port.to_string())),
+    ]));
+    let shape = |answers: &[(String, String)]| -> Vec<String> {
+        answers
+            .iter()
+            .map(|(import, answer)| {
+                format!(
+                    "{import} {}",
+                    answer
+                        .replace("escape-no-such-process", "X")
+                        .replace("escape-process", "X")
+                )
+            })
+            .collect()
+    };
+    assert_eq!(shape(&foreign), shape(&unknown));
+    assert_eq!(foreign[1].1, "ok none");
+    assert_eq!(foreign[2].1, "ok 0 lines []");
+    assert_eq!(foreign[3].1, "ok");
+    assert_eq!(processes_of(h.home()).len(), 1, "a foreign stop touched it");
+    for handle in ["../escape-process", "escape process", "/proc/1"] {
+        let answers =
+            steps(h.attack(&[("attack", text("probe-process")), ("handle", text(handle))]));
+        for (_, answer) in answers {
+            assert_contains(&answer, &["invalid: ", "process name"]);
+        }
+    }
+
+    // Its log is read back without the secret it was given.
+    let log = h.home().join("logs/mining/jm.escape.escape-process.log");
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&log)
+        .and_then(|mut f| writeln!(f, "pearld password is {secret}"))
+        .unwrap();
+    let tail = steps(h.attack(&[
+        ("attack", text("probe-process")),
+        ("handle", text("escape-process")),
+    ]));
+    assert!(
+        tail[2].1.contains("[REDACTED]") && !tail[2].1.contains(secret),
+        "{tail:?}"
+    );
+
+    // The quota is one process: the next is denied, and nothing starts.
+    let error = h.attack(&spawn("escape-second"));
+    assert_contains(&denied(error), &["quotas.processes", "the quota is 1"]);
+    assert_eq!(processes_of(h.home()).len(), 1);
+
+    // The session record may name only the gateway's declared ports.
+    for url in [
+        "http://127.0.0.1:22/metrics".to_owned(),
+        format!("http://10.0.0.1:{metrics}/metrics"),
+        format!("http://user:pw@127.0.0.1:{metrics}/metrics"),
+    ] {
+        let error = h.attack(&[
+            ("attack", text("sidecar-write-processes")),
+            ("metrics_url", text(url.clone())),
+            ("wallet_address", text(USER_WALLET)),
+        ]);
+        assert!(matches!(error, Error::Invalid(_)), "{url}: {error:?}");
+    }
+    assert!(h.sidecar_bytes().is_none());
+
+    // Its own stop ends it.
+    let stopped = steps(h.attack(&[
+        ("attack", text("probe-process")),
+        ("handle", text("escape-process")),
+    ]));
+    assert_eq!(stopped[3].1, "ok");
+    wait_until("the process to end", Duration::from_secs(10), || {
+        processes_of(h.home()).is_empty()
+    });
 }

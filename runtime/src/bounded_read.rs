@@ -182,6 +182,20 @@ fn open_regular(path: &Path) -> Result<(File, u64), Problem> {
     checked_again(file)
 }
 
+/// Opens a regular file under the home for reading, without blocking on a
+/// FIFO planted there (for readers that seek, such as log tails).
+pub fn open_home_regular(path: &HomePath) -> std::io::Result<File> {
+    match open_regular_in_home(path) {
+        Ok((file, _)) => Ok(file),
+        Err(Problem::NotFound) => Err(std::io::ErrorKind::NotFound.into()),
+        Err(Problem::Io(err)) => Err(err),
+        Err(Problem::NotRegular(what)) => Err(std::io::Error::other(format!(
+            "{path} is {what}, not a regular file"
+        ))),
+        Err(_) => Err(std::io::Error::other(format!("cannot open {path}"))),
+    }
+}
+
 /// [`open_regular`] through the home's directory handle.
 fn open_regular_in_home(path: &HomePath) -> Result<(File, u64), Problem> {
     use cap_std::fs::OpenOptionsExt;

@@ -25,6 +25,7 @@ pub mod model_check;
 pub mod paths;
 pub mod pearl_tools;
 pub mod policy;
+pub mod process;
 pub mod provider;
 pub mod redact;
 pub mod registry;

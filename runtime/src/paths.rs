@@ -147,6 +147,23 @@ impl Paths {
     pub fn probe_cache(&self) -> HomePath {
         self.root.join("cache/mining/probes")
     }
+
+    /// The home itself, as a handle.
+    pub fn root(&self) -> HomePath {
+        self.root.clone()
+    }
+
+    /// `<home>/logs/mining/`: the logs of the processes the host started
+    /// (the reference's `log_dir`).
+    pub fn mining_logs(&self) -> HomePath {
+        self.root.join("logs/mining")
+    }
+
+    /// `<home>/runtime/processes.json`: the processes the host started
+    /// (`process::table`).
+    pub fn process_table(&self) -> HomePath {
+        self.root.join("runtime/processes.json")
+    }
 }
 
 /// Creates `home` if missing, then resolves it to its canonical path.

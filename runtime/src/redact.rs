@@ -97,6 +97,17 @@ impl Redactor {
     }
 
     /// A redactor that knows no values and applies only the name patterns.
+    /// Redacts the current values of the host environment variables
+    /// `names` (the secrets a container or process was given).
+    pub fn for_variables<'a>(names: impl IntoIterator<Item = &'a str>) -> Redactor {
+        Redactor::new(
+            names
+                .into_iter()
+                .filter(|n| !n.is_empty())
+                .filter_map(|name| std::env::var(name).ok()),
+        )
+    }
+
     pub fn patterns_only() -> Redactor {
         Redactor::default()
     }

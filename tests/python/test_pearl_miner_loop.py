@@ -489,7 +489,7 @@ class GatewayTests(ProcessTestCase):
     def test_wrong_password_exits_3_without_printing_it(self) -> None:
         result = self.run_gateway("start", MINER_RPC_TRANSPORT="tcp", MINER_RPC_PORT=str(free_port()),
                                   PEARLD_MINING_ADDRESS="prl1p", PEARLD_RPC_PASSWORD="wrong-Secret-123",
-                                  TEST_GATEWAY_EXPECT_PASSWORD="right-Secret-456", TEST_GATEWAY_NO_METRICS="1")
+                                  TEST_GATEWAY_EXPECTED_PW="right-Secret-456", TEST_GATEWAY_NO_METRICS="1")
         self.assertEqual(result.returncode, 3)
         output = result.stdout + result.stderr
         self.assertIn("pearld authentication failed", output)
@@ -498,7 +498,7 @@ class GatewayTests(ProcessTestCase):
 
     def test_right_password_starts_and_sigterm_exits_0(self) -> None:
         port, metrics_port = free_port(), free_port()
-        gateway = self.start_gateway(port, metrics_port, TEST_GATEWAY_EXPECT_PASSWORD="s3cret-password")
+        gateway = self.start_gateway(port, metrics_port, TEST_GATEWAY_EXPECTED_PW="s3cret-password")
         values = self.wait_metric(metrics_port, "process_start_time_seconds", 1)
         for name in ("pearl_gateway_shares_submitted_total", "pearl_gateway_shares_accepted_total",
                      "pearl_gateway_blocks_found_total", "pearl_gateway_last_share_timestamp",

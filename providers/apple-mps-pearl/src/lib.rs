@@ -1,11 +1,21 @@
 //! `apple-mps-pearl` (experimental): the CPU provider's gateway plus Pearl's
 //! NoisyGEMM reference miner on PyTorch MPS (OpenJarvis `apple_mps_pearl.py`).
 
-use mining_provider_sdk::types::{Capabilities, Capability, HardwareFacts, ProviderInfo};
+use mining_provider_sdk::types::{
+    Capabilities, Capability, Error, HardwareFacts, MiningConfig, MiningStats, ProviderInfo,
+};
 use mining_provider_sdk::{Provider, export_provider};
 use pearl_catalog::tools::{gateway_reason, python_packages_reason};
+use pearl_provider_kit::subprocess::{self, Backend};
 
 struct AppleMpsPearl;
+
+/// Pearl's NoisyGEMM on PyTorch MPS, m/n/k/rank of §9.4.
+const BACKEND: Backend = Backend {
+    provider_id: "apple-mps-pearl",
+    backend: "mps",
+    shape: [128, 128, 1024, 64],
+};
 
 impl Provider for AppleMpsPearl {
     fn info() -> ProviderInfo {
@@ -24,6 +34,22 @@ impl Provider for AppleMpsPearl {
 
     fn detect(facts: HardwareFacts, _engine_id: String, _model: String) -> Capabilities {
         check(&facts).into()
+    }
+
+    fn start(config: MiningConfig) -> Result<(), Error> {
+        subprocess::start(&BACKEND, &config)
+    }
+
+    fn stop() -> Result<(), Error> {
+        subprocess::stop(&BACKEND)
+    }
+
+    fn is_running() -> bool {
+        subprocess::is_running(&BACKEND)
+    }
+
+    fn stats() -> MiningStats {
+        subprocess::stats(&BACKEND)
     }
 }
 

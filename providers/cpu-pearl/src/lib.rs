@@ -1,11 +1,21 @@
 //! `cpu-pearl`: decoupled CPU mining through Pearl's gateway and pure-Rust
 //! miner (OpenJarvis `cpu_pearl.py`). Engine- and model-independent.
 
-use mining_provider_sdk::types::{Capabilities, Capability, HardwareFacts, ProviderInfo};
+use mining_provider_sdk::types::{
+    Capabilities, Capability, Error, HardwareFacts, MiningConfig, MiningStats, ProviderInfo,
+};
 use mining_provider_sdk::{Provider, export_provider};
 use pearl_catalog::tools::{gateway_reason, python_packages_reason};
+use pearl_provider_kit::subprocess::{self, Backend};
 
 struct CpuPearl;
+
+/// Pearl's pure-Rust miner (`pearl_mining.mine`), m/n/k/rank of §9.3.
+const BACKEND: Backend = Backend {
+    provider_id: "cpu-pearl",
+    backend: "cpu",
+    shape: [256, 128, 1024, 32],
+};
 
 impl Provider for CpuPearl {
     fn info() -> ProviderInfo {
@@ -23,6 +33,22 @@ impl Provider for CpuPearl {
 
     fn detect(facts: HardwareFacts, _engine_id: String, _model: String) -> Capabilities {
         check(&facts).into()
+    }
+
+    fn start(config: MiningConfig) -> Result<(), Error> {
+        subprocess::start(&BACKEND, &config)
+    }
+
+    fn stop() -> Result<(), Error> {
+        subprocess::stop(&BACKEND)
+    }
+
+    fn is_running() -> bool {
+        subprocess::is_running(&BACKEND)
+    }
+
+    fn stats() -> MiningStats {
+        subprocess::stats(&BACKEND)
     }
 }
 

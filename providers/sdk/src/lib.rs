@@ -38,11 +38,13 @@ pub mod types {
     pub use crate::openjarvis::mining::types::*;
 }
 
-/// Host imports: containers, the session sidecar, metrics scrapes, the clock.
+/// Host imports: containers, host processes, the session sidecar, metrics
+/// scrapes, the clock.
 pub mod host {
     pub use crate::openjarvis::mining::clock;
     pub use crate::openjarvis::mining::containers;
     pub use crate::openjarvis::mining::metrics;
+    pub use crate::openjarvis::mining::processes;
     pub use crate::openjarvis::mining::sidecar;
 }
 

@@ -9,6 +9,7 @@ use crate::PROVIDER_ID;
 use mining_provider_sdk::host::metrics::{self, Sample};
 use mining_provider_sdk::host::{clock, containers, sidecar};
 use mining_provider_sdk::types::MiningStats;
+use pearl_provider_kit::gateway_metrics::{apply_gateway, total, uptime};
 
 /// Gateway log lines, as Pearl's gateway prints them.
 const SUBMITTED: &str = "Submitting block";
@@ -65,24 +66,6 @@ pub fn collect() -> MiningStats {
     stats
 }
 
-fn value(samples: &[Sample], name: &str) -> Option<f64> {
-    samples.iter().find(|s| s.name == name).map(|s| s.value)
-}
-
-/// Counters summed over their label sets (vLLM labels by model and reason).
-fn total(samples: &[Sample], name: &str) -> Option<u64> {
-    let matching: Vec<f64> = samples
-        .iter()
-        .filter(|s| s.name == name)
-        .map(|s| s.value)
-        .collect();
-    (!matching.is_empty()).then(|| matching.iter().sum::<f64>().max(0.0) as u64)
-}
-
-fn uptime(samples: &[Sample], now: Option<f64>) -> Option<f64> {
-    Some((now? - value(samples, "process_start_time_seconds")?).max(0.0))
-}
-
 pub fn apply_vllm(stats: &mut MiningStats, samples: &[Sample], now: Option<f64>) {
     if let Some(uptime) = uptime(samples, now) {
         stats.uptime_seconds = uptime;
@@ -90,20 +73,6 @@ pub fn apply_vllm(stats: &mut MiningStats, samples: &[Sample], now: Option<f64>)
     stats.requests_served = total(samples, "vllm:request_success_total");
     stats.prompt_tokens = total(samples, "vllm:prompt_tokens_total");
     stats.generation_tokens = total(samples, "vllm:generation_tokens_total");
-}
-
-/// The reference's gateway metric names (§4.2).
-pub fn apply_gateway(stats: &mut MiningStats, samples: &[Sample], now: Option<f64>) {
-    stats.shares_submitted = total(samples, "pearl_gateway_shares_submitted_total").unwrap_or(0);
-    stats.shares_accepted = total(samples, "pearl_gateway_shares_accepted_total").unwrap_or(0);
-    stats.blocks_found = total(samples, "pearl_gateway_blocks_found_total").unwrap_or(0);
-    stats.last_share_at = value(samples, "pearl_gateway_last_share_timestamp");
-    if let Some(errors) = total(samples, "pearl_gateway_errors_total").filter(|n| *n > 0) {
-        stats.last_error = Some(format!("{errors} gateway errors observed"));
-    }
-    if stats.uptime_seconds == 0.0 {
-        stats.uptime_seconds = uptime(samples, now).unwrap_or(0.0);
-    }
 }
 
 /// Solo mining: every accepted submission is a block.
@@ -147,31 +116,6 @@ mod tests {
         assert_eq!(stats.requests_served, Some(5));
         assert_eq!(stats.prompt_tokens, Some(50));
         assert_eq!(stats.generation_tokens, None);
-    }
-
-    #[test]
-    fn the_reference_gateway_fixture() {
-        let mut stats = MiningStats::empty(PROVIDER_ID);
-        let samples = [
-            sample("pearl_gateway_shares_submitted_total", 12345.0),
-            sample("pearl_gateway_shares_accepted_total", 12300.0),
-            sample("pearl_gateway_blocks_found_total", 7.0),
-            sample("pearl_gateway_last_share_timestamp", 1714867500.0),
-            sample("pearl_gateway_errors_total", 0.0),
-            sample("process_start_time_seconds", 1714865000.0),
-        ];
-        apply_gateway(&mut stats, &samples, Some(1714866000.0));
-        assert_eq!(
-            (
-                stats.shares_submitted,
-                stats.shares_accepted,
-                stats.blocks_found
-            ),
-            (12345, 12300, 7)
-        );
-        assert_eq!(stats.last_share_at, Some(1714867500.0));
-        assert_eq!(stats.last_error, None);
-        assert_eq!(stats.uptime_seconds, 1000.0);
     }
 
     #[test]

@@ -1,10 +1,14 @@
-//! `jarvis mine logs [-n N] [-f]`: the miner container's log, secrets redacted.
+//! `jarvis mine logs [-n N] [-f]`: the miner container's log, secrets
+//! redacted; for a session of host processes (cpu-pearl, apple-mps-pearl),
+//! each process's log under `<home>/logs/mining/`.
 
 use super::session::open_docker;
 use super::{CliError, CliResult, exit};
 use crate::host::LABEL_HOME;
 use crate::host::containers::redactor_for;
 use crate::paths::Paths;
+use crate::process;
+use crate::redact::Redactor;
 use crate::session::sidecar;
 use clap::Args;
 use std::io::Write;
@@ -28,6 +32,9 @@ pub struct LogsArgs {
 
 pub fn run(args: &LogsArgs) -> CliResult {
     let paths = Paths::from_env().map_err(|err| CliError::failure(err.to_string()))?;
+    if let Some(logs) = process_logs(&paths)? {
+        return print_process_logs(&paths, &logs, args);
+    }
     let docker = open_docker()?;
     // The session's container, else the newest container the host created
     // (a failed session's container is kept for exactly this).
@@ -70,5 +77,65 @@ pub fn run(args: &LogsArgs) -> CliResult {
         code: exit::DOCKER_UNAVAILABLE,
         message: err.to_string(),
     })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The logs of the processes the host started: the recorded ones, else
+/// (after `stop`) every log the host wrote under `<home>/logs/mining/`,
+/// each with the secret names to redact.
+fn process_logs(paths: &Paths) -> Result<Option<Vec<(String, Vec<String>)>>, CliError> {
+    let records = process::table::read(&paths.process_table()).map_err(CliError::failure)?;
+    if !records.is_empty() {
+        return Ok(Some(
+            records.into_iter().map(|r| (r.log, r.secrets)).collect(),
+        ));
+    }
+    if sidecar::read(&paths.sidecar()).is_ok_and(|r| r.is_some()) {
+        return Ok(None);
+    }
+    let Ok(entries) = paths.mining_logs().read_dir() else {
+        return Ok(None);
+    };
+    let mut names: Vec<String> = entries
+        .into_iter()
+        .filter(|e| e.file_type.is_file())
+        .filter_map(|e| e.name.into_string().ok())
+        .filter(|name| name.ends_with(".log"))
+        .collect();
+    names.sort();
+    Ok((!names.is_empty()).then(|| {
+        names
+            .into_iter()
+            .map(|name| (name, DEFAULT_SECRETS.map(String::from).to_vec()))
+            .collect()
+    }))
+}
+
+/// Secrets a process log is redacted of when its record is gone.
+const DEFAULT_SECRETS: [&str; 2] = ["PEARLD_RPC_PASSWORD", "HF_TOKEN"];
+
+fn print_process_logs(paths: &Paths, logs: &[(String, Vec<String>)], args: &LogsArgs) -> CliResult {
+    if args.follow {
+        let files: Vec<String> = logs
+            .iter()
+            .map(|(name, _)| process::logs::path(paths, name).to_string())
+            .collect();
+        return Err(CliError::invalid_input(format!(
+            "--follow reads container logs; follow these process logs with `tail -f {}`",
+            files.join(" ")
+        )));
+    }
+    let mut out = super::output::stdout();
+    for (name, secrets) in logs {
+        let redactor = Redactor::for_variables(secrets.iter().map(String::as_str));
+        let path = process::logs::path(paths, name);
+        let lines = process::logs::tail(&path, args.tail, &redactor)
+            .map_err(|err| CliError::failure(format!("cannot read {path}: {err}")))?;
+        let written = writeln!(out, "==> {path} <==")
+            .and_then(|()| lines.iter().try_for_each(|line| writeln!(out, "{line}")));
+        if written.is_err() {
+            break;
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }

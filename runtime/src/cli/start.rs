@@ -51,7 +51,11 @@ pub fn run(args: &StartArgs, limits: SandboxLimits) -> CliResult {
         (false, Some(seconds)) => Some(Duration::from_secs(seconds)),
         (false, None) => ready_wait(mining)?,
     };
-    if let Err(err) = &opened.docker {
+    let processes = opened
+        .registry
+        .get(&mining.provider)
+        .is_some_and(crate::lifecycle::runs_processes);
+    if let (false, Err(err)) = (processes, &opened.docker) {
         return Err(CliError {
             code: exit::DOCKER_UNAVAILABLE,
             message: format!("Docker unavailable: {err}"),
@@ -78,17 +82,20 @@ pub fn run(args: &StartArgs, limits: SandboxLimits) -> CliResult {
     for repair in &report.repairs {
         eprintln!("note: {repair}");
     }
-    let endpoint = report
-        .session
-        .as_ref()
-        .map(|s| s.vllm_endpoint.clone())
-        .unwrap_or_default();
+    let endpoint = match (&report.session, &report.process_session) {
+        (Some(session), _) => session.vllm_endpoint.clone(),
+        (None, Some(session)) => format!(
+            "gateway {}, pids {} and {}",
+            session.gateway_url, session.gateway_pid, session.miner_loop_pid
+        ),
+        (None, None) => String::new(),
+    };
     if report.already_running {
         println!(
             "{} is already running ({endpoint}). Run `jarvis mine status` for live stats.",
             mining.provider
         );
-    } else if report.waited {
+    } else if report.waited || processes {
         println!(
             "{} {} ({endpoint}). Run `jarvis mine status` for live stats.",
             paint(GOOD, "Started"),

@@ -197,6 +197,28 @@ fn write_report(out: &mut impl Write, report: &StatusReport) -> std::io::Result<
             row(out, "restarts", n)?;
         }
     }
+    if let Some(session) = &report.process_session {
+        row(out, "gateway", one_line(&session.gateway_url))?;
+    }
+    for process in &report.processes {
+        let uptime = process
+            .uptime_seconds
+            .map(|s| format!(", up {}", duration(s as f64)))
+            .unwrap_or_default();
+        let state = if process.state == "running" {
+            paint(GOOD, process.state.to_owned())
+        } else {
+            paint(BAD, process.state.to_owned())
+        };
+        row(
+            out,
+            &one_line(&process.name).to_string(),
+            format!("pid {} {state}{uptime}", process.pid),
+        )?;
+    }
+    if let Some(reason) = &report.reason {
+        row(out, "reason", one_line(reason))?;
+    }
     if let Some(stats) = &report.stats {
         write_stats(out, stats)?;
     }

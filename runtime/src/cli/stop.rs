@@ -26,7 +26,7 @@ pub fn run(limits: SandboxLimits) -> CliResult {
     if let Some(failure) = report.provider_failure {
         // The provider's failure is still the command's result.
         let mut error = mine_error(failure);
-        let after = if report.cleanup.removed.is_empty() {
+        let after = if report.cleanup.removed.is_empty() && report.cleanup.stopped.is_empty() {
             "nothing of the session was left for the host to remove"
         } else {
             "the host removed what the session left running (listed above)"

@@ -243,12 +243,7 @@ pub fn redactor_for(labels: &BTreeMap<String, String>) -> Redactor {
         .get(LABEL_SECRETS)
         .map(String::as_str)
         .unwrap_or_default();
-    Redactor::new(
-        names
-            .split(',')
-            .filter(|n| !n.is_empty())
-            .filter_map(|name| std::env::var(name).ok()),
-    )
+    Redactor::for_variables(names.split(','))
 }
 
 fn invalid(message: String) -> Error {

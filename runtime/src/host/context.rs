@@ -8,7 +8,8 @@ use crate::bindings::Capability;
 use crate::bindings::openjarvis::mining::types::Error;
 use crate::docker::{ContainerState, ContainerSummary, Docker, ImageProgress};
 use crate::paths::Paths;
-use crate::policy::{Denial, ProviderPolicy, Quota};
+use crate::policy::{Denial, ProviderPolicy, Quota, SpawnRequest};
+use crate::process::{self, ProcessRecord};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -72,6 +73,9 @@ pub struct HostContext {
     requested: Vec<Capability>,
     policy: Arc<ProviderPolicy>,
     session: Session,
+    /// Processes this call started, by PID: their exit codes can be read
+    /// while this command runs (a detached process's are not kept after).
+    children: BTreeMap<u32, std::process::Child>,
 }
 
 impl HostContext {
@@ -90,6 +94,7 @@ impl HostContext {
             requested,
             policy,
             session,
+            children: BTreeMap::new(),
         }
     }
 
@@ -144,6 +149,12 @@ impl HostContext {
             .flat_map(|ports| ports.split(','))
             .filter_map(|port| port.parse().ok())
             .collect();
+        ports.extend(
+            self.own_processes()
+                .iter()
+                .filter(|r| crate::process::liveness(r) == crate::process::Liveness::Alive)
+                .flat_map(|r| r.ports.iter().copied()),
+        );
         if let Ok(Some(record)) = crate::session::sidecar::read(&self.session.paths.sidecar())
             && record.session_id.is_none()
             && record.provider == self.provider_id
@@ -167,6 +178,38 @@ impl HostContext {
             crate::session::sidecar::read(&self.session.paths.sidecar()),
             Ok(Some(current)) if current.provider != self.provider_id
         )
+    }
+
+    /// A granted secret's variable is unset: recorded for the CLI's exit
+    /// code, and the error the guest gets.
+    fn missing_secret(&self, variable: &str) -> Error {
+        self.refusals().push(Refusal::MissingSecret {
+            variable: variable.to_owned(),
+        });
+        Error::Unavailable(format!(
+            "environment variable '{variable}' is not set; set it before running `jarvis mine start`"
+        ))
+    }
+
+    /// The processes the host started for this provider in this session.
+    fn own_processes(&self) -> Vec<ProcessRecord> {
+        crate::process::table::read(&self.session.paths.process_table())
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|r| r.provider == self.provider_id && r.session == self.session.id)
+            .collect()
+    }
+
+    /// Running processes of this provider, in any session, not counting
+    /// one of this session named `name` (a new one replaces it).
+    pub(super) fn processes_held(&self, name: &str) -> usize {
+        crate::process::table::read(&self.session.paths.process_table())
+            .unwrap_or_default()
+            .iter()
+            .filter(|r| r.provider == self.provider_id)
+            .filter(|r| !(r.session == self.session.id && r.name == name))
+            .filter(|r| crate::process::liveness(r) == crate::process::Liveness::Alive)
+            .count()
     }
 
     pub(super) fn refusals(&self) -> &Refusals {
@@ -321,20 +364,133 @@ impl ContainersView<'_> {
         ])
     }
 
-    /// A granted secret's variable is unset: recorded for the CLI's exit
-    /// code, and the error the guest gets.
     pub fn missing_secret(&self, variable: &str) -> Error {
-        self.host.refusals().push(Refusal::MissingSecret {
-            variable: variable.to_owned(),
-        });
-        Error::Unavailable(format!(
-            "environment variable '{variable}' is not set; set it before running `jarvis mine start`"
-        ))
+        self.host.missing_secret(variable)
     }
 
     /// The memory limit every container of this provider gets.
     pub fn memory_limit(&self) -> Option<u64> {
         self.host.policy.container_memory_bytes()
+    }
+}
+
+/// The `processes` interface's view: the host's process table, restricted
+/// to this provider's session, and what new processes are given.
+pub struct ProcessesView<'a> {
+    host: &'a mut HostContext,
+}
+
+pub struct Processes;
+
+impl Interface for Processes {
+    const CAPABILITY: Option<Capability> = Some(Capability::Processes);
+    type View<'a> = ProcessesView<'a>;
+    fn view(host: &mut HostContext) -> ProcessesView<'_> {
+        ProcessesView { host }
+    }
+}
+
+impl ProcessesView<'_> {
+    /// The process of this session the provider named `name`. Absent and
+    /// someone else's read the same.
+    pub fn find(&self, name: &str) -> Option<ProcessRecord> {
+        self.host
+            .own_processes()
+            .into_iter()
+            .find(|r| r.name == name)
+    }
+
+    pub fn missing_secret(&self, variable: &str) -> Error {
+        self.host.missing_secret(variable)
+    }
+
+    /// The log file of a process: built-ins keep the reference's names
+    /// (`pearl-gateway.log`); other providers' logs are namespaced.
+    fn log_name(&self, name: &str) -> String {
+        if self.host.builtin {
+            format!("{name}.log")
+        } else {
+            format!("jm.{}.{name}.log", self.host.provider_id)
+        }
+    }
+
+    pub fn log_path(&self, record: &ProcessRecord) -> crate::home::HomePath {
+        process::logs::path(&self.host.session.paths, &record.log)
+    }
+
+    /// The exit code of a process this call started, once it ended.
+    pub fn child_exit_code(&mut self, pid: u32) -> Option<i32> {
+        let child = self.host.children.get_mut(&pid)?;
+        child
+            .try_wait()
+            .ok()
+            .flatten()
+            .and_then(|status| status.code())
+    }
+
+    /// Starts a permitted process, labelled and logged, and records it.
+    pub fn start(
+        &mut self,
+        request: &SpawnRequest,
+        args: &[String],
+        mut env: Vec<(String, String)>,
+        secrets: Vec<String>,
+    ) -> Result<(), Error> {
+        let paths = &self.host.session.paths;
+        let command = request
+            .program
+            .command(&paths.root())
+            .map_err(Error::Unavailable)?;
+        let log_name = self.log_name(&request.name);
+        let log = process::logs::path(paths, &log_name);
+        let file = process::logs::open_for_append(&log)
+            .map_err(|err| Error::Failed(format!("cannot open the log {log}: {err}")))?;
+        env.extend([
+            (process::LABEL_HOME.to_owned(), self.host.home()),
+            (
+                process::LABEL_SESSION.to_owned(),
+                self.host.session.id.clone(),
+            ),
+            (
+                process::LABEL_PROVIDER.to_owned(),
+                self.host.provider_id.clone(),
+            ),
+            (process::LABEL_NAME.to_owned(), request.name.clone()),
+        ]);
+        let (child, observed) =
+            process::spawn::spawn(command, args, &env, file).map_err(|err| {
+                Error::Failed(format!(
+                    "cannot start {}: {err}; see its log ({log})",
+                    request.program.name()
+                ))
+            })?;
+        let record = ProcessRecord {
+            provider: self.host.provider_id.clone(),
+            component: self.host.component_sha256.clone(),
+            session: self.host.session.id.clone(),
+            name: request.name.clone(),
+            program: request.program.name().to_owned(),
+            pid: observed.pid,
+            start_time: observed.start_time,
+            ports: request.ports.clone(),
+            secrets,
+            log: log_name,
+        };
+        self.host.children.insert(observed.pid, child);
+        let table = paths.process_table();
+        let mut records = process::table::read(&table).unwrap_or_default();
+        records.retain(|r| {
+            !(r.provider == record.provider && r.session == record.session && r.name == record.name)
+        });
+        records.push(record.clone());
+        if let Err(err) = process::table::write(&table, &records) {
+            // Unrecorded, it would be found by its labels alone: stop it now.
+            let _ = process::signal::stop(&record, std::time::Duration::ZERO);
+            return Err(Error::Failed(format!(
+                "cannot record the process in {table}: {err}"
+            )));
+        }
+        Ok(())
     }
 }
 
@@ -364,6 +520,27 @@ impl SidecarView<'_> {
 
     pub fn session_id(&self) -> &str {
         &self.host.session.id
+    }
+
+    /// The running process of this session the provider named `name`.
+    pub fn running_process(&self, name: &str) -> Option<ProcessRecord> {
+        self.host
+            .own_processes()
+            .into_iter()
+            .find(|r| r.name == name && process::liveness(r) == process::Liveness::Alive)
+    }
+
+    pub fn wallet_address(&self) -> Option<&str> {
+        self.host.wallet_address()
+    }
+
+    /// The name of this session's recorded process with `pid`.
+    pub fn process_name(&self, pid: u32) -> Option<String> {
+        self.host
+            .own_processes()
+            .into_iter()
+            .find(|r| r.pid == pid)
+            .map(|r| r.name)
     }
 }
 

@@ -5,7 +5,7 @@
 //! request, described as plain data. Only [`Gate::permit`] turns a
 //! decision into a view of the host. Each call leaves one audit record.
 
-use super::context::{Clock, Containers, HostContext, Interface, Metrics, Sidecar};
+use super::context::{Clock, Containers, HostContext, Interface, Metrics, Processes, Sidecar};
 use super::log::GuestLog;
 use super::{describe, error_kind};
 use crate::audit::{self, CallAudit};
@@ -347,6 +347,22 @@ impl Gate<'_, Containers> {
     }
 }
 
+impl Gate<'_, Processes> {
+    /// `[mining].wallet_address`, for the payout rule.
+    pub fn wallet_address(&self) -> Option<&str> {
+        self.host.wallet_address()
+    }
+
+    /// Running processes this provider holds (see `HostContext::processes_held`).
+    pub fn processes_held(&self, name: &str) -> usize {
+        self.host.processes_held(name)
+    }
+
+    pub fn processes_quota(&self) -> Quota {
+        self.host.policy().processes_quota()
+    }
+}
+
 /// Names only: env values and secrets never reach a record.
 fn summarize(request: &Request<'_>) -> String {
     match request {
@@ -380,5 +396,22 @@ fn summarize(request: &Request<'_>) -> String {
             parts.join(" ")
         }
         Request::Scrape(scrape) => format!("url=http://{}:{}", scrape.host, scrape.port),
+        Request::SpawnProcess(spawn) => {
+            let mut parts = vec![
+                format!("name={}", spawn.name),
+                format!("program={}", spawn.program.name()),
+            ];
+            let ports: Vec<String> = spawn.ports.iter().map(u16::to_string).collect();
+            for (key, value) in [
+                ("ports", ports.join(",")),
+                ("env", spawn.env_names.join(",")),
+                ("secrets", spawn.secrets.join(",")),
+            ] {
+                if !value.is_empty() {
+                    parts.push(format!("{key}={value}"));
+                }
+            }
+            parts.join(" ")
+        }
     }
 }

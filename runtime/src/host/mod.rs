@@ -13,6 +13,7 @@ mod context;
 mod gate;
 pub mod log;
 pub mod metrics;
+pub mod processes;
 pub mod sidecar;
 
 pub use context::{HostContext, Refusal, Refusals, Session};

@@ -9,10 +9,10 @@
 
 use super::CallHost;
 use super::context::{Sidecar, SidecarView};
-use crate::bindings::openjarvis::mining::sidecar::{Host, Session};
+use crate::bindings::openjarvis::mining::sidecar::{Host, ProcessSession, Session};
 use crate::bindings::openjarvis::mining::types::Error;
 use crate::policy::{HostRule, Request};
-use crate::session::{SessionRecord, sidecar};
+use crate::session::{self, SessionRecord, sidecar};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 impl Host for CallHost {
@@ -35,6 +35,42 @@ impl Host for CallHost {
                 ));
             }
             write(&gate.permit(Request::Own { target: RECORD })?, session)
+        })
+    }
+
+    fn write_processes(&mut self, session: ProcessSession) -> Result<(), Error> {
+        self.privileged::<Sidecar, _>("sidecar.write-processes", |gate| {
+            gate.decide(&Request::Own { target: RECORD })?;
+            if gate.foreign_session() {
+                return Err(gate.refuse(
+                    HostRule::Ownership,
+                    "another provider's session is recorded here and may not be replaced: stop that session with `jarvis mine stop` first",
+                ));
+            }
+            let view = gate.permit(Request::Own { target: RECORD })?;
+            write_processes(&view, session)
+        })
+    }
+
+    fn read_processes(&mut self) -> Result<Option<ProcessSession>, Error> {
+        self.privileged::<Sidecar, _>("sidecar.read-processes", |gate| {
+            let view = gate.permit(Request::Own { target: RECORD })?;
+            let record = sidecar::read_processes(&view.path())
+                .map_err(|err| Error::Failed(format!("cannot read the session record: {err}")))?;
+            let Some(record) = record.filter(|r| {
+                r.provider == view.provider_id()
+                    && r.session_id.as_deref() == Some(view.session_id())
+            }) else {
+                return Ok(None);
+            };
+            let name = |pid| view.process_name(pid).unwrap_or_default();
+            Ok(Some(ProcessSession {
+                gateway_process: name(record.gateway_pid),
+                miner_loop_process: name(record.miner_loop_pid),
+                gateway_url: record.gateway_url,
+                metrics_url: record.metrics_url,
+                wallet_address: record.wallet_address,
+            }))
         })
     }
 
@@ -131,6 +167,56 @@ fn write(host: &SidecarView<'_>, session: Session) -> Result<(), Error> {
         .and_then(|()| sidecar::check_vllm_metrics_url(&record, &session.metrics_url))
         .map_err(|err| Error::Invalid(format!("session record rejected: {err}")))?;
     sidecar::write(&host.path(), &record)
+        .map_err(|err| Error::Failed(format!("cannot write the session record: {err}")))
+}
+
+/// The record of a session of processes: the PIDs come from the host's
+/// process table, and each URL must name a loopback port the named process
+/// was declared to serve, so the record can only point at this session.
+fn write_processes(view: &SidecarView<'_>, session: ProcessSession) -> Result<(), Error> {
+    let process = |name: &str| {
+        view.running_process(name).ok_or_else(|| {
+            Error::Invalid(format!(
+                "session record rejected: no running process '{}' in this session",
+                name.chars().take(64).collect::<String>()
+            ))
+        })
+    };
+    let gateway = process(&session.gateway_process)?;
+    let miner_loop = process(&session.miner_loop_process)?;
+    for (field, url) in [
+        ("gateway-url", &session.gateway_url),
+        ("metrics-url", &session.metrics_url),
+    ] {
+        let port = sidecar::loopback_port(url).map_err(|reason| {
+            Error::Invalid(format!("session record rejected: {field} {reason}"))
+        })?;
+        if !gateway.ports.contains(&port) {
+            return Err(Error::Invalid(format!(
+                "session record rejected: {field} names port {port}, which the gateway process was not declared to serve"
+            )));
+        }
+    }
+    if let Some(wallet) = view.wallet_address()
+        && session.wallet_address != wallet
+    {
+        return Err(Error::Invalid(
+            "session record rejected: wallet-address is not [mining].wallet_address".into(),
+        ));
+    }
+    let record = session::ProcessSession {
+        provider: view.provider_id().to_owned(),
+        started_at: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64()),
+        wallet_address: session.wallet_address,
+        gateway_url: session.gateway_url,
+        metrics_url: session.metrics_url,
+        gateway_pid: gateway.pid,
+        miner_loop_pid: miner_loop.pid,
+        session_id: Some(view.session_id().to_owned()),
+    };
+    sidecar::write(&view.path(), &record)
         .map_err(|err| Error::Failed(format!("cannot write the session record: {err}")))
 }
 

@@ -273,6 +273,10 @@ pub enum GpuAsk {
     Ids(Vec<String>),
 }
 
+fn rules(grant: &super::Grant) -> Option<&ContainerRules> {
+    grant.containers.as_ref()
+}
+
 impl ProviderPolicy {
     pub(super) fn image(&self, image: &str, digests: Option<&[String]>) -> Result<(), Denial> {
         // The host validated the reference; one that does not parse matches
@@ -352,33 +356,26 @@ impl ProviderPolicy {
             |modes| modes.iter().any(|m| m.as_str() == run.network),
             || format!("network mode '{}'", run.network),
         )?;
-        for port in &run.host_ports {
-            self.each(
-                CAPABILITY,
-                "containers.ports",
-                |g| g.containers.as_ref()?.ports.as_ref(),
-                |ranges| ranges.iter().any(|r| r.contains(*port)),
-                || format!("host port {port}"),
-            )?;
-        }
-        for name in &run.env_names {
-            self.each(
-                CAPABILITY,
-                "containers.env",
-                |g| g.containers.as_ref()?.env.as_ref(),
-                |patterns| patterns.iter().any(|p| p.matches(name)),
-                || format!("environment variable '{name}'"),
-            )?;
-        }
-        for secret in &run.secrets {
-            self.each(
-                CAPABILITY,
-                "containers.secrets",
-                |g| g.containers.as_ref()?.secrets.as_ref(),
-                |patterns| patterns.iter().any(|p| p.matches(secret)),
-                || format!("secret '{secret}'"),
-            )?;
-        }
+        self.ports_granted(
+            CAPABILITY,
+            "containers.ports",
+            |g| rules(g)?.ports.as_ref(),
+            &run.host_ports,
+        )?;
+        self.names_granted(
+            CAPABILITY,
+            "containers.env",
+            |g| rules(g)?.env.as_ref(),
+            &run.env_names,
+            "environment variable",
+        )?;
+        self.names_granted(
+            CAPABILITY,
+            "containers.secrets",
+            |g| rules(g)?.secrets.as_ref(),
+            &run.secrets,
+            "secret",
+        )?;
         self.container_quotas(run)
     }
 }

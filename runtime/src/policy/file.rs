@@ -9,6 +9,7 @@ use super::gpus::GpuId;
 use super::installed::InstalledRules;
 use super::limits::LimitRules;
 use super::metrics::MetricsRules;
+use super::processes::ProcessRules;
 use super::quotas::QuotaRules;
 use crate::home::HomePath;
 use crate::text_position::{line_column, span_start};
@@ -39,6 +40,7 @@ pub struct Grant {
     pub gpus: Option<Vec<GpuId>>,
     pub containers: Option<ContainerRules>,
     pub metrics: Option<MetricsRules>,
+    pub processes: Option<ProcessRules>,
     pub limits: Option<LimitRules>,
     pub quotas: Option<QuotaRules>,
 }

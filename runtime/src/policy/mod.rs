@@ -26,6 +26,7 @@ mod gpus;
 mod installed;
 mod limits;
 mod metrics;
+mod processes;
 pub mod quotas;
 pub mod values;
 
@@ -35,6 +36,7 @@ pub use denial::{Denial, HostRule, Rule};
 pub use file::{Grant, PolicyError, PolicyFile};
 pub use limits::LimitCeilings;
 pub use metrics::ScrapeRequest;
+pub use processes::SpawnRequest;
 pub use quotas::Quota;
 
 use crate::bindings::Capability;
@@ -329,6 +331,7 @@ pub enum Request<'a> {
     },
     RunContainer(&'a RunRequest),
     Scrape(&'a ScrapeRequest),
+    SpawnProcess(&'a SpawnRequest),
 }
 
 /// The policy of one provider: every check and the effective limits.
@@ -356,6 +359,7 @@ impl ProviderPolicy {
             Request::EnsureImage { image } => self.image(image, None),
             Request::RunContainer(run) => self.run(run),
             Request::Scrape(scrape) => self.scrape(scrape),
+            Request::SpawnProcess(spawn) => self.spawn(spawn),
         }
     }
 
@@ -386,6 +390,48 @@ impl ProviderPolicy {
             {
                 return Err(view.not_in(capability, &what(), dimension));
             }
+        }
+        Ok(())
+    }
+
+    /// Every name in `names` must match a pattern of `dimension` in each
+    /// view that lists rules for it.
+    fn names_granted(
+        &self,
+        capability: Option<&'static str>,
+        dimension: &str,
+        get: impl Fn(&Grant) -> Option<&Vec<values::Pattern>>,
+        names: &[String],
+        what: &str,
+    ) -> Result<(), Denial> {
+        for name in names {
+            self.each(
+                capability,
+                dimension,
+                &get,
+                |patterns| patterns.iter().any(|p| p.matches(name)),
+                || format!("{what} '{name}'"),
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Every port in `ports` must lie in a range of `dimension`.
+    fn ports_granted(
+        &self,
+        capability: Option<&'static str>,
+        dimension: &str,
+        get: impl Fn(&Grant) -> Option<&Vec<containers::PortRange>>,
+        ports: &[u16],
+    ) -> Result<(), Denial> {
+        for port in ports {
+            self.each(
+                capability,
+                dimension,
+                &get,
+                |ranges| ranges.iter().any(|r| r.contains(*port)),
+                || format!("host port {port}"),
+            )?;
         }
         Ok(())
     }

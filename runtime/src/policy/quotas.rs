@@ -16,6 +16,11 @@ pub const DEFAULT_SHM_MIB: u64 = 16 << 10;
 pub const DEFAULT_SIDECAR_BYTES: u64 = 16 << 10;
 /// Default privileged calls in one provider call.
 pub const DEFAULT_PRIVILEGED_CALLS: u64 = 1000;
+/// The most processes any provider may hold at once.
+pub const MAX_PROCESSES: u64 = 16;
+/// Default processes one provider may hold (a gateway and a miner loop,
+/// with room for one more pair while an old one is stopped).
+pub const DEFAULT_PROCESSES: u64 = 4;
 /// Default GPUs one container may be given.
 pub const DEFAULT_GPUS_PER_CONTAINER: u64 = 8;
 
@@ -25,6 +30,8 @@ pub struct QuotaRules {
     /// Containers the provider may hold at once (running or not).
     /// Default: one per granted GPU, at least 1, at most 8.
     pub containers: Option<Bounded<0, MAX_CONTAINERS>>,
+    /// Host processes the provider may hold at once (running).
+    pub processes: Option<Bounded<0, MAX_PROCESSES>>,
     /// GPUs one container may be given.
     pub gpus_per_container: Option<Bounded<0, 64>>,
     /// Shared memory of one container, in MiB.
@@ -102,6 +109,11 @@ impl ProviderPolicy {
             quota.value = default;
         }
         quota
+    }
+
+    /// Processes this provider may hold at once.
+    pub fn processes_quota(&self) -> Quota {
+        self.quota("processes", |q| q.processes.map(|b| b.0), DEFAULT_PROCESSES)
     }
 
     pub fn sidecar_quota(&self) -> Quota {

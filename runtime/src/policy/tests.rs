@@ -422,3 +422,67 @@ fn granted_is_declared_intersected_with_the_policy() {
             .contains("capabilities")
     );
 }
+
+fn spawn(
+    program: crate::process::Program,
+    env: &[&str],
+    secrets: &[&str],
+    ports: &[u16],
+) -> SpawnRequest {
+    SpawnRequest {
+        name: "gateway".into(),
+        program,
+        env_names: env.iter().map(|s| s.to_string()).collect(),
+        secrets: secrets.iter().map(|s| s.to_string()).collect(),
+        ports: ports.to_vec(),
+    }
+}
+
+#[test]
+fn processes_are_granted_per_program_variable_secret_and_port() {
+    use crate::process::Program::{Gateway, MinerLoop};
+    let user = r#"
+[providers.community]
+capabilities = ["processes"]
+[providers.community.processes]
+programs = ["pearl-gateway"]
+env = ["PEARLD_*", "MINER_RPC_PORT"]
+secrets = ["PEARLD_RPC_PASSWORD"]
+ports = ["8337-8339"]
+"#;
+    let p = policy(None, Some(user)).for_provider("community", false);
+    let ok = spawn(
+        Gateway,
+        &["PEARLD_RPC_URL", "MINER_RPC_PORT"],
+        &["PEARLD_RPC_PASSWORD"],
+        &[8337, 8339],
+    );
+    assert_eq!(p.check(C::Processes, &Request::SpawnProcess(&ok)), Ok(()));
+    for (request, key) in [
+        (spawn(MinerLoop, &[], &[], &[]), "processes.programs"),
+        (spawn(Gateway, &["METRICS_BIND"], &[], &[]), "processes.env"),
+        (spawn(Gateway, &[], &["HF_TOKEN"], &[]), "processes.secrets"),
+        (spawn(Gateway, &[], &[], &[9000]), "processes.ports"),
+    ] {
+        let err = denied(p.check(C::Processes, &Request::SpawnProcess(&request)));
+        assert!(err.contains(key), "{key}: {err}");
+    }
+    // A key the granting file leaves out grants nothing to an installed provider.
+    let bare = "[providers.community]\ncapabilities = [\"processes\"]\n";
+    let p = policy(None, Some(bare)).for_provider("community", false);
+    let err = denied(p.check(C::Processes, &Request::SpawnProcess(&ok)));
+    assert!(err.contains("processes.programs is not set"), "{err}");
+    // The system file is a ceiling, even for a built-in.
+    let system = "[default.processes]\nprograms = [\"pearl-miner-loop\"]\n";
+    let p = policy(Some(system), None).for_provider("cpu-pearl", true);
+    let err = denied(p.check(C::Processes, &Request::SpawnProcess(&ok)));
+    assert!(err.contains("default.processes.programs"), "{err}");
+    assert!(
+        PolicyFile::parse(
+            "[default.processes]\nprograms = [\"/bin/sh\"]\n",
+            Path::new("p")
+        )
+        .is_err()
+    );
+    assert_eq!(p.processes_quota().value, quotas::DEFAULT_PROCESSES);
+}

@@ -77,6 +77,26 @@ pub struct SessionRecord {
     pub image: Option<String>,
 }
 
+/// A session of processes, in the shape OpenJarvis's cpu providers write
+/// (reference §1.6): its `jarvis mine status` shows the PIDs and scrapes
+/// `metrics_url` as the gateway's metrics, its `jarvis mine stop` stops the
+/// PIDs. `session_id` marks it as ours: the host wrote the PIDs from its
+/// own process table, never from what a provider said.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProcessSession {
+    pub provider: String,
+    /// Unix seconds, a float as the reference writes it.
+    pub started_at: f64,
+    pub wallet_address: String,
+    pub gateway_url: String,
+    /// The gateway's Prometheus endpoint, with `/metrics`.
+    pub metrics_url: String,
+    pub gateway_pid: u32,
+    pub miner_loop_pid: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<String>,
+}
+
 impl SessionRecord {
     /// The vLLM server's base URL: `vllm_endpoint` less a trailing `/` and
     /// one `/v1`, as OpenJarvis's engine discovery takes it.
@@ -163,8 +183,8 @@ impl SidecarError {
 
 /// Serialises `record` as the sidecar text: indent 2, keys sorted, no
 /// trailing newline.
-pub fn to_json(record: &SessionRecord) -> String {
-    let value = serde_json::to_value(record).expect("a SessionRecord always serialises");
+pub fn to_json(record: &impl Serialize) -> String {
+    let value = serde_json::to_value(record).expect("a session record always serialises");
     let serde_json::Value::Object(map) = value else {
         unreachable!("a SessionRecord serialises to an object")
     };
@@ -176,7 +196,7 @@ pub fn to_json(record: &SessionRecord) -> String {
 
 /// Atomically replaces `path` with `record` (see [`atomic_file::write`]);
 /// on any error `path` is untouched.
-pub fn write(path: &HomePath, record: &SessionRecord) -> Result<(), SidecarError> {
+pub fn write(path: &HomePath, record: &impl Serialize) -> Result<(), SidecarError> {
     let err = |source| SidecarError::Write {
         path: path.absolute(),
         source,
@@ -195,8 +215,30 @@ pub fn write(path: &HomePath, record: &SessionRecord) -> Result<(), SidecarError
         .map_err(err)
 }
 
+/// Reads a session of processes: ours, or OpenJarvis's cpu providers'.
+/// `Ok(None)` when there is no record or it is a container session.
+pub fn read_processes(path: &HomePath) -> Result<Option<ProcessSession>, SidecarError> {
+    match read(path) {
+        Err(SidecarError::OpenJarvisProcesses { .. }) => {}
+        Err(err) => return Err(err),
+        Ok(_) => return Ok(None),
+    }
+    let bytes = path.read().map_err(|source| SidecarError::Unreadable {
+        path: path.absolute(),
+        source,
+    })?;
+    serde_json::from_slice(&bytes)
+        .map(Some)
+        .map_err(|e| SidecarError::Corrupt {
+            path: path.absolute(),
+            reason: format!("not a session of processes: {e}"),
+        })
+}
+
 /// Reads the sidecar. A missing file is `Ok(None)`; anything else that is
-/// not a session record is an error (see [`SidecarError::is_corrupt`]).
+/// not a session record is an error (see [`SidecarError::is_corrupt`]). A
+/// session of processes is [`SidecarError::OpenJarvisProcesses`]; read it
+/// with [`read_processes`].
 pub fn read(path: &HomePath) -> Result<Option<SessionRecord>, SidecarError> {
     let unreadable = |source| SidecarError::Unreadable {
         path: path.absolute(),
@@ -365,6 +407,22 @@ pub fn check_vllm_metrics_url(
 
 /// An `http(s)` URL on a loopback host, without credentials, query or
 /// fragment, whose path ends in `suffix` if given.
+/// The port of a loopback `http(s)` URL without credentials, query or
+/// fragment (the rules of [`validate`]); the error completes "<field> …".
+pub fn loopback_port(url: &str) -> Result<u16, String> {
+    if url.len() > MAX_STRING_BYTES {
+        return Err(format!("is longer than {MAX_STRING_BYTES} bytes"));
+    }
+    check_url("url", url, None).map_err(|err| match err {
+        ValidationError::Url { reason, .. } => format!("is not acceptable: {reason}"),
+        other => other.to_string(),
+    })?;
+    url.parse::<ureq::http::Uri>()
+        .ok()
+        .and_then(|uri| uri.port_u16())
+        .ok_or_else(|| "has no port".to_owned())
+}
+
 fn check_url(
     field: &'static str,
     value: &str,

@@ -15,7 +15,7 @@
 //! (`wasi:clocks/monotonic-clock`): pollables that it holds fill the host's
 //! resource table, and blocking on one sleeps inside a host call.
 
-use mining_provider_sdk::host::{clock, containers, metrics, sidecar};
+use mining_provider_sdk::host::{clock, containers, metrics, processes, sidecar};
 use mining_provider_sdk::types::{
     Capabilities, Capability, Error, ExtraValue, HardwareFacts, MiningConfig, ProviderInfo,
 };
@@ -43,6 +43,7 @@ impl Provider for Escape {
                 Capability::Containers,
                 Capability::Sidecar,
                 Capability::Metrics,
+                Capability::Processes,
             ],
         }
     }
@@ -178,6 +179,56 @@ impl Provider for Escape {
                         .join("\n"),
                 ))
             }
+            "spawn" => processes::spawn(&params.process()).map(drop),
+            // `count` processes named `<name>-<i>`, each answer.
+            "spawn-many" => {
+                let base = params.process();
+                Err(Error::Failed(
+                    (0..params.count(2))
+                        .map(|i| {
+                            let mut spec = base.clone();
+                            spec.name = format!("{}-{i}", base.name);
+                            format!("spawn#{i}\t{}", answer(processes::spawn(&spec)))
+                        })
+                        .collect::<Vec<_>>()
+                        .join("\n"),
+                ))
+            }
+            // Every process-handle import on one handle, each answer.
+            "probe-process" => {
+                let handle = params.text("handle", "escape-no-such-process");
+                let port = params.text("port", "1").parse().unwrap_or(1);
+                Err(Error::Failed(
+                    [
+                        (
+                            "wait-listening",
+                            answer(processes::wait_listening(&handle, port, 200)),
+                        ),
+                        (
+                            "inspect",
+                            match processes::inspect(&handle) {
+                                Ok(state) => {
+                                    format!("ok {}", if state.is_some() { "found" } else { "none" })
+                                }
+                                Err(err) => answer::<()>(Err(err)),
+                            },
+                        ),
+                        (
+                            "tail-log",
+                            match processes::tail_log(&handle, 100) {
+                                Ok(lines) => format!("ok {} lines {lines:?}", lines.len()),
+                                Err(err) => answer::<()>(Err(err)),
+                            },
+                        ),
+                        ("stop", answer(processes::stop(&handle, 100))),
+                    ]
+                    .iter()
+                    .map(|(import, answer)| format!("{import}\t{answer}"))
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+                ))
+            }
+            "sidecar-write-processes" => sidecar::write_processes(&params.process_session()),
             other => Err(Error::Invalid(format!("unknown attack {other:?}"))),
         }
     }
@@ -296,6 +347,47 @@ impl Params {
         }
     }
 
+    /// A process spec: `pearl-gateway start` unless the parameters say
+    /// otherwise (`program`, `args`, `env` as NAME=VALUE, `secret`, `ports`).
+    fn process(&self) -> processes::ProcessSpec {
+        use processes::EnvValue;
+        let mut env: Vec<(String, EnvValue)> = self
+            .texts("env")
+            .iter()
+            .filter_map(|pair| pair.split_once('='))
+            .map(|(k, v)| (k.to_owned(), EnvValue::Text(v.to_owned())))
+            .collect();
+        if let Some(ExtraValue::Text(var)) = self.get("secret") {
+            let name = self.text("secret_as", "PEARLD_RPC_PASSWORD");
+            env.push((name, EnvValue::Secret(var.clone())));
+        }
+        let args = match self.texts("args") {
+            args if args.is_empty() && !self.flag("no_args") => vec!["start".to_owned()],
+            args => args,
+        };
+        processes::ProcessSpec {
+            name: self.text("name", "escape-process"),
+            program: self.text("program", "pearl-gateway"),
+            args,
+            env,
+            ports: self
+                .texts("ports")
+                .iter()
+                .filter_map(|p| p.parse().ok())
+                .collect(),
+        }
+    }
+
+    fn process_session(&self) -> sidecar::ProcessSession {
+        sidecar::ProcessSession {
+            gateway_url: self.text("gateway_url", "http://127.0.0.1:8337"),
+            metrics_url: self.text("metrics_url", "http://127.0.0.1:8339/metrics"),
+            wallet_address: self.text("wallet_address", "prl1escape"),
+            gateway_process: self.text("gateway_process", "escape-process"),
+            miner_loop_process: self.text("miner_loop_process", "escape-process"),
+        }
+    }
+
     /// A valid session record, with the fields the parameters override, and
     /// `huge_field` (if named) grown to `huge_size` bytes.
     fn session(&self) -> sidecar::Session {
@@ -354,6 +446,11 @@ fn all_imports(params: &Params) -> String {
             answer(containers::grep_logs(&container, &params.patterns(), 100)),
         ),
         ("sidecar.write", answer(sidecar::write(&params.session()))),
+        (
+            "sidecar.write-processes",
+            answer(sidecar::write_processes(&params.process_session())),
+        ),
+        ("sidecar.read-processes", answer(sidecar::read_processes())),
         ("sidecar.read", answer(sidecar::read())),
         ("sidecar.remove", answer(sidecar::remove())),
         (
@@ -361,6 +458,26 @@ fn all_imports(params: &Params) -> String {
             answer(metrics::scrape(
                 &params.text("url", "http://127.0.0.1:1/metrics"),
             )),
+        ),
+        (
+            "processes.spawn",
+            answer(processes::spawn(&params.process())),
+        ),
+        (
+            "processes.wait-listening",
+            answer(processes::wait_listening("escape-process", 8337, 100)),
+        ),
+        (
+            "processes.stop",
+            answer(processes::stop("escape-process", 100)),
+        ),
+        (
+            "processes.inspect",
+            answer(processes::inspect("escape-process")),
+        ),
+        (
+            "processes.tail-log",
+            answer(processes::tail_log("escape-process", 10)),
         ),
         ("clock.now", answer(clock::now())),
     ];

@@ -7,6 +7,10 @@
 //! container it labelled for the session. A provider can add work, never
 //! prevent cleanup.
 
+mod processes;
+
+pub use processes::{ProcessStatus, StoppedProcess, runs_processes};
+
 use crate::audit::{self, AuditLog};
 use crate::bindings;
 use crate::config::MiningConfig;
@@ -21,7 +25,7 @@ use crate::session::state::{
     self, ContainerState, EXTERNAL_CONTAINER_ID, Lifecycle, Observation, ObservedContainer,
     Operation, Reconciliation, SidecarState, short_id,
 };
-use crate::session::{LockError, SessionLock, SessionRecord, sidecar};
+use crate::session::{LockError, ProcessSession, SessionLock, SessionRecord, sidecar};
 use serde::Serialize;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -121,6 +125,8 @@ impl From<crate::session::SidecarError> for MineError {
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Cleanup {
     pub removed: Vec<RemovedContainer>,
+    /// Host processes stopped.
+    pub stopped: Vec<StoppedProcess>,
     pub sidecar_removed: bool,
     /// Removals that failed, with the reason (nothing is hidden).
     pub errors: Vec<String>,
@@ -141,6 +147,18 @@ impl Cleanup {
             .removed
             .iter()
             .map(|c| format!("removed container {} ({})", c.id, c.name))
+            .chain(self.stopped.iter().map(|p| {
+                format!(
+                    "stopped process {} (pid {}){}",
+                    p.name,
+                    p.pid,
+                    if p.unrecorded {
+                        ", which no record described"
+                    } else {
+                        ""
+                    }
+                )
+            }))
             .collect();
         if self.sidecar_removed {
             lines.push("removed the session record".into());
@@ -192,6 +210,9 @@ pub struct Waiting<'a> {
 pub struct StartReport {
     pub already_running: bool,
     pub session: Option<SessionRecord>,
+    /// The record of a session of processes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub process_session: Option<ProcessSession>,
     pub repairs: Vec<String>,
     /// Whether `start` waited for vLLM to answer.
     pub waited: bool,
@@ -230,6 +251,14 @@ pub struct StatusReport {
     /// Why the config could not be read (the state then comes from the
     /// session record and the containers alone).
     pub config_warning: Option<String>,
+    /// A session of host processes: each process's state.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub processes: Vec<ProcessStatus>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub process_session: Option<ProcessSession>,
+    /// Why the state is `failed`, when one sentence says it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// `mining-stats`, for printing and JSON.
@@ -311,6 +340,9 @@ impl Miner<'_> {
         let _lock =
             SessionLock::acquire_for(&self.paths.lock_file(), LOCK_WAIT, Operation::Start.word())
                 .map_err(MineError::from)?;
+        if runs_processes(provider) {
+            return self.start_processes(provider);
+        }
         let docker = self.docker()?;
         let mut repairs = self.reconcile(&docker)?;
         if let Some(record) = sidecar::read(&self.paths.sidecar()).map_err(MineError::from)? {
@@ -323,6 +355,7 @@ impl Miner<'_> {
             if self.is_running(&docker, &record)? {
                 return Ok(StartReport {
                     already_running: true,
+                    process_session: None,
                     session: Some(record),
                     repairs,
                     waited: false,
@@ -367,6 +400,7 @@ impl Miner<'_> {
         match ready {
             Ok(record) => Ok(StartReport {
                 already_running: false,
+                process_session: None,
                 session: Some(record),
                 repairs,
                 waited: ready_wait.is_some(),
@@ -487,6 +521,9 @@ impl Miner<'_> {
     pub fn stop(&self) -> Result<StopReport, MineError> {
         let _lock =
             SessionLock::acquire_for(&self.paths.lock_file(), LOCK_WAIT, Operation::Stop.word())?;
+        if self.has_processes()? {
+            return self.stop_processes();
+        }
         let docker = self.docker()?;
         let repairs = self.reconcile(&docker)?;
         let record = sidecar::read(&self.paths.sidecar())?;
@@ -496,11 +533,15 @@ impl Miner<'_> {
             if record.container_id == EXTERNAL_CONTAINER_ID {
                 forgot_attached = Some(record.vllm_endpoint.clone());
             } else {
-                provider_failure = self.provider_stop(record).err();
+                provider_failure = self
+                    .provider_stop_by(&record.provider, record.session_id.as_deref())
+                    .err();
             }
         }
         let cleanup = self.teardown(&docker, Scope::Home, "stop");
-        let stopped = record.is_some() || cleanup.removed.iter().any(|c| c.was_running);
+        let stopped = record.is_some()
+            || cleanup.removed.iter().any(|c| c.was_running)
+            || !cleanup.stopped.is_empty();
         if stopped {
             let provider = record.as_ref().map_or("host", |r| r.provider.as_str());
             self.remember(
@@ -519,15 +560,13 @@ impl Miner<'_> {
     }
 
     /// The provider's chance to stop its session.
-    fn provider_stop(&self, record: &SessionRecord) -> Result<(), MineError> {
+    fn provider_stop_by(&self, provider: &str, session_id: Option<&str>) -> Result<(), MineError> {
         let provider = self
             .registry
-            .get(&record.provider)
-            .ok_or_else(|| MineError::UnknownProvider(record.provider.clone()))?;
-        let session = self.host_session(
-            record.session_id.clone().unwrap_or_default(),
-            Box::new(|_| {}),
-        );
+            .get(provider)
+            .ok_or_else(|| MineError::UnknownProvider(provider.to_owned()))?;
+        let session =
+            self.host_session(session_id.unwrap_or_default().to_owned(), Box::new(|_| {}));
         let refusals = session.refusals.clone();
         let host = provider.host_context(session);
         match provider.stop(self.sandbox, host) {
@@ -601,6 +640,10 @@ impl Miner<'_> {
                 Err(err) => cleanup.errors.push(err.to_string()),
             }
         }
+        // Host processes of the scope go too: nothing is left running.
+        let processes = self.teardown_processes(scope, why);
+        cleanup.stopped = processes.stopped;
+        cleanup.errors.extend(processes.errors);
         cleanup
     }
 
@@ -639,6 +682,11 @@ impl Miner<'_> {
     pub fn status(&self) -> Result<StatusReport, MineError> {
         let in_progress = SessionLock::holder(&self.paths.lock_file())?
             .and_then(|holder| holder.operation.as_deref().and_then(Operation::from_word));
+        let configured_processes = self.provider().is_ok_and(runs_processes);
+        let container_session = matches!(sidecar::read(&self.paths.sidecar()), Ok(Some(_)));
+        if self.has_processes()? || (configured_processes && !container_session) {
+            return self.status_processes(in_progress);
+        }
         let docker = match &self.docker {
             Ok(docker) => docker.clone(),
             Err(_) if self.mining.is_none() && self.config_error.is_none() => {
@@ -932,6 +980,9 @@ impl StatusReport {
             stats_error: None,
             repairs: Vec::new(),
             config_warning: None,
+            processes: Vec::new(),
+            process_session: None,
+            reason: None,
         }
     }
 }

@@ -1,0 +1,382 @@
+//! cpu-pearl end to end through the real binary: Pearl's gateway (the test
+//! gateway in tests/fixtures/pearl/bin, which speaks the real protocol and
+//! checks the password it was given) and our miner loop (with the test
+//! `pearl_mining` module of tests/fixtures/pearl/python) run as host
+//! processes through the sandboxed provider and the `processes` import.
+//!
+//! Each test has its own home and its own ports, and stops every process
+//! labelled for its home when it ends (even when it fails).
+
+use jarvis_mine_tests::free_port;
+use jarvis_mine_tests::run::{Run, wait_for};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+const JARVIS: &str = env!("CARGO_BIN_EXE_jarvis-under-test");
+const PASSWORD: &str = "cpu-pearl-test-password";
+const WALLET: &str = "prl1qexampleaddress";
+/// Exit code of a missing secret (docs/exit-codes.md).
+const MISSING_SECRET: i32 = 6;
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/pearl")
+}
+
+/// A process on this machine labelled for a home: `(pid, name)`.
+fn labelled(home: &Path) -> Vec<(u32, String)> {
+    let home = home.canonicalize().unwrap().display().to_string();
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(environ) = std::fs::read(entry.path().join("environ")) else {
+            continue;
+        };
+        // A zombie has an empty environment: it is gone.
+        let vars: Vec<String> = environ
+            .split(|b| *b == 0)
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+            .collect();
+        let get = |name: &str| {
+            vars.iter()
+                .find_map(|v| v.strip_prefix(&format!("{name}=")).map(str::to_owned))
+        };
+        if get("OPENJARVIS_MINING_HOME").as_deref() == Some(home.as_str()) {
+            found.push((pid, get("OPENJARVIS_MINING_PROCESS").unwrap_or_default()));
+        }
+    }
+    found.sort();
+    found
+}
+
+fn kill(pid: u32, signal: &str) {
+    Command::new("kill")
+        .args([signal, &pid.to_string()])
+        .status()
+        .unwrap();
+}
+
+struct Home {
+    dir: tempfile::TempDir,
+    gateway_port: u16,
+    metrics_port: u16,
+}
+
+impl Drop for Home {
+    fn drop(&mut self) {
+        for (pid, _) in labelled(self.dir.path()) {
+            kill(pid, "-KILL");
+        }
+    }
+}
+
+impl Home {
+    fn new() -> Home {
+        Home {
+            dir: tempfile::tempdir().unwrap(),
+            gateway_port: free_port(),
+            metrics_port: free_port(),
+        }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The binary with this home, the test gateway first on PATH, the test
+    /// Pearl packages importable and the password set (`env` changes it).
+    fn command(&self, args: &[&str], env: &[(&str, Option<&str>)]) -> Command {
+        let path = format!(
+            "{}:{}",
+            fixtures().join("bin").display(),
+            std::env::var("PATH").unwrap()
+        );
+        let mut command = Command::new(JARVIS);
+        command
+            .args(args)
+            .env_clear()
+            .env("PATH", path)
+            .env("PYTHONPATH", fixtures().join("python"))
+            .env("OPENJARVIS_HOME", self.path())
+            .env(
+                "OPENJARVIS_MINING_POLICY",
+                self.path().join("no-system-policy.toml"),
+            )
+            .env("PEARLD_RPC_PASSWORD", PASSWORD)
+            .env("TEST_GATEWAY_EXPECTED_PW", PASSWORD)
+            .stdin(Stdio::null());
+        for (name, value) in env {
+            match value {
+                Some(value) => command.env(name, value),
+                None => command.env_remove(name),
+            };
+        }
+        command
+    }
+
+    fn jarvis_env(&self, args: &[&str], env: &[(&str, Option<&str>)]) -> Run {
+        let run = Run::of(
+            format!("jarvis {}", args.join(" ")),
+            &mut self.command(args, env),
+        );
+        for text in [&run.stdout, &run.stderr] {
+            assert!(!text.contains(PASSWORD), "the password was printed: {run}");
+        }
+        run
+    }
+
+    fn jarvis(&self, args: &[&str]) -> Run {
+        self.jarvis_env(args, &[])
+    }
+
+    fn configured(self) -> Home {
+        let (gateway, metrics) = (self.gateway_port.to_string(), self.metrics_port.to_string());
+        self.jarvis(&[
+            "mine",
+            "init",
+            "--provider",
+            "cpu-pearl",
+            "--wallet",
+            WALLET,
+            "--gateway-port",
+            &gateway,
+            "--metrics-port",
+            &metrics,
+            "--yes",
+        ])
+        .code(0)
+        .stdout_has("Wrote [mining] for cpu-pearl");
+        self
+    }
+
+    fn status(&self) -> Value {
+        self.jarvis(&["mine", "status", "--json"]).code(0).json()
+    }
+
+    /// Polls `status --json` until `done` holds.
+    fn wait_status(&self, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+        wait_for(Duration::from_secs(60), || {
+            let status = self.status();
+            done(&status).then_some(status)
+        })
+        .unwrap_or_else(|| panic!("status never showed {what}: {}", self.status()))
+    }
+
+    fn sidecar(&self) -> Option<Value> {
+        let text = std::fs::read_to_string(self.path().join("runtime/mining.json")).ok()?;
+        assert!(!text.contains(PASSWORD), "the password is in the sidecar");
+        Some(serde_json::from_str(&text).unwrap())
+    }
+
+    fn accepted(status: &Value) -> u64 {
+        status["stats"]["shares_accepted"].as_u64().unwrap_or(0)
+    }
+}
+
+fn states(status: &Value) -> Vec<(String, String)> {
+    status["processes"]
+        .as_array()
+        .map(|list| {
+            list.iter()
+                .map(|p| {
+                    (
+                        p["name"].as_str().unwrap().to_owned(),
+                        p["state"].as_str().unwrap().to_owned(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn init_start_status_logs_stop() {
+    let home = Home::new().configured();
+    home.jarvis(&["mine", "start"])
+        .code(0)
+        .stdout_has("Started cpu-pearl");
+
+    // OpenJarvis's cpu shape, with the PIDs the host recorded.
+    let record = home.sidecar().expect("a session record");
+    assert_eq!(record["provider"], "cpu-pearl");
+    assert_eq!(
+        record["metrics_url"],
+        format!("http://127.0.0.1:{}/metrics", home.metrics_port)
+    );
+    let pids: Vec<u32> = labelled(home.path()).iter().map(|(pid, _)| *pid).collect();
+    assert_eq!(pids.len(), 2, "{:?}", labelled(home.path()));
+    for key in ["gateway_pid", "miner_loop_pid"] {
+        let pid = record[key].as_u64().unwrap() as u32;
+        assert!(pids.contains(&pid), "{key} {pid} is not one of {pids:?}");
+    }
+
+    // Shares rise, counted from the gateway's metrics.
+    let first = home.wait_status("accepted shares", |s| Home::accepted(s) > 0);
+    assert_eq!(first["state"], "running");
+    assert_eq!(
+        states(&first),
+        [
+            ("pearl-gateway".to_owned(), "running".to_owned()),
+            ("cpu-pearl-miner".to_owned(), "running".to_owned())
+        ]
+    );
+    let before = Home::accepted(&first);
+    home.wait_status("more shares", |s| Home::accepted(s) > before);
+    let text = home.jarvis(&["mine", "status"]).code(0).stdout.clone();
+    assert!(
+        text.contains("pearl-gateway:") && text.contains("running"),
+        "{text}"
+    );
+
+    // Both logs, redacted.
+    let logs = home.jarvis(&["mine", "logs", "-n", "50"]);
+    logs.code(0)
+        .stdout_has("pearl-gateway.log <==")
+        .stdout_has("cpu-pearl-miner.log <==")
+        .stdout_has("share accepted");
+
+    home.jarvis(&["mine", "stop"])
+        .code(0)
+        .stdout_has("Mining stopped.");
+    assert!(
+        labelled(home.path()).is_empty(),
+        "{:?}",
+        labelled(home.path())
+    );
+    assert!(home.sidecar().is_none());
+    assert!(!home.path().join("runtime/processes.json").exists());
+    assert_eq!(home.status()["state"], "stopped");
+    // The logs outlive the session.
+    home.jarvis(&["mine", "logs"])
+        .code(0)
+        .stdout_has("share accepted");
+}
+
+#[test]
+fn a_process_killed_from_outside_is_named_and_the_next_start_recovers() {
+    let home = Home::new().configured();
+    home.jarvis(&["mine", "start"]).code(0);
+    home.wait_status("accepted shares", |s| Home::accepted(s) > 0);
+    let gateway = home.sidecar().unwrap()["gateway_pid"].as_u64().unwrap() as u32;
+    kill(gateway, "-KILL");
+
+    let status = home.wait_status("a failed session", |s| s["state"] == "failed");
+    assert!(
+        status["reason"].as_str().unwrap().contains("pearl-gateway"),
+        "{status}"
+    );
+    assert_eq!(
+        states(&status),
+        [
+            ("pearl-gateway".to_owned(), "exited".to_owned()),
+            ("cpu-pearl-miner".to_owned(), "running".to_owned())
+        ]
+    );
+
+    // The next start ends what is left and starts both again.
+    home.jarvis(&["mine", "start"])
+        .code(0)
+        .stdout_has("Started cpu-pearl");
+    let running = home.wait_status("running again", |s| {
+        s["state"] == "running" && Home::accepted(s) > 0
+    });
+    assert_ne!(running["process_session"]["gateway_pid"], gateway);
+    assert_eq!(labelled(home.path()).len(), 2);
+    home.jarvis(&["mine", "stop"]).code(0);
+    assert!(labelled(home.path()).is_empty());
+}
+
+#[test]
+fn a_jarvis_killed_during_start_leaves_no_orphan_and_no_record() {
+    let home = Home::new().configured();
+    // The gateway takes a while to listen: start is inside the provider.
+    let mut start: Child = home
+        .command(
+            &["mine", "start"],
+            &[("TEST_GATEWAY_START_DELAY_MS", Some("30000"))],
+        )
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for(Duration::from_secs(30), || {
+        (!labelled(home.path()).is_empty()).then_some(())
+    })
+    .expect("the gateway was started");
+    start.kill().unwrap();
+    start.wait().unwrap();
+    assert_eq!(
+        labelled(home.path()).len(),
+        1,
+        "the gateway outlives jarvis"
+    );
+
+    let status = home.jarvis(&["mine", "status", "--json"]).code(0).json();
+    assert_ne!(status["state"], "running", "{status}");
+    assert!(
+        status["repairs"]
+            .to_string()
+            .contains("stopped process pearl-gateway"),
+        "{status}"
+    );
+    assert!(
+        labelled(home.path()).is_empty(),
+        "{:?}",
+        labelled(home.path())
+    );
+    assert!(home.sidecar().is_none());
+}
+
+#[test]
+fn ten_concurrent_starts_run_one_gateway_and_one_loop() {
+    let home = Home::new().configured();
+    let starts: Vec<Child> = (0..10)
+        .map(|_| {
+            home.command(&["mine", "start"], &[])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let runs: Vec<Run> = starts
+        .into_iter()
+        .map(|child| Run::new("jarvis mine start", child.wait_with_output().unwrap()))
+        .collect();
+    for run in &runs {
+        run.code(0);
+    }
+    let started = runs.iter().filter(|r| r.stdout.contains("Started")).count();
+    assert_eq!(started, 1, "one start started the session");
+    let names: Vec<String> = labelled(home.path()).into_iter().map(|(_, n)| n).collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+    home.jarvis(&["mine", "stop"]).code(0);
+    assert!(labelled(home.path()).is_empty());
+}
+
+#[test]
+fn a_missing_password_or_a_pool_target_is_refused_before_anything_starts() {
+    let home = Home::new().configured();
+    home.jarvis_env(&["mine", "start"], &[("PEARLD_RPC_PASSWORD", None)])
+        .code(MISSING_SECRET)
+        .stderr_has("PEARLD_RPC_PASSWORD");
+    assert!(labelled(home.path()).is_empty());
+    assert!(!home.path().join("logs/mining").exists());
+
+    let config = home.path().join("config.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    assert!(text.contains("submit_target = \"solo\""), "{text}");
+    let pool = text.replace(
+        "submit_target = \"solo\"",
+        "submit_target = \"pool:stratum+tcp://pool.example:3333\"",
+    );
+    std::fs::write(&config, pool).unwrap();
+    let run = home.jarvis(&["mine", "start"]);
+    assert_ne!(run.code, Some(0), "{run}");
+    assert!(run.stderr.contains("pool"), "{run}");
+    assert!(labelled(home.path()).is_empty());
+    assert!(home.sidecar().is_none());
+}
