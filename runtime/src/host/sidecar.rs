@@ -93,7 +93,7 @@ impl Host for CallHost {
     fn remove(&mut self) -> Result<(), Error> {
         self.privileged::<Sidecar, _>("sidecar.remove", |gate| {
             let view = gate.permit(Request::Own { target: RECORD })?;
-            if own_record(&view)?.is_none() {
+            if own_record(&view)?.is_none() && own_process_session(&view)?.is_none() {
                 return Ok(());
             }
             sidecar::remove(&view.path())
@@ -220,10 +220,24 @@ fn write_processes(view: &SidecarView<'_>, session: ProcessSession) -> Result<()
         .map_err(|err| Error::Failed(format!("cannot write the session record: {err}")))
 }
 
+/// The recorded session of processes if it is this provider's, of this session.
+fn own_process_session(view: &SidecarView<'_>) -> Result<Option<session::ProcessSession>, Error> {
+    let record = sidecar::read_processes(&view.path())
+        .map_err(|err| Error::Failed(format!("cannot read the session record: {err}")))?;
+    Ok(record.filter(|r| {
+        r.provider == view.provider_id() && r.session_id.as_deref() == Some(view.session_id())
+    }))
+}
+
 /// The current record if it is this provider's; another provider's session
 /// is invisible (and untouchable) to it.
 fn own_record(view: &SidecarView<'_>) -> Result<Option<SessionRecord>, Error> {
-    let record = sidecar::read(&view.path())
-        .map_err(|err| Error::Failed(format!("cannot read the session record: {err}")))?;
-    Ok(record.filter(|r| r.provider == view.provider_id()))
+    match sidecar::read(&view.path()) {
+        Ok(record) => Ok(record.filter(|r| r.provider == view.provider_id())),
+        // A session of processes: not a container session.
+        Err(session::SidecarError::OpenJarvisProcesses { .. }) => Ok(None),
+        Err(err) => Err(Error::Failed(format!(
+            "cannot read the session record: {err}"
+        ))),
+    }
 }

@@ -93,13 +93,15 @@ pub fn liveness(record: &ProcessRecord) -> Liveness {
     }
 }
 
-/// Whether `now` is the process `record` describes.
+/// Whether `now` is the process `record` describes: the same PID and start
+/// time, and, where its environment can be read (not in the instant
+/// between fork and exec, nor while an exec replaces it), the same labels.
 pub fn is(now: &Observed, record: &ProcessRecord) -> bool {
-    now.pid == record.pid
-        && now.start_time == record.start_time
-        && now.label(LABEL_SESSION) == Some(record.session.as_str())
-        && now.label(LABEL_PROVIDER) == Some(record.provider.as_str())
-        && now.label(LABEL_NAME) == Some(record.name.as_str())
+    let labels_agree = now.labels.is_empty()
+        || (now.label(LABEL_SESSION) == Some(record.session.as_str())
+            && now.label(LABEL_PROVIDER) == Some(record.provider.as_str())
+            && now.label(LABEL_NAME) == Some(record.name.as_str()));
+    now.pid == record.pid && now.start_time == record.start_time && labels_agree
 }
 
 #[cfg(test)]
@@ -127,6 +129,30 @@ mod tests {
         };
         // This test process has no labels and another start time.
         assert_eq!(liveness(&record), Liveness::Reused);
+    }
+
+    #[test]
+    fn labels_must_agree_where_they_can_be_read() {
+        let record = ProcessRecord::example();
+        let mut now = Observed {
+            pid: record.pid,
+            start_time: record.start_time,
+            labels: BTreeMap::new(),
+        };
+        assert!(is(&now, &record), "no labels readable: PID and start time decide");
+        for (name, value) in [
+            (LABEL_SESSION, "s1"),
+            (LABEL_PROVIDER, "cpu-pearl"),
+            (LABEL_NAME, "gateway"),
+        ] {
+            now.labels.insert(name.into(), value.into());
+        }
+        assert!(is(&now, &record));
+        now.labels.insert(LABEL_SESSION.into(), "another-session".into());
+        assert!(!is(&now, &record), "another session's process is not this one");
+        now.labels.insert(LABEL_SESSION.into(), "s1".into());
+        now.start_time += 1;
+        assert!(!is(&now, &record), "another start time is another process");
     }
 
     #[test]

@@ -122,8 +122,7 @@ impl Program {
                 Ok(Command::new(path))
             }
             Program::MinerLoop => {
-                let python = on_path("python3")
-                    .ok_or("`python3` is not on PATH; the miner loop needs Python 3.10 or newer")?;
+                let python = interpreter()?;
                 let script = home.join(MINER_LOOP_FILE);
                 install_miner_loop(&script)
                     .map_err(|err| format!("cannot write the miner loop to {script}: {err}"))?;
@@ -132,6 +131,25 @@ impl Program {
                 Ok(command)
             }
         }
+    }
+}
+
+/// The interpreter `python3` on PATH runs, by its own account: a version
+/// manager's shim (pyenv) is a chain of scripts, and the process the host
+/// records must be Python itself.
+fn interpreter() -> Result<PathBuf, String> {
+    let missing = || "`python3` is not on PATH; the miner loop needs Python 3.10 or newer".to_owned();
+    let python3 = on_path("python3").ok_or_else(missing)?;
+    let out = Command::new(&python3)
+        .args(["-c", "import sys; print(sys.executable)"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|err| format!("cannot run {}: {err}", python3.display()))?;
+    let path = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    if out.status.success() && path.is_absolute() {
+        Ok(path)
+    } else {
+        Ok(python3)
     }
 }
 
