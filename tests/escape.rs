@@ -68,7 +68,7 @@ fn grant_networks(mounts: &str, endpoints: &str, networks: &str, more: &str) -> 
     format!(
         r#"
 [providers.escape]
-capabilities = ["containers", "sidecar", "metrics"]
+capabilities = ["containers", "sidecar", "metrics", "processes"]
 gpus = ["1"]
 
 [providers.escape.containers]
@@ -2348,22 +2348,29 @@ fn a_spawned_process_is_its_sessions_own_and_reads_nothing_else() {
         ]
     };
     h.start(&spawn("escape-process")).unwrap().unwrap();
-    let running = processes_of(h.home());
-    assert_eq!(running.len(), 1, "{running:?}");
-    assert_eq!(running[0].1, "escape-process");
-
+    let log = h.home().join("logs/mining/jm.escape.escape-process.log");
     // Its own session: a declared port answers, an undeclared one is not tried.
     let own = steps(h.attack(&[
         ("attack", text("probe-process")),
         ("handle", text("escape-process")),
         ("port", text(port.to_string())),
+        ("keep", ExtraValue::Boolean(true)),
+        ("wait_ms", text("20000")),
     ]));
     assert_eq!(own[0], ("wait-listening".into(), "ok".into()), "{own:?}");
     assert_eq!(own[1].1, "ok found");
+    // Listening, it is one labelled process (a version manager's shim, such
+    // as pyenv's, runs helpers with the same labels while it starts).
+    wait_until("one process", Duration::from_secs(20), || {
+        processes_of(h.home()).len() == 1
+    });
+    assert_eq!(processes_of(h.home())[0].1, "escape-process");
+    assert!(log.exists());
     let undeclared = steps(h.attack(&[
         ("attack", text("probe-process")),
         ("handle", text("escape-process")),
         ("port", text("22")),
+        ("keep", ExtraValue::Boolean(true)),
     ]));
     assert_contains(&undeclared[0].1, &["invalid: ", "not one of the ports"]);
 
@@ -2408,7 +2415,6 @@ fn a_spawned_process_is_its_sessions_own_and_reads_nothing_else() {
     }
 
     // Its log is read back without the secret it was given.
-    let log = h.home().join("logs/mining/jm.escape.escape-process.log");
     std::fs::OpenOptions::new()
         .append(true)
         .open(&log)
@@ -2417,6 +2423,7 @@ fn a_spawned_process_is_its_sessions_own_and_reads_nothing_else() {
     let tail = steps(h.attack(&[
         ("attack", text("probe-process")),
         ("handle", text("escape-process")),
+        ("keep", ExtraValue::Boolean(true)),
     ]));
     assert!(
         tail[2].1.contains("[REDACTED]") && !tail[2].1.contains(secret),

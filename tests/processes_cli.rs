@@ -52,6 +52,17 @@ fn labelled(home: &Path) -> Vec<(u32, String)> {
     found
 }
 
+/// The processes labelled for `home` once there are `count` of them (a
+/// version manager's shim, such as pyenv's, runs helpers with the same
+/// labels for a moment while a program starts).
+fn settled(home: &Path, count: usize) -> Vec<(u32, String)> {
+    wait_for(Duration::from_secs(20), || {
+        let found = labelled(home);
+        (found.len() == count).then_some(found)
+    })
+    .unwrap_or_else(|| panic!("not {count} processes: {:?}", labelled(home)))
+}
+
 fn kill(pid: u32, signal: &str) {
     Command::new("kill")
         .args([signal, &pid.to_string()])
@@ -206,8 +217,10 @@ fn init_start_status_logs_stop() {
         record["metrics_url"],
         format!("http://127.0.0.1:{}/metrics", home.metrics_port)
     );
-    let pids: Vec<u32> = labelled(home.path()).iter().map(|(pid, _)| *pid).collect();
-    assert_eq!(pids.len(), 2, "{:?}", labelled(home.path()));
+    let pids: Vec<u32> = settled(home.path(), 2)
+        .iter()
+        .map(|(pid, _)| *pid)
+        .collect();
     for key in ["gateway_pid", "miner_loop_pid"] {
         let pid = record[key].as_u64().unwrap() as u32;
         assert!(pids.contains(&pid), "{key} {pid} is not one of {pids:?}");
@@ -284,7 +297,7 @@ fn a_process_killed_from_outside_is_named_and_the_next_start_recovers() {
         s["state"] == "running" && Home::accepted(s) > 0
     });
     assert_ne!(running["process_session"]["gateway_pid"], gateway);
-    assert_eq!(labelled(home.path()).len(), 2);
+    settled(home.path(), 2);
     home.jarvis(&["mine", "stop"]).code(0);
     assert!(labelled(home.path()).is_empty());
 }
@@ -308,12 +321,8 @@ fn a_jarvis_killed_during_start_leaves_no_orphan_and_no_record() {
     .expect("the gateway was started");
     start.kill().unwrap();
     start.wait().unwrap();
-    // The gateway outlives jarvis (a version manager's shim may briefly
-    // show helper processes with the same labels while it starts).
-    wait_for(Duration::from_secs(20), || {
-        (labelled(home.path()).len() == 1).then_some(())
-    })
-    .unwrap_or_else(|| panic!("not one gateway: {:?}", labelled(home.path())));
+    // The gateway outlives jarvis.
+    settled(home.path(), 1);
 
     let status = home.jarvis(&["mine", "status", "--json"]).code(0).json();
     assert_ne!(status["state"], "running", "{status}");
@@ -352,8 +361,7 @@ fn ten_concurrent_starts_run_one_gateway_and_one_loop() {
     }
     let started = runs.iter().filter(|r| r.stdout.contains("Started")).count();
     assert_eq!(started, 1, "one start started the session");
-    let names: Vec<String> = labelled(home.path()).into_iter().map(|(_, n)| n).collect();
-    assert_eq!(names.len(), 2, "{names:?}");
+    settled(home.path(), 2);
     home.jarvis(&["mine", "stop"]).code(0);
     assert!(labelled(home.path()).is_empty());
 }

@@ -139,7 +139,10 @@ mod tests {
             start_time: record.start_time,
             labels: BTreeMap::new(),
         };
-        assert!(is(&now, &record), "no labels readable: PID and start time decide");
+        assert!(
+            is(&now, &record),
+            "no labels readable: PID and start time decide"
+        );
         for (name, value) in [
             (LABEL_SESSION, "s1"),
             (LABEL_PROVIDER, "cpu-pearl"),
@@ -148,8 +151,12 @@ mod tests {
             now.labels.insert(name.into(), value.into());
         }
         assert!(is(&now, &record));
-        now.labels.insert(LABEL_SESSION.into(), "another-session".into());
-        assert!(!is(&now, &record), "another session's process is not this one");
+        now.labels
+            .insert(LABEL_SESSION.into(), "another-session".into());
+        assert!(
+            !is(&now, &record),
+            "another session's process is not this one"
+        );
         now.labels.insert(LABEL_SESSION.into(), "s1".into());
         now.start_time += 1;
         assert!(!is(&now, &record), "another start time is another process");

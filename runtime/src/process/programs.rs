@@ -138,7 +138,8 @@ impl Program {
 /// manager's shim (pyenv) is a chain of scripts, and the process the host
 /// records must be Python itself.
 fn interpreter() -> Result<PathBuf, String> {
-    let missing = || "`python3` is not on PATH; the miner loop needs Python 3.10 or newer".to_owned();
+    let missing =
+        || "`python3` is not on PATH; the miner loop needs Python 3.10 or newer".to_owned();
     let python3 = on_path("python3").ok_or_else(missing)?;
     let out = Command::new(&python3)
         .args(["-c", "import sys; print(sys.executable)"])

@@ -194,7 +194,8 @@ impl Provider for Escape {
                         .join("\n"),
                 ))
             }
-            // Every process-handle import on one handle, each answer.
+            // Every process-handle import on one handle, each answer (`keep`:
+            // all but `stop`).
             "probe-process" => {
                 let handle = params.text("handle", "escape-no-such-process");
                 let port = params.text("port", "1").parse().unwrap_or(1);
@@ -202,7 +203,11 @@ impl Provider for Escape {
                     [
                         (
                             "wait-listening",
-                            answer(processes::wait_listening(&handle, port, 200)),
+                            answer(processes::wait_listening(
+                                &handle,
+                                port,
+                                params.text("wait_ms", "200").parse().unwrap_or(200),
+                            )),
                         ),
                         (
                             "inspect",
@@ -220,7 +225,14 @@ impl Provider for Escape {
                                 Err(err) => answer::<()>(Err(err)),
                             },
                         ),
-                        ("stop", answer(processes::stop(&handle, 100))),
+                        (
+                            "stop",
+                            if params.flag("keep") {
+                                "skipped".to_owned()
+                            } else {
+                                answer(processes::stop(&handle, 100))
+                            },
+                        ),
                     ]
                     .iter()
                     .map(|(import, answer)| format!("{import}\t{answer}"))
