@@ -83,11 +83,23 @@ pub fn run(args: &LogsArgs) -> CliResult {
 /// The logs of the processes the host started: the recorded ones, else
 /// (after `stop`) every log the host wrote under `<home>/logs/mining/`,
 /// each with the secret names to redact.
-fn process_logs(paths: &Paths) -> Result<Option<Vec<(String, Vec<String>)>>, CliError> {
+/// A process log's file name, and the variables whose values it is redacted of.
+struct ProcessLog {
+    name: String,
+    secrets: Vec<String>,
+}
+
+fn process_logs(paths: &Paths) -> Result<Option<Vec<ProcessLog>>, CliError> {
     let records = process::table::read(&paths.process_table()).map_err(CliError::failure)?;
     if !records.is_empty() {
         return Ok(Some(
-            records.into_iter().map(|r| (r.log, r.secrets)).collect(),
+            records
+                .into_iter()
+                .map(|r| ProcessLog {
+                    name: r.log,
+                    secrets: r.secrets,
+                })
+                .collect(),
         ));
     }
     if sidecar::read(&paths.sidecar()).is_ok_and(|r| r.is_some()) {
@@ -106,7 +118,10 @@ fn process_logs(paths: &Paths) -> Result<Option<Vec<(String, Vec<String>)>>, Cli
     Ok((!names.is_empty()).then(|| {
         names
             .into_iter()
-            .map(|name| (name, DEFAULT_SECRETS.map(String::from).to_vec()))
+            .map(|name| ProcessLog {
+                name,
+                secrets: DEFAULT_SECRETS.map(String::from).to_vec(),
+            })
             .collect()
     }))
 }
@@ -114,11 +129,11 @@ fn process_logs(paths: &Paths) -> Result<Option<Vec<(String, Vec<String>)>>, Cli
 /// Secrets a process log is redacted of when its record is gone.
 const DEFAULT_SECRETS: [&str; 2] = ["PEARLD_RPC_PASSWORD", "HF_TOKEN"];
 
-fn print_process_logs(paths: &Paths, logs: &[(String, Vec<String>)], args: &LogsArgs) -> CliResult {
+fn print_process_logs(paths: &Paths, logs: &[ProcessLog], args: &LogsArgs) -> CliResult {
     if args.follow {
         let files: Vec<String> = logs
             .iter()
-            .map(|(name, _)| process::logs::path(paths, name).to_string())
+            .map(|log| process::logs::path(paths, &log.name).to_string())
             .collect();
         return Err(CliError::invalid_input(format!(
             "--follow reads container logs; follow these process logs with `tail -f {}`",
@@ -126,9 +141,9 @@ fn print_process_logs(paths: &Paths, logs: &[(String, Vec<String>)], args: &Logs
         )));
     }
     let mut out = super::output::stdout();
-    for (name, secrets) in logs {
-        let redactor = Redactor::for_variables(secrets.iter().map(String::as_str));
-        let path = process::logs::path(paths, name);
+    for log in logs {
+        let redactor = Redactor::for_variables(log.secrets.iter().map(String::as_str));
+        let path = process::logs::path(paths, &log.name);
         let lines = process::logs::tail(&path, args.tail, &redactor)
             .map_err(|err| CliError::failure(format!("cannot read {path}: {err}")))?;
         let written = writeln!(out, "==> {path} <==")
