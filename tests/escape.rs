@@ -29,8 +29,8 @@ use jarvis_mine::provider::{LoadedProvider, ProviderSource, Verdict};
 use jarvis_mine::sandbox::{ProviderError, Sandbox, SandboxLimits};
 use jarvis_mine_tests::run::wait_for;
 use jarvis_mine_tests::{
-    ContainerCleanup, FAKE_MINER_REPOSITORY, fake_miner_image, free_port, guest_facts,
-    linux_with_gpus, raw_docker,
+    ContainerCleanup, FAKE_MINER_REPOSITORY, fake_miner_image, free_port, guest_facts, kill,
+    labelled_processes, linux_with_gpus, raw_docker,
 };
 use sha2::{Digest, Sha256};
 use std::io::{Read, Write};
@@ -2135,39 +2135,13 @@ ports = ["1024-65535"]
     )
 }
 
-/// Processes labelled for `home` (their `OPENJARVIS_MINING_PROCESS`).
-fn processes_of(home: &Path) -> Vec<(u32, String)> {
-    let home = home.display().to_string();
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let environ = std::fs::read(entry.path().join("environ")).unwrap_or_default();
-        let vars: Vec<String> = environ
-            .split(|b| *b == 0)
-            .map(|v| String::from_utf8_lossy(v).into_owned())
-            .collect();
-        let get = |name: &str| {
-            vars.iter()
-                .find_map(|v| v.strip_prefix(&format!("{name}=")).map(str::to_owned))
-        };
-        if get("OPENJARVIS_MINING_HOME").as_deref() == Some(home.as_str()) {
-            found.push((pid, get("OPENJARVIS_MINING_PROCESS").unwrap_or_default()));
-        }
-    }
-    found
-}
-
 /// Kills, when dropped, every process labelled for a home.
 struct HomeProcesses(PathBuf);
 
 impl Drop for HomeProcesses {
     fn drop(&mut self) {
-        for (pid, _) in processes_of(&self.0) {
-            let _ = Command::new("kill")
-                .args(["-KILL", &pid.to_string()])
-                .status();
+        for (pid, _) in labelled_processes(&self.0) {
+            kill(pid, "-KILL");
         }
     }
 }
@@ -2232,7 +2206,7 @@ fn processes_run_only_host_programs_with_their_own_arguments_and_variables() {
         let error = h.attack(&[("attack", text("spawn")), ("env", texts(&[variable]))]);
         assert_contains(&invalid(error), &["does not take the environment variable"]);
     }
-    assert!(processes_of(h.home()).is_empty());
+    assert!(labelled_processes(h.home()).is_empty());
     assert!(!h.home().join("logs/mining").exists());
     let records = h.records_since(before);
     assert!(!records.is_empty());
@@ -2298,7 +2272,7 @@ fn ungranted_programs_variables_secrets_and_ports_are_denied_before_anything_sta
         };
         assert_contains(&answer, needles);
     }
-    assert!(processes_of(h.home()).is_empty());
+    assert!(labelled_processes(h.home()).is_empty());
     assert!(!h.home().join("logs/mining").exists());
 }
 
@@ -2363,9 +2337,9 @@ fn a_spawned_process_is_its_sessions_own_and_reads_nothing_else() {
     // Listening, it is one labelled process (a version manager's shim, such
     // as pyenv's, runs helpers with the same labels while it starts).
     wait_until("one process", Duration::from_secs(20), || {
-        processes_of(h.home()).len() == 1
+        labelled_processes(h.home()).len() == 1
     });
-    assert_eq!(processes_of(h.home())[0].1, "escape-process");
+    assert_eq!(labelled_processes(h.home())[0].1, "escape-process");
     assert!(log.exists());
     let undeclared = steps(h.attack(&[
         ("attack", text("probe-process")),
@@ -2406,7 +2380,11 @@ fn a_spawned_process_is_its_sessions_own_and_reads_nothing_else() {
     assert_eq!(foreign[1].1, "ok none");
     assert_eq!(foreign[2].1, "ok 0 lines []");
     assert_eq!(foreign[3].1, "ok");
-    assert_eq!(processes_of(h.home()).len(), 1, "a foreign stop touched it");
+    assert_eq!(
+        labelled_processes(h.home()).len(),
+        1,
+        "a foreign stop touched it"
+    );
     for handle in ["../escape-process", "escape process", "/proc/1"] {
         let answers =
             steps(h.attack(&[("attack", text("probe-process")), ("handle", text(handle))]));
@@ -2434,7 +2412,7 @@ fn a_spawned_process_is_its_sessions_own_and_reads_nothing_else() {
     // The quota is one process: the next is denied, and nothing starts.
     let error = h.attack(&spawn("escape-second"));
     assert_contains(&denied(error), &["quotas.processes", "the quota is 1"]);
-    assert_eq!(processes_of(h.home()).len(), 1);
+    assert_eq!(labelled_processes(h.home()).len(), 1);
 
     // The session record may name only the gateway's declared ports.
     for url in [
@@ -2458,6 +2436,6 @@ fn a_spawned_process_is_its_sessions_own_and_reads_nothing_else() {
     ]));
     assert_eq!(stopped[3].1, "ok");
     wait_until("the process to end", Duration::from_secs(10), || {
-        processes_of(h.home()).is_empty()
+        labelled_processes(h.home()).is_empty()
     });
 }

@@ -7,8 +7,8 @@
 //! Each test has its own home and its own ports, and stops every process
 //! labelled for its home when it ends (even when it fails).
 
-use jarvis_mine_tests::free_port;
 use jarvis_mine_tests::run::{Run, wait_for};
+use jarvis_mine_tests::{free_port, kill, labelled_processes};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -24,50 +24,15 @@ fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/pearl")
 }
 
-/// A process on this machine labelled for a home: `(pid, name)`.
-fn labelled(home: &Path) -> Vec<(u32, String)> {
-    let home = home.canonicalize().unwrap().display().to_string();
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let Ok(environ) = std::fs::read(entry.path().join("environ")) else {
-            continue;
-        };
-        // A zombie has an empty environment: it is gone.
-        let vars: Vec<String> = environ
-            .split(|b| *b == 0)
-            .map(|v| String::from_utf8_lossy(v).into_owned())
-            .collect();
-        let get = |name: &str| {
-            vars.iter()
-                .find_map(|v| v.strip_prefix(&format!("{name}=")).map(str::to_owned))
-        };
-        if get("OPENJARVIS_MINING_HOME").as_deref() == Some(home.as_str()) {
-            found.push((pid, get("OPENJARVIS_MINING_PROCESS").unwrap_or_default()));
-        }
-    }
-    found.sort();
-    found
-}
-
 /// The processes labelled for `home` once there are `count` of them (a
 /// version manager's shim, such as pyenv's, runs helpers with the same
 /// labels for a moment while a program starts).
 fn settled(home: &Path, count: usize) -> Vec<(u32, String)> {
     wait_for(Duration::from_secs(20), || {
-        let found = labelled(home);
+        let found = labelled_processes(home);
         (found.len() == count).then_some(found)
     })
-    .unwrap_or_else(|| panic!("not {count} processes: {:?}", labelled(home)))
-}
-
-fn kill(pid: u32, signal: &str) {
-    Command::new("kill")
-        .args([signal, &pid.to_string()])
-        .status()
-        .unwrap();
+    .unwrap_or_else(|| panic!("not {count} processes: {:?}", labelled_processes(home)))
 }
 
 struct Home {
@@ -78,7 +43,7 @@ struct Home {
 
 impl Drop for Home {
     fn drop(&mut self) {
-        for (pid, _) in labelled(self.dir.path()) {
+        for (pid, _) in labelled_processes(self.dir.path()) {
             kill(pid, "-KILL");
         }
     }
@@ -255,9 +220,9 @@ fn init_start_status_logs_stop() {
         .code(0)
         .stdout_has("Mining stopped.");
     assert!(
-        labelled(home.path()).is_empty(),
+        labelled_processes(home.path()).is_empty(),
         "{:?}",
-        labelled(home.path())
+        labelled_processes(home.path())
     );
     assert!(home.sidecar().is_none());
     assert!(!home.path().join("runtime/processes.json").exists());
@@ -299,7 +264,7 @@ fn a_process_killed_from_outside_is_named_and_the_next_start_recovers() {
     assert_ne!(running["process_session"]["gateway_pid"], gateway);
     settled(home.path(), 2);
     home.jarvis(&["mine", "stop"]).code(0);
-    assert!(labelled(home.path()).is_empty());
+    assert!(labelled_processes(home.path()).is_empty());
 }
 
 #[test]
@@ -316,7 +281,7 @@ fn a_jarvis_killed_during_start_leaves_no_orphan_and_no_record() {
         .spawn()
         .unwrap();
     wait_for(Duration::from_secs(30), || {
-        (!labelled(home.path()).is_empty()).then_some(())
+        (!labelled_processes(home.path()).is_empty()).then_some(())
     })
     .expect("the gateway was started");
     start.kill().unwrap();
@@ -333,9 +298,9 @@ fn a_jarvis_killed_during_start_leaves_no_orphan_and_no_record() {
         "{status}"
     );
     assert!(
-        labelled(home.path()).is_empty(),
+        labelled_processes(home.path()).is_empty(),
         "{:?}",
-        labelled(home.path())
+        labelled_processes(home.path())
     );
     assert!(home.sidecar().is_none());
 }
@@ -363,7 +328,7 @@ fn ten_concurrent_starts_run_one_gateway_and_one_loop() {
     assert_eq!(started, 1, "one start started the session");
     settled(home.path(), 2);
     home.jarvis(&["mine", "stop"]).code(0);
-    assert!(labelled(home.path()).is_empty());
+    assert!(labelled_processes(home.path()).is_empty());
 }
 
 #[test]
@@ -372,7 +337,7 @@ fn a_missing_password_or_a_pool_target_is_refused_before_anything_starts() {
     home.jarvis_env(&["mine", "start"], &[("PEARLD_RPC_PASSWORD", None)])
         .code(MISSING_SECRET)
         .stderr_has("PEARLD_RPC_PASSWORD");
-    assert!(labelled(home.path()).is_empty());
+    assert!(labelled_processes(home.path()).is_empty());
     assert!(!home.path().join("logs/mining").exists());
 
     let config = home.path().join("config.toml");
@@ -386,6 +351,6 @@ fn a_missing_password_or_a_pool_target_is_refused_before_anything_starts() {
     let run = home.jarvis(&["mine", "start"]);
     assert_ne!(run.code, Some(0), "{run}");
     assert!(run.stderr.contains("pool"), "{run}");
-    assert!(labelled(home.path()).is_empty());
+    assert!(labelled_processes(home.path()).is_empty());
     assert!(home.sidecar().is_none());
 }

@@ -300,3 +300,41 @@ where
         future(client).await
     })
 }
+
+/// The processes on this machine that the host labelled for `home` (an
+/// `OPENJARVIS_MINING_HOME` in their environment), as `(pid, name)`.
+/// A zombie's environment is empty: it is not listed.
+pub fn labelled_processes(home: &std::path::Path) -> Vec<(u32, String)> {
+    let home = home
+        .canonicalize()
+        .unwrap_or_else(|_| home.to_owned())
+        .display()
+        .to_string();
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").expect("/proc").flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let environ = std::fs::read(entry.path().join("environ")).unwrap_or_default();
+        let vars: Vec<String> = environ
+            .split(|b| *b == 0)
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+            .collect();
+        let get = |name: &str| {
+            vars.iter()
+                .find_map(|v| v.strip_prefix(&format!("{name}=")).map(str::to_owned))
+        };
+        if get("OPENJARVIS_MINING_HOME").as_deref() == Some(home.as_str()) {
+            found.push((pid, get("OPENJARVIS_MINING_PROCESS").unwrap_or_default()));
+        }
+    }
+    found.sort();
+    found
+}
+
+/// Sends `signal` (`-KILL`, `-TERM`) to `pid` with kill(1).
+pub fn kill(pid: u32, signal: &str) {
+    let _ = std::process::Command::new("kill")
+        .args([signal, &pid.to_string()])
+        .status();
+}

@@ -1,12 +1,10 @@
 //! `apple-mps-pearl` (experimental): the CPU provider's gateway plus Pearl's
 //! NoisyGEMM reference miner on PyTorch MPS (OpenJarvis `apple_mps_pearl.py`).
 
-use mining_provider_sdk::types::{
-    Capabilities, Capability, Error, HardwareFacts, MiningConfig, MiningStats, ProviderInfo,
-};
+use mining_provider_sdk::types::{Capabilities, Capability, HardwareFacts, ProviderInfo};
 use mining_provider_sdk::{Provider, export_provider};
 use pearl_catalog::tools::{gateway_reason, python_packages_reason};
-use pearl_provider_kit::subprocess::{self, Backend};
+use pearl_provider_kit::subprocess::Backend;
 
 struct AppleMpsPearl;
 
@@ -36,21 +34,7 @@ impl Provider for AppleMpsPearl {
         check(&facts).into()
     }
 
-    fn start(config: MiningConfig) -> Result<(), Error> {
-        subprocess::start(&BACKEND, &config)
-    }
-
-    fn stop() -> Result<(), Error> {
-        subprocess::stop(&BACKEND)
-    }
-
-    fn is_running() -> bool {
-        subprocess::is_running(&BACKEND)
-    }
-
-    fn stats() -> MiningStats {
-        subprocess::stats(&BACKEND)
-    }
+    pearl_provider_kit::subprocess_lifecycle!(BACKEND);
 }
 
 export_provider!(AppleMpsPearl);

@@ -5,3 +5,6 @@
 
 pub mod gateway_metrics;
 pub mod subprocess;
+
+/// The SDK, for [`subprocess_lifecycle!`]'s expansion.
+pub use mining_provider_sdk as sdk;

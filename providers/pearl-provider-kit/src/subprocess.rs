@@ -29,6 +29,31 @@ const SHARE_REJECTED: &str = "share rejected";
 /// The gateway's own line for a block the node took (pearl-and-peers §1.5.3).
 const BLOCK_ACCEPTED: &str = "Block accepted by node";
 
+/// The lifecycle half of a `Provider` impl for a [`Backend`] constant:
+/// `start`, `stop`, `is_running` and `stats` through this module.
+#[macro_export]
+macro_rules! subprocess_lifecycle {
+    ($backend:expr) => {
+        fn start(
+            config: $crate::sdk::types::MiningConfig,
+        ) -> Result<(), $crate::sdk::types::Error> {
+            $crate::subprocess::start(&$backend, &config)
+        }
+
+        fn stop() -> Result<(), $crate::sdk::types::Error> {
+            $crate::subprocess::stop(&$backend)
+        }
+
+        fn is_running() -> bool {
+            $crate::subprocess::is_running(&$backend)
+        }
+
+        fn stats() -> $crate::sdk::types::MiningStats {
+            $crate::subprocess::stats(&$backend)
+        }
+    };
+}
+
 /// What differs between the CPU and the MPS provider.
 pub struct Backend {
     pub provider_id: &'static str,

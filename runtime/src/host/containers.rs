@@ -8,9 +8,10 @@
 
 use super::context::{Containers, ContainersView};
 use super::gate::Gate;
+use super::env::{Env, valid_name};
 use super::{CallHost, IMPORT_ENSURE_IMAGE, LABEL_SECRETS, docker_error};
 use crate::bindings::openjarvis::mining::containers::{
-    ContainerSpec, ContainerState, EnvValue, GpuRequest, Host, MountSource,
+    ContainerSpec, ContainerState, GpuRequest, Host, MountSource,
 };
 use crate::bindings::openjarvis::mining::types::Error;
 use crate::docker::{self, Docker};
@@ -148,8 +149,8 @@ fn run(gate: &mut Gate<'_, Containers>, spec: ContainerSpec) -> Result<String, E
     // Rewards go to the user: every Pearl address the miner is given is
     // the configured wallet.
     let texts = plan
-        .request
         .env
+        .vars
         .iter()
         .map(|(_, value)| value.as_str())
         .chain(plan.request.args.iter().map(String::as_str));
@@ -286,9 +287,9 @@ fn check_image(image: &str) -> Result<(), Error> {
 struct Plan {
     policy: RunRequest,
     requested_name: String,
+    /// Its `env` is empty until [`Plan::finish`] resolves `env`'s secrets.
     request: docker::ContainerSpec,
-    /// `(index into request.env, host variable, required)`.
-    secrets: Vec<(usize, String, bool)>,
+    env: Env,
     /// The mount whose source is the Hugging Face cache (created if missing).
     hf_cache: Option<usize>,
 }
@@ -312,40 +313,15 @@ fn plan(spec: ContainerSpec) -> Result<Plan, Error> {
     if spec.env.len() > MAX_ARGS {
         return Err(invalid(format!("at most {MAX_ARGS} environment variables")));
     }
-    let mut secrets = Vec::new();
-    let mut env = Vec::with_capacity(spec.env.len());
-    for (name, value) in spec.env {
-        let name_ok = name.len() <= 255
-            && name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
-            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-        if !name_ok {
-            return Err(invalid(format!(
+    let env = Env::parse(spec.env, MAX_TEXT, |name| {
+        if valid_name(name) {
+            Ok(())
+        } else {
+            Err(invalid(format!(
                 "environment variable name {name:?} is not valid"
-            )));
+            )))
         }
-        let value = match value {
-            EnvValue::Text(text) if text.len() <= MAX_TEXT => text,
-            EnvValue::Text(_) => {
-                return Err(invalid(format!(
-                    "the value of {name} is longer than {MAX_TEXT} bytes"
-                )));
-            }
-            EnvValue::Secret(var) | EnvValue::OptionalSecret(var) if var.len() > 255 => {
-                return Err(invalid(format!(
-                    "secret variable name of {name} is too long"
-                )));
-            }
-            EnvValue::Secret(var) => {
-                secrets.push((env.len(), var, true));
-                String::new()
-            }
-            EnvValue::OptionalSecret(var) => {
-                secrets.push((env.len(), var, false));
-                String::new()
-            }
-        };
-        env.push((name, value));
-    }
+    })?;
     let mut mounts = Vec::new();
     let mut hf_cache = None;
     for mount in spec.mounts {
@@ -418,8 +394,8 @@ fn plan(spec: ContainerSpec) -> Result<Plan, Error> {
             .collect(),
         network: network_mode.clone(),
         host_ports,
-        env_names: env.iter().map(|(name, _)| name.clone()).collect(),
-        secrets: secrets.iter().map(|(_, var, _)| var.clone()).collect(),
+        env_names: env.names(),
+        secrets: env.secrets(),
         shm_bytes: spec.shm_size_bytes,
     };
     Ok(Plan {
@@ -429,7 +405,7 @@ fn plan(spec: ContainerSpec) -> Result<Plan, Error> {
             name: None,
             image: spec.image,
             args: spec.args,
-            env,
+            env: Vec::new(),
             labels: BTreeMap::new(),
             gpus,
             mounts,
@@ -439,7 +415,7 @@ fn plan(spec: ContainerSpec) -> Result<Plan, Error> {
             ports,
             memory_bytes: None,
         },
-        secrets,
+        env,
         hf_cache,
     })
 }
@@ -488,20 +464,10 @@ impl Plan {
     /// Completes the request once the policy has permitted it: reads the
     /// granted secrets, names and labels the container.
     fn finish(mut self, view: &ContainersView<'_>) -> Result<docker::ContainerSpec, Error> {
-        for (index, var, required) in &self.secrets {
-            let value = match std::env::var(var) {
-                Ok(value) => value,
-                Err(_) if !required => String::new(),
-                Err(_) => return Err(view.missing_secret(var)),
-            };
-            self.request.env[*index].1 = value;
-        }
+        let secrets = self.env.secrets();
+        self.request.env = self.env.resolve(|var| view.missing_secret(var))?;
         ensure_ports_free(&self.policy.host_ports)?;
-        let names: Vec<&str> = self
-            .secrets
-            .iter()
-            .map(|(_, var, _)| var.as_str())
-            .collect();
+        let names: Vec<&str> = secrets.iter().map(String::as_str).collect();
         self.request.labels = view.labels(&self.requested_name, &names, &self.policy.host_ports);
         self.request.name = Some(self.policy.name.clone());
         self.request.memory_bytes = view.memory_limit();

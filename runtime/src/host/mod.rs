@@ -10,6 +10,7 @@
 pub mod clock;
 pub mod containers;
 mod context;
+mod env;
 mod gate;
 pub mod log;
 pub mod metrics;

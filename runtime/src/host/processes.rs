@@ -8,7 +8,8 @@
 use super::CallHost;
 use super::context::Processes;
 use super::gate::Gate;
-use crate::bindings::openjarvis::mining::processes::{EnvValue, Host, ProcessSpec, ProcessState};
+use super::env::Env;
+use crate::bindings::openjarvis::mining::processes::{Host, ProcessSpec, ProcessState};
 use crate::bindings::openjarvis::mining::types::Error;
 use crate::policy::{HostRule, Request, SpawnRequest};
 use crate::process::{self, Liveness, Program, signal};
@@ -127,6 +128,7 @@ fn spawn(gate: &mut Gate<'_, Processes>, spec: ProcessSpec) -> Result<String, Er
     let plan = plan(spec)?;
     let texts = plan
         .env
+        .vars
         .iter()
         .map(|(_, value)| value.as_str())
         .chain(plan.args.iter().map(String::as_str));
@@ -154,14 +156,8 @@ fn spawn(gate: &mut Gate<'_, Processes>, spec: ProcessSpec) -> Result<String, Er
             plan.request.name
         )));
     }
-    let mut env = plan.env;
-    for (index, variable, required) in &plan.secrets {
-        env[*index].1 = match std::env::var(variable) {
-            Ok(value) => value,
-            Err(_) if !required => String::new(),
-            Err(_) => return Err(view.missing_secret(variable)),
-        };
-    }
+    let secrets = plan.request.secrets.clone();
+    let env = plan.env.resolve(|var| view.missing_secret(var))?;
     for port in &plan.request.ports {
         if std::net::TcpListener::bind(("127.0.0.1", *port)).is_err() {
             return Err(Error::Failed(format!(
@@ -169,7 +165,6 @@ fn spawn(gate: &mut Gate<'_, Processes>, spec: ProcessSpec) -> Result<String, Er
             )));
         }
     }
-    let secrets: Vec<String> = plan.secrets.into_iter().map(|(_, v, _)| v).collect();
     view.start(&plan.request, &plan.args, env, secrets)?;
     Ok(plan.request.name)
 }
@@ -179,9 +174,7 @@ fn spawn(gate: &mut Gate<'_, Processes>, spec: ProcessSpec) -> Result<String, Er
 struct Plan {
     request: SpawnRequest,
     args: Vec<String>,
-    env: Vec<(String, String)>,
-    /// `(index into env, host variable, required)`.
-    secrets: Vec<(usize, String, bool)>,
+    env: Env,
 }
 
 /// Checks a provider's spec as text, touching nothing on the host.
@@ -206,39 +199,17 @@ fn plan(spec: ProcessSpec) -> Result<Plan, Error> {
             "at most {MAX_ENV} environment variables"
         )));
     }
-    let mut env = Vec::with_capacity(spec.env.len());
-    let mut secrets = Vec::new();
-    for (name, value) in spec.env {
-        if !program.takes_env(&name) {
-            return Err(Error::Invalid(format!(
+    let env = Env::parse(spec.env, MAX_TEXT, |name| {
+        if program.takes_env(name) {
+            Ok(())
+        } else {
+            Err(Error::Invalid(format!(
                 "{} does not take the environment variable {:?}",
                 program.name(),
-                truncated(&name)
-            )));
+                truncated(name)
+            )))
         }
-        let value = match value {
-            EnvValue::Text(text) if text.len() <= MAX_TEXT && !text.contains('\0') => text,
-            EnvValue::Text(_) => {
-                return Err(Error::Invalid(format!(
-                    "the value of {name} is longer than {MAX_TEXT} bytes or holds a NUL"
-                )));
-            }
-            EnvValue::Secret(var) | EnvValue::OptionalSecret(var) if !env_name(&var) => {
-                return Err(Error::Invalid(format!(
-                    "the secret variable name of {name} is not valid"
-                )));
-            }
-            EnvValue::Secret(var) => {
-                secrets.push((env.len(), var, true));
-                String::new()
-            }
-            EnvValue::OptionalSecret(var) => {
-                secrets.push((env.len(), var, false));
-                String::new()
-            }
-        };
-        env.push((name, value));
-    }
+    })?;
     let mut ports = spec.ports;
     ports.sort_unstable();
     ports.dedup();
@@ -251,21 +222,13 @@ fn plan(spec: ProcessSpec) -> Result<Plan, Error> {
         request: SpawnRequest {
             name: spec.name,
             program,
-            env_names: env.iter().map(|(name, _)| name.clone()).collect(),
-            secrets: secrets.iter().map(|(_, var, _)| var.clone()).collect(),
+            env_names: env.names(),
+            secrets: env.secrets(),
             ports,
         },
         args: spec.args,
         env,
-        secrets,
     })
-}
-
-/// `[A-Za-z_][A-Za-z0-9_]*`, at most 255 bytes.
-fn env_name(name: &str) -> bool {
-    name.len() <= 255
-        && name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 /// A process name: its handle and the stem of its log file.

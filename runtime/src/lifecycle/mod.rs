@@ -543,11 +543,9 @@ impl Miner<'_> {
             || cleanup.removed.iter().any(|c| c.was_running)
             || !cleanup.stopped.is_empty();
         if stopped {
-            let provider = record.as_ref().map_or("host", |r| r.provider.as_str());
-            self.remember(
-                provider,
+            self.remember_stopped(
+                record.as_ref().map(|r| r.provider.as_str()),
                 record.as_ref().and_then(|r| r.session_id.clone()),
-                Ending::Stopped,
             );
         }
         Ok(StopReport {
@@ -645,6 +643,12 @@ impl Miner<'_> {
         cleanup.stopped = processes.stopped;
         cleanup.errors.extend(processes.errors);
         cleanup
+    }
+
+    /// Notes that `stop` ended a session (the host's, when no record said
+    /// whose).
+    fn remember_stopped(&self, provider: Option<&str>, session_id: Option<String>) {
+        self.remember(provider.unwrap_or("host"), session_id, Ending::Stopped);
     }
 
     /// Notes that a session ended here, for `status` (see `session::history`).

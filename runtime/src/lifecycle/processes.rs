@@ -156,11 +156,9 @@ impl Miner<'_> {
         let cleanup = self.teardown_processes(Scope::Home, "stop");
         let stopped = session.is_some() || !cleanup.stopped.is_empty();
         if stopped {
-            let provider = session.as_ref().map_or("host", |s| s.provider.as_str());
-            self.remember(
-                provider,
+            self.remember_stopped(
+                session.as_ref().map(|s| s.provider.as_str()),
                 session.as_ref().and_then(|s| s.session_id.clone()),
-                Ending::Stopped,
             );
         }
         Ok(StopReport {
