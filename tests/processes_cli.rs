@@ -354,3 +354,132 @@ fn a_missing_password_or_a_pool_target_is_refused_before_anything_starts() {
     assert!(labelled_processes(home.path()).is_empty());
     assert!(home.sidecar().is_none());
 }
+
+#[test]
+fn counts_come_from_log_lines_when_the_gateway_serves_no_metrics() {
+    let home = Home::new().configured();
+    home.jarvis_env(
+        &["mine", "start"],
+        &[("TEST_GATEWAY_NO_METRICS", Some("1"))],
+    )
+    .code(0);
+    let status = home.wait_status("shares from the log lines", |s| Home::accepted(s) >= 2);
+    assert_eq!(status["state"], "running");
+    assert!(
+        status["stats"]["shares_submitted"].as_u64().unwrap() >= 2,
+        "{status}"
+    );
+    home.jarvis(&["mine", "stop"]).code(0);
+}
+
+#[test]
+fn a_recorded_pid_that_another_process_now_holds_is_forgotten_never_signalled() {
+    let home = Home::new().configured();
+    // An unrelated process holds the PID the record names, since another time.
+    let mut bystander = Command::new("sleep").arg("300").spawn().unwrap();
+    let table = serde_json::json!({
+        "processes": [{
+            "provider": "cpu-pearl",
+            "component": "0".repeat(64),
+            "session": "an-old-session",
+            "name": "pearl-gateway",
+            "program": "pearl-gateway",
+            "pid": bystander.id(),
+            "start_time": 1,
+            "ports": [home.gateway_port],
+            "secrets": [],
+            "log": "pearl-gateway.log"
+        }]
+    });
+    std::fs::create_dir_all(home.path().join("runtime")).unwrap();
+    std::fs::write(
+        home.path().join("runtime/processes.json"),
+        serde_json::to_vec(&table).unwrap(),
+    )
+    .unwrap();
+
+    let status = home.status();
+    assert!(
+        status["repairs"]
+            .to_string()
+            .contains("its PID belongs to another process now"),
+        "{status}"
+    );
+    assert!(
+        bystander.try_wait().unwrap().is_none(),
+        "the bystander was signalled"
+    );
+    assert!(!home.path().join("runtime/processes.json").exists());
+    bystander.kill().unwrap();
+    bystander.wait().unwrap();
+}
+
+/// A community provider that starts a process and then returns without a
+/// session record: the host stops the process it started, whatever the
+/// provider does next.
+#[test]
+fn the_host_stops_what_a_community_provider_started_when_its_start_fails() {
+    let home = Home::new();
+    let escape = home.path().join("escape.wasm");
+    std::fs::copy(env!("GUEST_ESCAPE"), &escape).unwrap();
+    home.jarvis(&[
+        "mine",
+        "providers",
+        "install",
+        "--yes",
+        escape.to_str().unwrap(),
+    ])
+    .code(0);
+    std::fs::write(
+        home.path().join("mining/policy.toml"),
+        r#"
+[providers.escape]
+capabilities = ["containers", "sidecar", "processes"]
+[providers.escape.processes]
+programs = ["pearl-gateway"]
+env = ["PEARLD_*", "MINER_RPC_*", "METRICS_BIND"]
+secrets = ["PEARLD_RPC_PASSWORD"]
+ports = ["1024-65535"]
+"#,
+    )
+    .unwrap();
+    let (port, metrics) = (home.gateway_port, home.metrics_port);
+    std::fs::write(
+        home.path().join("config.toml"),
+        format!(
+            r#"
+[mining]
+provider = "escape"
+wallet_address = "{WALLET}"
+submit_target = "solo"
+
+[mining.extra]
+attack = "spawn"
+secret = "PEARLD_RPC_PASSWORD"
+ports = ["{port}", "{metrics}"]
+env = ["MINER_RPC_TRANSPORT=tcp", "MINER_RPC_PORT={port}", "METRICS_BIND=127.0.0.1:{metrics}", "PEARLD_MINING_ADDRESS={WALLET}"]
+"#
+        ),
+    )
+    .unwrap();
+    let run = home.jarvis(&["mine", "start", "--no-wait"]);
+    assert_ne!(run.code, Some(0), "{run}");
+    assert!(
+        run.stderr.contains("without writing a session record"),
+        "{run}"
+    );
+    assert!(
+        run.stderr.contains("stopped process escape-process"),
+        "{run}"
+    );
+    assert!(
+        labelled_processes(home.path()).is_empty(),
+        "{:?}",
+        labelled_processes(home.path())
+    );
+    let audit = std::fs::read_to_string(home.path().join("logs/mining-audit.jsonl")).unwrap();
+    assert!(
+        audit.contains("host.teardown process=escape-process"),
+        "{audit}"
+    );
+}
