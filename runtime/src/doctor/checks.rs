@@ -454,10 +454,18 @@ pub fn model_registry(model: &str) -> Check {
 
 pub fn session(checks: &mut Vec<Check>, paths: &Paths) {
     let sidecar = paths.sidecar();
-    let record: Option<serde_json::Value> = sidecar
-        .read()
+    // Regular files only, capped: a FIFO planted there is "absent", never a hang.
+    let record: Option<serde_json::Value> = crate::bounded_read::open_home_regular(&sidecar)
         .ok()
-        .and_then(|bytes| serde_json::from_slice(&bytes).ok());
+        .and_then(|file| {
+            let mut bytes = Vec::new();
+            std::io::Read::read_to_end(
+                &mut std::io::Read::take(file, crate::session::sidecar::MAX_FILE_BYTES),
+                &mut bytes,
+            )
+            .ok()?;
+            serde_json::from_slice(&bytes).ok()
+        });
     match record {
         None => checks.push(Check::new(
             "Session",
@@ -529,4 +537,24 @@ pub fn policy(checks: &mut Vec<Check>, policy: &Policy) {
             )
         },
     ));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fifo_at_the_sidecar_path_reads_as_absent_without_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = Paths::with_home(dir.path());
+        std::fs::create_dir_all(dir.path().join("runtime")).unwrap();
+        let status = std::process::Command::new("mkfifo")
+            .arg(paths.sidecar().absolute())
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let mut checks = Vec::new();
+        session(&mut checks, &paths);
+        assert_eq!(checks[0].info, "absent (not running)");
+    }
 }
