@@ -483,3 +483,37 @@ env = ["MINER_RPC_TRANSPORT=tcp", "MINER_RPC_PORT={port}", "METRICS_BIND=127.0.0
         "{audit}"
     );
 }
+
+/// OpenJarvis 1.0.4 (from PyPI) reads our session of processes as its own
+/// cpu session: its `mine status` shows both PIDs alive and the gateway's
+/// counters from `metrics_url`.
+#[test]
+fn openjarvis_reads_our_cpu_session_as_its_own() {
+    use jarvis_mine_tests::openjarvis::openjarvis_command;
+    let home = Home::new().configured();
+    home.jarvis(&["mine", "start"]).code(0);
+    let ours = home.wait_status("accepted shares", |s| Home::accepted(s) > 0);
+    let record = home.sidecar().unwrap();
+    let theirs = wait_for(Duration::from_secs(30), || {
+        let run = Run::of(
+            "openjarvis jarvis mine status",
+            &mut openjarvis_command("jarvis", home.path()).args(["mine", "status"]),
+        );
+        (run.code == Some(0) && run.row("Shares accepted").is_some()).then_some(run)
+    })
+    .expect("OpenJarvis's status shows the gateway's counters");
+    assert_eq!(theirs.row("provider"), Some("cpu-pearl"), "{theirs}");
+    for (row, key) in [
+        ("gateway pid", "gateway_pid"),
+        ("miner pid", "miner_loop_pid"),
+    ] {
+        assert_eq!(
+            theirs.row(row),
+            Some(format!("{} (alive)", record[key]).as_str()),
+            "{theirs}"
+        );
+    }
+    let accepted: u64 = theirs.row("Shares accepted").unwrap().parse().unwrap();
+    assert!(accepted >= Home::accepted(&ours), "{theirs}");
+    home.jarvis(&["mine", "stop"]).code(0);
+}
