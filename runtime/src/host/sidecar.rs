@@ -235,7 +235,10 @@ fn own_record(view: &SidecarView<'_>) -> Result<Option<SessionRecord>, Error> {
     match sidecar::read(&view.path()) {
         Ok(record) => Ok(record.filter(|r| r.provider == view.provider_id())),
         // A session of processes: not a container session.
-        Err(session::SidecarError::OpenJarvisProcesses { .. }) => Ok(None),
+        Err(
+            session::SidecarError::OpenJarvisProcesses { .. }
+            | session::SidecarError::Processes { .. },
+        ) => Ok(None),
         Err(err) => Err(Error::Failed(format!(
             "cannot read the session record: {err}"
         ))),

@@ -161,6 +161,20 @@ pub enum SidecarError {
         gateway_pid: String,
         miner_loop_pid: String,
     },
+    /// A session of processes this runtime started ([`ProcessSession`],
+    /// with a session id): not a container session, read it with
+    /// [`read_processes`].
+    #[error(
+        "sidecar {path} describes a {provider} session of processes (gateway pid {gateway_pid}, \
+         miner loop pid {miner_loop_pid}) that `jarvis mine start` started: \
+         stop it with `jarvis mine stop` first"
+    )]
+    Processes {
+        path: PathBuf,
+        provider: String,
+        gateway_pid: String,
+        miner_loop_pid: String,
+    },
     #[error("cannot write sidecar {path}: {source}")]
     Write {
         path: PathBuf,
@@ -219,7 +233,7 @@ pub fn write(path: &HomePath, record: &impl Serialize) -> Result<(), SidecarErro
 /// `Ok(None)` when there is no record or it is a container session.
 pub fn read_processes(path: &HomePath) -> Result<Option<ProcessSession>, SidecarError> {
     match read(path) {
-        Err(SidecarError::OpenJarvisProcesses { .. }) => {}
+        Err(SidecarError::OpenJarvisProcesses { .. } | SidecarError::Processes { .. }) => {}
         Err(err) => return Err(err),
         Ok(_) => return Ok(None),
     }
@@ -237,8 +251,8 @@ pub fn read_processes(path: &HomePath) -> Result<Option<ProcessSession>, Sidecar
 
 /// Reads the sidecar. A missing file is `Ok(None)`; anything else that is
 /// not a session record is an error (see [`SidecarError::is_corrupt`]). A
-/// session of processes is [`SidecarError::OpenJarvisProcesses`]; read it
-/// with [`read_processes`].
+/// session of processes is [`SidecarError::Processes`] (ours) or
+/// [`SidecarError::OpenJarvisProcesses`]; read it with [`read_processes`].
 pub fn read(path: &HomePath) -> Result<Option<SessionRecord>, SidecarError> {
     let unreadable = |source| SidecarError::Unreadable {
         path: path.absolute(),
@@ -292,11 +306,22 @@ pub fn read(path: &HomePath) -> Result<Option<SessionRecord>, SidecarError> {
             }
             _ => "?".into(),
         };
-        return Err(SidecarError::OpenJarvisProcesses {
-            path: path.absolute(),
-            provider,
-            gateway_pid: pid("gateway_pid"),
-            miner_loop_pid: pid("miner_loop_pid"),
+        let (path, gateway_pid, miner_loop_pid) =
+            (path.absolute(), pid("gateway_pid"), pid("miner_loop_pid"));
+        return Err(if object.contains_key("session_id") {
+            SidecarError::Processes {
+                path,
+                provider,
+                gateway_pid,
+                miner_loop_pid,
+            }
+        } else {
+            SidecarError::OpenJarvisProcesses {
+                path,
+                provider,
+                gateway_pid,
+                miner_loop_pid,
+            }
         });
     }
     let mut record: SessionRecord =
@@ -625,6 +650,43 @@ mod tests {
             !message.contains('\u{1b}') && !message.contains('\u{7}'),
             "{message:?}"
         );
+    }
+
+    #[test]
+    fn our_session_of_processes_round_trips_in_openjarvis_s_shape() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = crate::home::root(dir.path()).join("mining.json");
+        let ours = ProcessSession {
+            provider: "cpu-pearl".into(),
+            started_at: 1_760_000_000.5,
+            wallet_address: "prl1q".into(),
+            gateway_url: "http://127.0.0.1:8337".into(),
+            metrics_url: "http://127.0.0.1:8339/metrics".into(),
+            gateway_pid: 4242,
+            miner_loop_pid: 4243,
+            session_id: Some("s1".into()),
+        };
+        write(&path, &ours).unwrap();
+        assert_eq!(read_processes(&path).unwrap(), Some(ours));
+        // Not a container session, and said to be ours, not OpenJarvis's.
+        let err = read(&path).unwrap_err();
+        assert!(matches!(err, SidecarError::Processes { .. }), "{err}");
+        assert!(
+            err.to_string().contains("`jarvis mine start` started"),
+            "{err}"
+        );
+        // OpenJarvis's own cpu record reads too (no session id).
+        std::fs::write(
+            path.absolute(),
+            r#"{"provider": "cpu-pearl", "started_at": 1760000000.5, "wallet_address": "prl1q",
+                "gateway_url": "http://127.0.0.1:8337", "metrics_url": "http://127.0.0.1:8339/metrics",
+                "gateway_pid": 4242, "miner_loop_pid": 4243}"#,
+        )
+        .unwrap();
+        assert_eq!(read_processes(&path).unwrap().unwrap().session_id, None);
+        // A container record is no session of processes.
+        write(&path, &record()).unwrap();
+        assert_eq!(read_processes(&path).unwrap(), None);
     }
 
     #[test]
