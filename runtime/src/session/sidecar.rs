@@ -34,6 +34,11 @@
 //! its `cpu-pearl` wrote (PIDs, no endpoint) is
 //! [`SidecarError::OpenJarvisProcesses`], never "corrupt", so nothing here
 //! removes the only record of processes OpenJarvis must stop.
+//!
+//! Our own cpu-pearl and apple-mps-pearl sessions are written in that cpu
+//! shape ([`ProcessSession`]: PIDs from the host's process table and
+//! `metrics_url`, plus `session_id`), so OpenJarvis's `mine status` and
+//! `mine stop` read them as theirs; [`read_processes`] reads both.
 
 use crate::atomic_file;
 use crate::home::HomePath;
