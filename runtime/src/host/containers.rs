@@ -7,8 +7,8 @@
 //! reads exactly as a reference to nothing.
 
 use super::context::{Containers, ContainersView};
-use super::gate::Gate;
 use super::env::{Env, valid_name};
+use super::gate::Gate;
 use super::{CallHost, IMPORT_ENSURE_IMAGE, LABEL_SECRETS, docker_error};
 use crate::bindings::openjarvis::mining::containers::{
     ContainerSpec, ContainerState, GpuRequest, Host, MountSource,
