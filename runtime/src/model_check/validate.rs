@@ -33,6 +33,12 @@ pub const LOG_WINDOW: usize = 200_000;
 /// Tokens asked of the chat completion (the reference's).
 const CHAT_MAX_TOKENS: u32 = 16;
 
+/// The names of the checks other evidence collectors read back (the NVIDIA
+/// release gate, `release_gate`).
+pub const MODELS_CHECK: &str = "vLLM /models";
+pub const CHAT_CHECK: &str = "Chat completion";
+pub const SHARES_CHECK: &str = "Gateway metrics";
+
 /// What the user asked; `None` fields default from the session record.
 #[derive(Debug, Clone)]
 pub struct Request {
@@ -66,6 +72,15 @@ impl ShareSource {
     }
 }
 
+/// The share counts the first answering source gave (`rejected` only from
+/// the container's log lines, which name rejections).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct ShareCounts {
+    pub submitted: u64,
+    pub accepted: u64,
+    pub rejected: u64,
+}
+
 /// One validation's result.
 #[derive(Debug, Clone)]
 pub struct Validation {
@@ -80,6 +95,8 @@ pub struct Validation {
     pub sidecar_path: crate::home::HomePath,
     pub lines: Vec<Line>,
     pub share_source: Option<ShareSource>,
+    /// The counts behind the `Gateway metrics` check, when a source answered.
+    pub shares: Option<ShareCounts>,
 }
 
 /// The artifact (reference §5.1: schema 1), plus `share_source`.
@@ -107,6 +124,11 @@ impl Validation {
 
     pub fn passed(&self) -> bool {
         report::passed(self.checks())
+    }
+
+    /// The recorded check named `name` ([`MODELS_CHECK`], …), if it ran.
+    pub fn check(&self, name: &str) -> Option<&Check> {
+        self.checks().find(|check| check.name == name)
     }
 
     pub fn artifact(&self) -> String {
@@ -153,7 +175,7 @@ pub fn metrics_url(url: &str) -> String {
 }
 
 /// vLLM's metrics: the endpoint less one `/v1`, then `/metrics`.
-fn vllm_metrics_url(endpoint: &str) -> String {
+pub fn vllm_metrics_url(endpoint: &str) -> String {
     let base = endpoint.strip_suffix("/v1").unwrap_or(endpoint);
     format!("{base}/metrics")
 }
@@ -241,7 +263,7 @@ pub fn validate(
     let container = record
         .map(|r| r.container_id.as_str())
         .filter(|id| !id.is_empty() && *id != EXTERNAL_CONTAINER_ID);
-    let (check, share_source) = share_evidence(
+    let (check, share_source, shares) = share_evidence(
         gateway.as_deref(),
         container,
         endpoint.as_deref().map(vllm_metrics_url),
@@ -260,12 +282,13 @@ pub fn validate(
         sidecar_path: request.sidecar_path.clone(),
         lines,
         share_source,
+        shares,
     })
 }
 
 /// `vLLM /models`: the model is among the served ids.
 fn served_models(endpoint: &str, model: &str, timeout: Duration) -> Check {
-    const NAME: &str = "vLLM /models";
+    const NAME: &str = MODELS_CHECK;
     let url = format!("{endpoint}/models");
     tracing::info!("GET {url}");
     let body = match http::get(&url, Route::Miner, timeout, None, http::MAX_JSON_BYTES) {
@@ -299,7 +322,7 @@ fn served_models(endpoint: &str, model: &str, timeout: Duration) -> Check {
 
 /// `Chat completion`: the prompt gets at least one choice.
 fn chat(endpoint: &str, model: &str, prompt: &str, timeout: Duration) -> Check {
-    const NAME: &str = "Chat completion";
+    const NAME: &str = CHAT_CHECK;
     let url = format!("{endpoint}/chat/completions");
     let body = serde_json::json!({
         "model": model,
@@ -361,28 +384,41 @@ pub fn counted_log_lines(lines: &[String]) -> (u64, u64, u64) {
     (count(SUBMITTED), count(ACCEPTED), rejected)
 }
 
-/// `Gateway metrics`: the first source that answers.
+/// `Gateway metrics`: the first source that answers, and its counts.
 fn share_evidence(
     gateway: Option<&str>,
     container: Option<&str>,
     vllm: Option<String>,
     timeout: Duration,
     container_logs: &dyn Fn(&str) -> Result<Vec<String>, String>,
-) -> (Check, Option<ShareSource>) {
-    const NAME: &str = "Gateway metrics";
+) -> (Check, Option<ShareSource>, Option<ShareCounts>) {
+    const NAME: &str = SHARES_CHECK;
     let scrape_timeout = SCRAPE_TIMEOUT.min(timeout);
     let mut errors = Vec::new();
     let mut tried = false;
+    let found = |source: ShareSource, counts: ShareCounts| {
+        let mut info = format!(
+            "{} submitted={} accepted={}",
+            source.label(),
+            counts.submitted,
+            counts.accepted
+        );
+        if counts.rejected > 0 {
+            info.push_str(&format!(" rejected={}", counts.rejected));
+        }
+        (Check::pass(NAME, info), Some(source), Some(counts))
+    };
     if let Some(url) = gateway {
         tried = true;
         match counted_metrics(url, scrape_timeout) {
             Ok((submitted, accepted)) => {
-                return (
-                    Check::pass(
-                        NAME,
-                        format!("gateway submitted={submitted} accepted={accepted}"),
-                    ),
-                    Some(ShareSource::Gateway),
+                return found(
+                    ShareSource::Gateway,
+                    ShareCounts {
+                        submitted,
+                        accepted,
+                        rejected: 0,
+                    },
                 );
             }
             Err(err) => errors.push(format!("gateway: {err}")),
@@ -394,11 +430,14 @@ fn share_evidence(
         match container_logs(id) {
             Ok(lines) => {
                 let (submitted, accepted, rejected) = counted_log_lines(&lines);
-                let mut info = format!("container logs submitted={submitted} accepted={accepted}");
-                if rejected > 0 {
-                    info.push_str(&format!(" rejected={rejected}"));
-                }
-                return (Check::pass(NAME, info), Some(ShareSource::ContainerLogs));
+                return found(
+                    ShareSource::ContainerLogs,
+                    ShareCounts {
+                        submitted,
+                        accepted,
+                        rejected,
+                    },
+                );
             }
             Err(err) => errors.push(format!("container logs: {err}")),
         }
@@ -407,21 +446,22 @@ fn share_evidence(
         tried = true;
         match counted_metrics(&url, scrape_timeout) {
             Ok((submitted, accepted)) => {
-                return (
-                    Check::pass(
-                        NAME,
-                        format!("vLLM submitted={submitted} accepted={accepted}"),
-                    ),
-                    Some(ShareSource::Vllm),
+                return found(
+                    ShareSource::Vllm,
+                    ShareCounts {
+                        submitted,
+                        accepted,
+                        rejected: 0,
+                    },
                 );
             }
             Err(err) => errors.push(format!("vLLM: {err}")),
         }
     }
     if !tried {
-        return (Check::fail(NAME, "missing"), None);
+        return (Check::fail(NAME, "missing"), None, None);
     }
-    (Check::fail(NAME, errors.join(" | ")), None)
+    (Check::fail(NAME, errors.join(" | ")), None, None)
 }
 
 /// The last [`LOG_WINDOW`] lines of a container's log, through the
@@ -610,6 +650,14 @@ mod tests {
             "container logs submitted=2 accepted=1 rejected=1"
         );
         assert_eq!(validation.share_source, Some(ShareSource::ContainerLogs));
+        assert_eq!(
+            validation.shares,
+            Some(ShareCounts {
+                submitted: 2,
+                accepted: 1,
+                rejected: 1
+            })
+        );
     }
 
     #[test]
