@@ -213,15 +213,30 @@ fn write_row(out: &mut impl Write, check: &Check) -> std::io::Result<()> {
         Status::Info => DIM,
         Status::Unknown => WARN,
     };
-    let info = one_line(&check.info).to_string();
+    write_columns(
+        out,
+        &check.name,
+        &check.info,
+        paint(style, check.status.word()),
+    )
+}
+
+/// A row in the doctor's columns: `name` (escaped, 22 columns), `info`
+/// (escaped, wrapped at 45 under its column), then `status`.
+pub(super) fn write_columns(
+    out: &mut impl Write,
+    name: &str,
+    info: &str,
+    status: impl std::fmt::Display,
+) -> std::io::Result<()> {
+    let info = one_line(info).to_string();
     let lines = textwrap::wrap(&info, INFO_WIDTH);
     let first = lines.first().map_or("", |line| line.as_ref());
     writeln!(
         out,
-        "  {:<NAME_WIDTH$} {:<INFO_WIDTH$} {}",
-        one_line(&check.name),
+        "  {:<NAME_WIDTH$} {:<INFO_WIDTH$} {status}",
+        one_line(name),
         first,
-        paint(style, check.status.word())
     )?;
     for line in lines.iter().skip(1) {
         writeln!(out, "  {:NAME_WIDTH$} {line}", "")?;

@@ -114,7 +114,7 @@ pub fn run(args: &StartArgs, limits: SandboxLimits) -> CliResult {
 
 /// `[mining.extra].start_wait_seconds`: how long `start` waits for vLLM
 /// (`None` for 0: not at all).
-fn ready_wait(mining: &MiningConfig) -> Result<Option<Duration>, CliError> {
+pub(super) fn ready_wait(mining: &MiningConfig) -> Result<Option<Duration>, CliError> {
     let seconds = match mining.extra.get("start_wait_seconds") {
         None => DEFAULT_START_WAIT_SECONDS,
         Some(toml::Value::Integer(n)) if (0..=MAX_START_WAIT_SECONDS).contains(n) => *n,
@@ -130,7 +130,7 @@ fn ready_wait(mining: &MiningConfig) -> Result<Option<Duration>, CliError> {
 
 /// Readiness progress: a spinner with the time waited on a terminal, one
 /// line otherwise.
-fn wait_sink() -> Box<dyn FnMut(&Waiting)> {
+pub(super) fn wait_sink() -> Box<dyn FnMut(&Waiting)> {
     if !std::io::stderr().is_terminal() {
         let mut said = false;
         return Box::new(move |wait| {

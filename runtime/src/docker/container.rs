@@ -177,6 +177,29 @@ impl Docker {
         }
     }
 
+    /// Everything `docker inspect` says about a container, as Docker's JSON
+    /// (for a record of it), or `None` when it does not exist. Raw: its
+    /// `Config.Env` holds resolved secrets, so redact before keeping it.
+    pub fn inspect_json(&self, id: &str) -> Result<Option<serde_json::Value>, DockerError> {
+        let result = self.call(
+            &format!("inspecting container '{id}'"),
+            self.timeouts.request,
+            self.client
+                .inspect_container(id, None::<InspectContainerOptions>),
+        )?;
+        match result {
+            Ok(response) => serde_json::to_value(response).map(Some).map_err(|error| {
+                DockerError::Failed(format!(
+                    "cannot represent the inspection of container '{id}': {error}"
+                ))
+            }),
+            Err(error) => match classify(&error) {
+                Cause::Daemon { status: 404, .. } => Ok(None),
+                _ => Err(self.error(&format!("failed to inspect container '{id}'"), &error)),
+            },
+        }
+    }
+
     /// Every container (running or not) carrying `label`, or `label=value`.
     pub fn list_labelled(
         &self,

@@ -3,7 +3,9 @@
 
 use std::path::Path;
 
-use bollard::query_parameters::{CreateImageOptionsBuilder, RemoveImageOptionsBuilder};
+use bollard::query_parameters::{
+    CreateImageOptionsBuilder, ListImagesOptionsBuilder, RemoveImageOptionsBuilder,
+};
 use futures_util::StreamExt;
 
 use super::Docker;
@@ -97,6 +99,32 @@ impl Docker {
                 _ => Err(self.error(&format!("failed to inspect image '{image}'"), &error)),
             },
         }
+    }
+
+    /// The `name:tag`s of local images matching `reference` (Docker's
+    /// `reference` filter: a repository without a tag matches all its tags),
+    /// sorted; nothing is pulled.
+    pub fn local_tags(&self, reference: &str) -> Result<Vec<String>, DockerError> {
+        let filters = std::collections::HashMap::from([("reference", vec![reference])]);
+        let options = ListImagesOptionsBuilder::default()
+            .filters(&filters)
+            .build();
+        let what = format!("failed to list local images matching '{reference}'");
+        let images = self
+            .call(
+                &format!("listing local images matching '{reference}'"),
+                self.timeouts.request,
+                self.client.list_images(Some(options)),
+            )?
+            .map_err(|error| self.error(&what, &error))?;
+        let mut tags: Vec<String> = images
+            .into_iter()
+            .flat_map(|image| image.repo_tags)
+            .filter(|tag| tag != "<none>:<none>")
+            .collect();
+        tags.sort();
+        tags.dedup();
+        Ok(tags)
     }
 
     /// Removes a local image (untags it; layers go when nothing uses them).

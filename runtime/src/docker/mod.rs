@@ -18,13 +18,14 @@
 //! inspect, list), `spec.rs` (the container spec and its create request),
 //! `image.rs` (presence, pull, ensure), `build.rs` (BuildKit builds and their
 //! progress), `context.rs` (the build context tar), `logs.rs` (tail and
-//! follow), `error.rs`.
+//! follow), `info.rs` (`docker info`), `error.rs`.
 
 mod build;
 mod container;
 mod context;
 mod error;
 mod image;
+mod info;
 mod logs;
 mod spec;
 
@@ -36,6 +37,7 @@ use bollard::errors::Error as BollardError;
 pub use container::{ContainerState, ContainerSummary};
 pub use error::DockerError;
 pub use image::{ImageProgress, ImageSource, PEARL_DOCKERFILE};
+pub use info::DaemonInfo;
 pub use spec::{ContainerSpec, GpuRequest, Mount, PortBinding, RestartPolicy};
 
 use error::{Cause, classify, describe, unreachable_message};

@@ -126,6 +126,12 @@ impl Check {
         }
     }
 
+    /// What the check found, whoever it is judged for (a row straight from
+    /// [`probe_node`] has not been judged yet).
+    pub fn outcome(&self) -> Outcome {
+        self.outcome
+    }
+
     /// The fix, kept only where the check failed.
     fn fix(mut self, fix: impl Into<String>) -> Check {
         if self.outcome == Outcome::Fail {
