@@ -29,6 +29,7 @@ pub mod process;
 pub mod provider;
 pub mod redact;
 pub mod registry;
+pub mod release_gate;
 pub mod rewards;
 pub mod sandbox;
 pub mod session;

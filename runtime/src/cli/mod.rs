@@ -22,6 +22,7 @@ mod session;
 mod start;
 mod status;
 mod stop;
+mod validate_host;
 mod validate_model;
 
 use crate::sandbox::SandboxLimits;
@@ -52,6 +53,8 @@ pub mod exit {
     pub const DENIED: u8 = 9;
     /// `audit --verify`: the audit log's hash chain is broken (tampering).
     pub const AUDIT_BROKEN: u8 = 10;
+    /// `validate-host`: a criterion of the NVIDIA release gate failed.
+    pub const GATE_FAILED: u8 = 11;
     /// `jarvis pearl`: a Pearl tool was found but cannot be run (as a shell says).
     pub const CANNOT_RUN: u8 = 126;
     /// `jarvis pearl`: a Pearl tool is not found (as a shell says "command not found").
@@ -183,6 +186,8 @@ enum MineCommand {
     InspectModel(inspect_model::InspectModelArgs),
     /// Collect runtime evidence for Pearl model validation.
     ValidateModel(validate_model::ValidateModelArgs),
+    /// Run the NVIDIA release gate on this host and record its evidence.
+    ValidateHost(validate_host::ValidateHostArgs),
     /// Print the Pearl miner container log tail.
     #[command(after_help = "Examples:
   jarvis mine logs
@@ -220,6 +225,7 @@ pub fn main() -> ExitCode {
             MineCommand::Logs(args) => logs::run(&args),
             MineCommand::InspectModel(args) => inspect_model::run(&args),
             MineCommand::ValidateModel(args) => validate_model::run(&args),
+            MineCommand::ValidateHost(args) => validate_host::run(&args, mine.sandbox.limits()),
             MineCommand::Policy(args) => policy::run(&args, mine.sandbox.limits()),
             MineCommand::Audit(args) => audit::run(&args),
             MineCommand::Providers(args) => providers::run(&args, mine.sandbox.limits()),
