@@ -8,13 +8,17 @@
 //! runs a lifecycle command holds [`Exclusive`]: one global lock, and every
 //! labelled fake-miner container removed before and after (even when the
 //! test fails). A labelled container from any other image (a real miner) makes
-//! the tests refuse to run rather than remove it.
+//! the tests refuse to run rather than remove it. [`Exclusive`] also holds
+//! the machine-wide [`miner_lock`], which the other suites that run the
+//! fixed-name miner (validate_host_cli, model_enablement_cli,
+//! openjarvis_handoff) take too.
 
 use jarvis_mine::docker::{ContainerSummary, Docker};
 use jarvis_mine::host::LABEL_PROVIDER;
 use jarvis_mine_tests::run::{Run, wait_for};
 use jarvis_mine_tests::{
-    ContainerCleanup, FAKE_MINER_REPOSITORY, fake_miner_image, free_port, raw_docker,
+    ContainerCleanup, FAKE_MINER_REPOSITORY, MinerLock, fake_miner_image, free_port, miner_lock,
+    raw_docker,
 };
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -65,16 +69,22 @@ fn remove_fake_miners() {
     }
 }
 
-/// Held by every test that runs a lifecycle command.
+/// Held by every test that runs a lifecycle command; the miner lock keeps
+/// other test binaries that run the fixed-name miner out meanwhile.
 struct Exclusive {
     _guard: MutexGuard<'static, ()>,
+    _miner: MinerLock,
 }
 
 fn exclusive() -> Exclusive {
     static LOCK: Mutex<()> = Mutex::new(());
     let guard = LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let miner = miner_lock();
     remove_fake_miners();
-    Exclusive { _guard: guard }
+    Exclusive {
+        _guard: guard,
+        _miner: miner,
+    }
 }
 
 impl Drop for Exclusive {

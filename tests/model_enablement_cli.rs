@@ -14,7 +14,7 @@
 //!   uses the host network, so those tests run one at a time.
 
 use jarvis_mine_tests::run::{Run, jarvis_mine, output_within, wait_for};
-use jarvis_mine_tests::{fake_miner_image, free_port};
+use jarvis_mine_tests::{MinerLock, fake_miner_image, free_port, miner_lock};
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
@@ -789,11 +789,14 @@ fn validate_model_refuses_urls_that_are_not_urls() {
 // ---------------------------------------------------------------------------
 // validate-model against the fake miner.
 
-fn one_miner_at_a_time() -> MutexGuard<'static, ()> {
+/// One fixed-name miner at a time: in this process, and on this machine
+/// (the other suites that run it take the same [`miner_lock`]).
+fn one_miner_at_a_time() -> (MutexGuard<'static, ()>, MinerLock) {
     static MINER: Mutex<()> = Mutex::new(());
-    MINER
+    let guard = MINER
         .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    (guard, miner_lock())
 }
 
 /// A started session of the fake miner, stopped when dropped.

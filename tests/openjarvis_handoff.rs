@@ -15,7 +15,7 @@
 use jarvis_mine::docker::{ContainerSpec, Docker};
 use jarvis_mine_tests::openjarvis::openjarvis_command;
 use jarvis_mine_tests::run::{Run, wait_for};
-use jarvis_mine_tests::{ContainerCleanup, fake_miner_image, free_port};
+use jarvis_mine_tests::{ContainerCleanup, MinerLock, fake_miner_image, free_port, miner_lock};
 use serde_json::Value;
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -49,11 +49,14 @@ print(json.dumps({
 }))
 "#;
 
-fn one_miner_at_a_time() -> MutexGuard<'static, ()> {
+/// One fixed-name miner at a time: in this process, and on this machine
+/// (the other suites that run it take the same [`miner_lock`]).
+fn one_miner_at_a_time() -> (MutexGuard<'static, ()>, MinerLock) {
     static MINER: Mutex<()> = Mutex::new(());
-    MINER
+    let guard = MINER
         .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    (guard, miner_lock())
 }
 
 /// One OpenJarvis home, shared by our binary and OpenJarvis's, and the

@@ -225,6 +225,32 @@ fn build_fake_miner_image() -> Result<String, String> {
     Ok(image)
 }
 
+/// Held while a test runs the fake miner as the built-in `vllm-pearl` does:
+/// its container name is fixed (`openjarvis-pearl-miner`), so one such
+/// session at a time on this machine, across threads *and* test binaries
+/// (two `cargo test` runs may share the machine). A file lock
+/// (`<workspace>/target/fake-miner/miner.lock`, `flock`: released when
+/// dropped, or when the process dies).
+pub struct MinerLock {
+    _file: std::fs::File,
+}
+
+/// Waits for [`MinerLock`].
+pub fn miner_lock() -> MinerLock {
+    let dir = workspace_root().join("target").join("fake-miner");
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("creating {}: {e}", dir.display()));
+    let path = dir.join("miner.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .unwrap_or_else(|e| panic!("opening {}: {e}", path.display()));
+    file.lock()
+        .unwrap_or_else(|e| panic!("locking {}: {e}", path.display()));
+    MinerLock { _file: file }
+}
+
 /// Removes, when dropped (even after a failed assertion), every container
 /// labelled [`TEST_CASE_LABEL`]`=<this guard's value>`. Give each test its
 /// own guard and put [`labels`](Self::labels) on everything it creates.
