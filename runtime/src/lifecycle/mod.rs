@@ -720,16 +720,8 @@ impl Miner<'_> {
         report.container = observed.container.clone();
         if matches!(lifecycle, Lifecycle::Running | Lifecycle::Starting)
             && let Some(record) = &observed.record
-            && let Some(provider) = self.registry.get(&record.provider)
         {
-            let host = provider.host_context(self.host_session(
-                record.session_id.clone().unwrap_or_default(),
-                Box::new(|_| {}),
-            ));
-            match provider.stats(self.sandbox, host) {
-                Ok(stats) => report.stats = Some(Stats::from(stats)),
-                Err(err) => report.stats_error = Some(err.to_string()),
-            }
+            self.add_stats(&mut report, &record.provider, record.session_id.as_deref());
         }
         report.session = observed.record;
         if in_progress.is_none()
@@ -738,6 +730,20 @@ impl Miner<'_> {
             report.repairs = self.apply(&docker, &state::reconcile(&observed.observation))?;
         }
         Ok(report)
+    }
+
+    /// The session's live stats, from its provider's `stats()`, into `report`.
+    fn add_stats(&self, report: &mut StatusReport, provider: &str, session_id: Option<&str>) {
+        let Some(provider) = self.registry.get(provider) else {
+            return;
+        };
+        let host = provider.host_context(
+            self.host_session(session_id.unwrap_or_default().to_owned(), Box::new(|_| {})),
+        );
+        match provider.stats(self.sandbox, host) {
+            Ok(stats) => report.stats = Some(Stats::from(stats)),
+            Err(err) => report.stats_error = Some(err.to_string()),
+        }
     }
 
     /// Whether the record's container runs.

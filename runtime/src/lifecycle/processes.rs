@@ -6,8 +6,8 @@
 //! `stop` whatever the provider did, and the states `status` reports.
 
 use super::{
-    Cleanup, Ending, MineError, Miner, Scope, StartFailure, StartReport, Stats, StatusReport,
-    StopReport, new_session_id, unix_now,
+    Cleanup, Ending, MineError, Miner, Scope, StartFailure, StartReport, StatusReport, StopReport,
+    new_session_id, unix_now,
 };
 use crate::bindings::Capability;
 use crate::process::identity::{self, Observed};
@@ -224,16 +224,12 @@ impl Miner<'_> {
         }
         if lifecycle == Lifecycle::Running
             && let Some(session) = &session
-            && let Some(provider) = self.registry.get(&session.provider)
         {
-            let host = provider.host_context(self.host_session(
-                session.session_id.clone().unwrap_or_default(),
-                Box::new(|_| {}),
-            ));
-            match provider.stats(self.sandbox, host) {
-                Ok(stats) => report.stats = Some(Stats::from(stats)),
-                Err(err) => report.stats_error = Some(err.to_string()),
-            }
+            self.add_stats(
+                &mut report,
+                &session.provider,
+                session.session_id.as_deref(),
+            );
         }
         report.processes = processes;
         report.process_session = session;
