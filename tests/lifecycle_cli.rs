@@ -15,7 +15,7 @@
 
 use jarvis_mine::docker::{ContainerSummary, Docker};
 use jarvis_mine::host::LABEL_PROVIDER;
-use jarvis_mine_tests::run::{Run, wait_for};
+use jarvis_mine_tests::run::{Run, all_at_once, wait_for};
 use jarvis_mine_tests::{
     ContainerCleanup, FAKE_MINER_REPOSITORY, MinerLock, fake_miner_image, free_port, miner_lock,
     raw_docker,
@@ -872,23 +872,13 @@ fn a_second_start_says_already_running() {
 fn ten_concurrent_starts_make_one_session() {
     let _x = exclusive();
     let home = Home::new().configured();
-    let children: Vec<Child> = (0..10)
-        .map(|_| {
-            home.command(&["mine", "start"], &[])
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
-    let runs: Vec<Run> = children
-        .into_iter()
-        .map(|child| {
-            let run = Run::new("jarvis mine start", child.wait_with_output().unwrap());
-            home.record(&run);
-            run
-        })
-        .collect();
+    let runs = all_at_once(
+        "jarvis mine start",
+        (0..10).map(|_| home.command(&["mine", "start"], &[])),
+    );
+    for run in &runs {
+        home.record(run);
+    }
     for run in &runs {
         run.code(0);
     }

@@ -7,7 +7,7 @@
 //! Each test has its own home and its own ports, and stops every process
 //! labelled for its home when it ends (even when it fails).
 
-use jarvis_mine_tests::run::{Run, wait_for};
+use jarvis_mine_tests::run::{Run, all_at_once, wait_for};
 use jarvis_mine_tests::{free_port, kill, labelled_processes};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -308,19 +308,10 @@ fn a_jarvis_killed_during_start_leaves_no_orphan_and_no_record() {
 #[test]
 fn ten_concurrent_starts_run_one_gateway_and_one_loop() {
     let home = Home::new().configured();
-    let starts: Vec<Child> = (0..10)
-        .map(|_| {
-            home.command(&["mine", "start"], &[])
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
-    let runs: Vec<Run> = starts
-        .into_iter()
-        .map(|child| Run::new("jarvis mine start", child.wait_with_output().unwrap()))
-        .collect();
+    let runs = all_at_once(
+        "jarvis mine start",
+        (0..10).map(|_| home.command(&["mine", "start"], &[])),
+    );
     for run in &runs {
         run.code(0);
     }
@@ -497,7 +488,7 @@ fn openjarvis_reads_our_cpu_session_as_its_own() {
     let theirs = wait_for(Duration::from_secs(30), || {
         let run = Run::of(
             "openjarvis jarvis mine status",
-            &mut openjarvis_command("jarvis", home.path()).args(["mine", "status"]),
+            openjarvis_command("jarvis", home.path()).args(["mine", "status"]),
         );
         (run.code == Some(0) && run.row("Shares accepted").is_some()).then_some(run)
     })

@@ -124,3 +124,22 @@ pub fn output_within(command: &mut Command, limit: Duration) -> Output {
     }
     child.wait_with_output().unwrap()
 }
+
+/// Starts every command at once, then waits for each: `what` names them in
+/// failures. For races between commands (concurrent starts).
+pub fn all_at_once(what: &str, commands: impl IntoIterator<Item = Command>) -> Vec<Run> {
+    let children: Vec<std::process::Child> = commands
+        .into_iter()
+        .map(|mut command| {
+            command
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    children
+        .into_iter()
+        .map(|child| Run::new(what, child.wait_with_output().unwrap()))
+        .collect()
+}
