@@ -98,7 +98,10 @@ mod tests {
             vec![
                 ("A".into(), EnvValue::Text("1".into())),
                 ("B".into(), EnvValue::Secret("HOME".into())),
-                ("C".into(), EnvValue::OptionalSecret("JARVIS_TEST_SURELY_UNSET".into())),
+                (
+                    "C".into(),
+                    EnvValue::OptionalSecret("JARVIS_TEST_SURELY_UNSET".into()),
+                ),
             ],
             16,
             any_name,
@@ -124,7 +127,10 @@ mod tests {
             assert!(matches!(parsed, Err(Error::Invalid(_))));
         }
         let required = Env::parse(
-            vec![("A".into(), EnvValue::Secret("JARVIS_TEST_SURELY_UNSET".into()))],
+            vec![(
+                "A".into(),
+                EnvValue::Secret("JARVIS_TEST_SURELY_UNSET".into()),
+            )],
             16,
             any_name,
         )

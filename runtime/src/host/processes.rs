@@ -7,8 +7,8 @@
 
 use super::CallHost;
 use super::context::Processes;
-use super::gate::Gate;
 use super::env::Env;
+use super::gate::Gate;
 use crate::bindings::openjarvis::mining::processes::{Host, ProcessSpec, ProcessState};
 use crate::bindings::openjarvis::mining::types::Error;
 use crate::policy::{HostRule, Request, SpawnRequest};
