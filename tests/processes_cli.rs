@@ -194,6 +194,9 @@ fn init_start_status_logs_stop() {
     // Shares rise, counted from the gateway's metrics.
     let first = home.wait_status("accepted shares", |s| Home::accepted(s) > 0);
     assert_eq!(first["state"], "running");
+    // A live session needs no repair (its processes' threads are not
+    // orphans).
+    assert_eq!(first["repairs"], serde_json::json!([]), "{first}");
     assert_eq!(
         states(&first),
         [

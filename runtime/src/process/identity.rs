@@ -36,15 +36,20 @@ pub enum Liveness {
     Reused,
 }
 
+/// Processes only: sysinfo lists a process's threads as processes of their
+/// own unless told not to, and a thread inherits the labels of its process.
 fn refresh_kind() -> ProcessRefreshKind {
-    ProcessRefreshKind::nothing().with_environ(UpdateKind::Always)
+    ProcessRefreshKind::nothing()
+        .without_tasks()
+        .with_environ(UpdateKind::Always)
 }
 
 fn observed(process: &sysinfo::Process) -> Option<Observed> {
     if matches!(
         process.status(),
         ProcessStatus::Zombie | ProcessStatus::Dead
-    ) {
+    ) || process.thread_kind().is_some()
+    {
         return None;
     }
     let labels = process
@@ -160,6 +165,23 @@ mod tests {
         now.labels.insert(LABEL_SESSION.into(), "s1".into());
         now.start_time += 1;
         assert!(!is(&now, &record), "another start time is another process");
+    }
+
+    #[test]
+    fn threads_are_not_processes() {
+        // A thread of this process, with its labels: never listed apart.
+        let (tid_tx, tid_rx) = std::sync::mpsc::channel();
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            // SAFETY: gettid takes no arguments and cannot fail.
+            tid_tx.send(unsafe { libc::gettid() } as u32).unwrap();
+            let _ = done_rx.recv();
+        });
+        let tid = tid_rx.recv().unwrap();
+        assert_ne!(tid, std::process::id());
+        assert_eq!(observe(tid), None, "a thread is not a process");
+        done_tx.send(()).unwrap();
+        thread.join().unwrap();
     }
 
     #[test]
