@@ -372,18 +372,12 @@ impl Miner<'_> {
         let session = self.host_session(session_id.clone(), image_progress);
         let refusals = session.refusals.clone();
         let host = provider.host_context(session);
-        let started = match provider.start(self.sandbox, host, &config.to_guest()) {
-            Ok(Ok(())) => self.session_of(provider.id(), &session_id),
-            Ok(Err(error)) => Err(MineError::Refused {
-                provider: provider.id().to_owned(),
-                error,
-                refusal: refusals.last().map(Box::new),
-            }),
-            Err(error) => Err(MineError::Provider {
-                provider: provider.id().to_owned(),
-                error,
-            }),
-        };
+        let started = call_outcome(
+            provider,
+            &refusals,
+            provider.start(self.sandbox, host, &config.to_guest()),
+        )
+        .and_then(|()| self.session_of(provider.id(), &session_id));
         let ready = started.and_then(|record| match ready_wait {
             Some(limit) => self
                 .wait_until_ready(
@@ -567,18 +561,7 @@ impl Miner<'_> {
             self.host_session(session_id.unwrap_or_default().to_owned(), Box::new(|_| {}));
         let refusals = session.refusals.clone();
         let host = provider.host_context(session);
-        match provider.stop(self.sandbox, host) {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(error)) => Err(MineError::Refused {
-                provider: provider.id().to_owned(),
-                error,
-                refusal: refusals.last().map(Box::new),
-            }),
-            Err(error) => Err(MineError::Provider {
-                provider: provider.id().to_owned(),
-                error,
-            }),
-        }
+        call_outcome(provider, &refusals, provider.stop(self.sandbox, host))
     }
 
     /// Removes every container the host labelled for `scope`, and the
@@ -918,6 +901,28 @@ pub fn attach(
         }
     }
     Ok(sidecar::write(&paths.sidecar(), record)?)
+}
+
+/// A lifecycle call's outcome as the command's: the guest's error with what
+/// the host itself refused in the call (which picks the exit code), or the
+/// sandbox's failure.
+fn call_outcome(
+    provider: &LoadedProvider,
+    refusals: &host::Refusals,
+    outcome: Result<Result<(), bindings::Error>, ProviderError>,
+) -> Result<(), MineError> {
+    match outcome {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(error)) => Err(MineError::Refused {
+            provider: provider.id().to_owned(),
+            error,
+            refusal: refusals.last().map(Box::new),
+        }),
+        Err(error) => Err(MineError::Provider {
+            provider: provider.id().to_owned(),
+            error,
+        }),
+    }
 }
 
 /// Records a host decision: `Ok` as allowed and done, `Err` as an allowed

@@ -7,7 +7,7 @@
 
 use super::{
     Cleanup, Ending, MineError, Miner, Scope, StartFailure, StartReport, StatusReport, StopReport,
-    new_session_id, unix_now,
+    call_outcome, new_session_id, unix_now,
 };
 use crate::bindings::Capability;
 use crate::process::identity::{self, Observed};
@@ -96,25 +96,19 @@ impl Miner<'_> {
         let session = self.host_session(session_id.clone(), Box::new(|_| {}));
         let refusals = session.refusals.clone();
         let host = provider.host_context(session);
-        let started = match provider.start(self.sandbox, host, &config.to_guest()) {
-            Ok(Ok(())) => match sidecar::read_processes(&self.paths.sidecar()) {
-                Ok(Some(record)) if record.session_id.as_deref() == Some(session_id.as_str()) => {
-                    Ok(record)
-                }
-                _ => Err(MineError::NoRecord {
-                    provider: provider.id().to_owned(),
-                }),
-            },
-            Ok(Err(error)) => Err(MineError::Refused {
+        let started = call_outcome(
+            provider,
+            &refusals,
+            provider.start(self.sandbox, host, &config.to_guest()),
+        )
+        .and_then(|()| match sidecar::read_processes(&self.paths.sidecar()) {
+            Ok(Some(record)) if record.session_id.as_deref() == Some(session_id.as_str()) => {
+                Ok(record)
+            }
+            _ => Err(MineError::NoRecord {
                 provider: provider.id().to_owned(),
-                error,
-                refusal: refusals.last().map(Box::new),
             }),
-            Err(error) => Err(MineError::Provider {
-                provider: provider.id().to_owned(),
-                error,
-            }),
-        };
+        });
         match started {
             Ok(record) => Ok(StartReport {
                 already_running: false,
