@@ -13,9 +13,11 @@ pub mod pearl;
 pub mod probe_cache;
 pub mod python_cache;
 pub mod system;
+pub mod telemetry;
 
 pub use facts::*;
 pub use gather::{GatherOptions, gather};
 pub use nvml::{LIBRARY_ENV as NVML_LIBRARY_ENV, NvmlReport};
 pub use pearl::PythonProbe;
 pub use probe_cache::CacheDir;
+pub use telemetry::{EnergyDelta, GpuTelemetry, Telemetry, energy_since};

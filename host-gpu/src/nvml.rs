@@ -34,27 +34,11 @@ pub struct NvmlReport {
 /// The library is `lib_path`, else `$JARVIS_NVML_LIBRARY`, else the system's
 /// (on macOS, which has no NVML, nothing is loaded).
 pub fn gpus(lib_path: Option<&Path>) -> NvmlReport {
-    let lib_path = lib_path.map(Path::to_path_buf).or_else(|| {
-        let from_env = std::env::var_os(LIBRARY_ENV).filter(|path| !path.is_empty());
-        from_env.map(PathBuf::from)
-    });
-    if lib_path.is_none() && cfg!(target_os = "macos") {
-        return NvmlReport {
-            note: Some("NVML (NVIDIA GPUs) does not exist on macOS".into()),
-            ..NvmlReport::default()
-        };
-    }
-    let init = match &lib_path {
-        Some(path) => Nvml::builder().lib_path(path.as_os_str()).init(),
-        None => Nvml::init(),
-    };
-    let nvml = match init {
+    let nvml = match open(lib_path) {
         Ok(nvml) => nvml,
-        Err(error) => {
-            let library =
-                lib_path.map_or(DEFAULT_LIBRARY.into(), |path| path.display().to_string());
+        Err(note) => {
             return NvmlReport {
-                note: Some(init_failure(&library, &error)),
+                note: Some(note),
                 ..NvmlReport::default()
             };
         }
@@ -92,6 +76,27 @@ pub fn gpus(lib_path: Option<&Path>) -> NvmlReport {
         report.note = Some(format!("NVML could not open {}", skipped.join("; ")));
     }
     report
+}
+
+/// Loads and initialises NVML from `lib_path`, else `$JARVIS_NVML_LIBRARY`,
+/// else the system's library (on macOS, which has no NVML, nothing is
+/// loaded). The error is the reason, in words, that there is no NVML.
+pub(crate) fn open(lib_path: Option<&Path>) -> Result<Nvml, String> {
+    let lib_path = lib_path.map(Path::to_path_buf).or_else(|| {
+        let from_env = std::env::var_os(LIBRARY_ENV).filter(|path| !path.is_empty());
+        from_env.map(PathBuf::from)
+    });
+    if lib_path.is_none() && cfg!(target_os = "macos") {
+        return Err("NVML (NVIDIA GPUs) does not exist on macOS".into());
+    }
+    let init = match &lib_path {
+        Some(path) => Nvml::builder().lib_path(path.as_os_str()).init(),
+        None => Nvml::init(),
+    };
+    init.map_err(|error| {
+        let library = lib_path.map_or(DEFAULT_LIBRARY.into(), |path| path.display().to_string());
+        init_failure(&library, &error)
+    })
 }
 
 /// The library nvml-wrapper loads when given no path.
