@@ -44,7 +44,10 @@ fuzz_target!(|data: &[u8]| {
     let record = match sidecar::read(&path) {
         Ok(Some(record)) => record,
         Ok(None) => panic!("an existing file read as no sidecar"),
-        Err(err @ sidecar::SidecarError::OpenJarvisProcesses { .. }) => {
+        Err(
+            err @ (sidecar::SidecarError::OpenJarvisProcesses { .. }
+            | sidecar::SidecarError::Processes { .. }),
+        ) => {
             let value: serde_json::Value = serde_json::from_slice(data).expect("read parsed it");
             let object = value.as_object().expect("read saw an object");
             assert!(
@@ -52,6 +55,15 @@ fuzz_target!(|data: &[u8]| {
                     && (object.contains_key("gateway_pid") || object.contains_key("miner_loop_pid")),
                 "process shape reported for {value}: {err}"
             );
+            assert_eq!(
+                matches!(err, sidecar::SidecarError::Processes { .. }),
+                object.contains_key("session_id"),
+                "ours exactly when it carries a session id: {value}"
+            );
+            // A session of processes reads as one, or is corrupt: never a panic.
+            if let Err(err) = sidecar::read_processes(&path) {
+                assert!(err.is_corrupt(), "not reported as corrupt: {err}");
+            }
             return;
         }
         Err(err) => {

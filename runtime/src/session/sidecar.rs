@@ -242,10 +242,14 @@ pub fn read_processes(path: &HomePath) -> Result<Option<ProcessSession>, Sidecar
         Err(err) => return Err(err),
         Ok(_) => return Ok(None),
     }
-    let bytes = path.read().map_err(|source| SidecarError::Unreadable {
-        path: path.absolute(),
-        source,
-    })?;
+    // Read again as `read` did: a regular file, capped.
+    let mut bytes = Vec::new();
+    crate::bounded_read::open_home_regular(path)
+        .and_then(|file| file.take(MAX_FILE_BYTES).read_to_end(&mut bytes))
+        .map_err(|source| SidecarError::Unreadable {
+            path: path.absolute(),
+            source,
+        })?;
     serde_json::from_slice(&bytes)
         .map(Some)
         .map_err(|e| SidecarError::Corrupt {
