@@ -511,3 +511,28 @@ fn openjarvis_reads_our_cpu_session_as_its_own() {
     assert!(accepted >= Home::accepted(&ours), "{theirs}");
     home.jarvis(&["mine", "stop"]).code(0);
 }
+
+/// A gateway that exits during start (pearld refused its password): the
+/// start fails saying so, with the exit code this command saw, and nothing
+/// is left behind.
+#[test]
+fn a_gateway_that_exits_during_start_fails_it_with_its_exit_code() {
+    let home = Home::new().configured();
+    let run = home.jarvis_env(
+        &["mine", "start"],
+        &[("TEST_GATEWAY_EXPECTED_PW", Some("another-password"))],
+    );
+    assert_ne!(run.code, Some(0), "{run}");
+    assert!(
+        run.stderr
+            .contains("process 'pearl-gateway' exited with code 3 before it listened"),
+        "{run}"
+    );
+    assert!(run.stderr.contains("pearl-gateway.log"), "{run}");
+    assert!(labelled_processes(home.path()).is_empty());
+    assert!(home.sidecar().is_none());
+    assert_eq!(home.status()["state"], "stopped");
+    home.jarvis(&["mine", "logs"])
+        .code(0)
+        .stdout_has("pearld authentication failed");
+}
