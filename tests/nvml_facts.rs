@@ -9,7 +9,6 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
 
 use host_gpu::{GatherOptions, GpuFacts, HardwareFacts, NVML_LIBRARY_ENV};
 
@@ -60,48 +59,8 @@ fn facts_with(env: &[(&str, &str)]) -> HardwareFacts {
     HardwareFacts::from_json(&std::fs::read_to_string(output).unwrap()).unwrap()
 }
 
-/// Builds tests/fake-nvml once and returns a `libnvidia-ml.so.1` link to it
-/// beside the build output (no temporary directory to clean up).
 fn fake_library() -> &'static str {
-    static LIBRARY: OnceLock<String> = OnceLock::new();
-    LIBRARY.get_or_init(|| {
-        let build = Command::new(env!("CARGO"))
-            .args(["build", "-p", "fake-nvml", "--message-format=json"])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .output()
-            .unwrap();
-        assert!(
-            build.status.success(),
-            "cargo build -p fake-nvml failed:\n{}",
-            String::from_utf8_lossy(&build.stderr)
-        );
-        let built = built_cdylib(&String::from_utf8_lossy(&build.stdout), "fake_nvml");
-        let dir = built.parent().unwrap().join("fake-nvml");
-        std::fs::create_dir_all(&dir).unwrap();
-        let link = dir.join("libnvidia-ml.so.1");
-        let target = Path::new("..").join(built.file_name().unwrap());
-        // Another test binary may have made the same link already.
-        match std::os::unix::fs::symlink(target, &link) {
-            Err(error) if error.kind() != std::io::ErrorKind::AlreadyExists => {
-                panic!("linking {}: {error}", link.display())
-            }
-            _ => {}
-        }
-        link.into_os_string().into_string().unwrap()
-    })
-}
-
-/// The `.so` that cargo's JSON messages say it built for `target`.
-fn built_cdylib(messages: &str, target: &str) -> PathBuf {
-    messages
-        .lines()
-        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-        .filter(|message| message["reason"] == "compiler-artifact")
-        .filter(|message| message["target"]["name"] == target)
-        .flat_map(|message| message["filenames"].as_array().cloned().unwrap_or_default())
-        .filter_map(|name| name.as_str().map(PathBuf::from))
-        .find(|path| path.extension().is_some_and(|ext| ext == "so"))
-        .unwrap_or_else(|| panic!("cargo reported no .so for {target}"))
+    jarvis_mine_tests::fake_nvml_library()
 }
 
 fn nvidia(index: u32, uuid: &str, name: &str, cc: &str, mib: u64) -> GpuFacts {
