@@ -17,8 +17,8 @@ use jarvis_mine::docker::{ContainerSummary, Docker};
 use jarvis_mine::host::LABEL_PROVIDER;
 use jarvis_mine_tests::run::{Run, all_at_once, wait_for};
 use jarvis_mine_tests::{
-    ContainerCleanup, FAKE_MINER_REPOSITORY, MinerLock, fake_miner_image, free_port, miner_lock,
-    raw_docker,
+    ContainerCleanup, FAKE_MINER_REPOSITORY, MinerLock, fake_miner_image, fake_miner_init,
+    free_port, h100_facts, miner_lock, raw_docker,
 };
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -36,10 +36,6 @@ const WALLET: &str = "prl1qexampleaddress";
 const MODEL: &str = "pearl-ai/Llama-3.3-70B-Instruct-pearl";
 const CONTAINER_NAME: &str = "openjarvis-pearl-miner";
 const RTX_4090: &str = r#"{"os":"linux","arch":"x86_64","gpus":[{"index":0,"name":"NVIDIA GeForce RTX 4090","vendor":"nvidia","compute_capability":"8.9","memory_total_mib":24564}]}"#;
-
-fn h100_facts() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/facts/h100.json")
-}
 
 // ---------------------------------------------------------------------------
 // Docker: one test at a time, nothing left behind.
@@ -260,28 +256,10 @@ impl Home {
     }
 
     fn init_with(&self, wallet: &str, extra: &[&str]) -> Run {
-        let facts = h100_facts();
-        let image = fake_miner_image();
-        let port = self.port.to_string();
-        let mut args = vec![
-            "mine",
-            "init",
-            "--provider",
-            "vllm-pearl",
-            "--wallet",
-            wallet,
-            "--facts",
-            facts.to_str().unwrap(),
-            "--image",
-            &image,
-            "--gpu-request",
-            "none",
-            "--vllm-port",
-            &port,
-            "--yes",
-        ];
-        args.extend_from_slice(extra);
-        self.jarvis(&args)
+        let mut args = vec!["mine".to_owned()];
+        args.extend(fake_miner_init(wallet, self.port));
+        args.extend(extra.iter().map(|flag| flag.to_string()));
+        self.jarvis(&args.iter().map(String::as_str).collect::<Vec<_>>())
     }
 
     /// `init` that must succeed.

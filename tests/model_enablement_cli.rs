@@ -14,7 +14,7 @@
 //!   uses the host network, so those tests run one at a time.
 
 use jarvis_mine_tests::run::{Run, jarvis_mine, output_within, wait_for};
-use jarvis_mine_tests::{MinerLock, fake_miner_image, free_port, miner_lock};
+use jarvis_mine_tests::{MinerLock, fake_miner_init, free_port, gateway_metrics_flags, miner_lock};
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
@@ -811,34 +811,11 @@ impl Session {
     /// so nothing else on the machine answers for it.
     fn start(gateway_metrics: bool) -> Session {
         let home = Home::new();
-        let facts = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/facts/h100.json");
-        let image = fake_miner_image();
         let vllm_port = free_port();
-        let port = vllm_port.to_string();
-        let metrics_port = free_port().to_string();
-        let metrics_arg = format!("--vllm-arg={metrics_port}");
-        let mut args = vec![
-            "init",
-            "--provider",
-            "vllm-pearl",
-            "--wallet",
-            WALLET,
-            "--facts",
-            facts.to_str().unwrap(),
-            "--image",
-            &image,
-            "--gpu-request",
-            "none",
-            "--vllm-port",
-            &port,
-            "--gateway-metrics-port",
-            &metrics_port,
-            "--yes",
-        ];
-        if gateway_metrics {
-            args.extend(["--vllm-arg=--gateway-metrics-port", &metrics_arg]);
-        }
-        home.run(&args, &[]).code(0);
+        let mut args = fake_miner_init(WALLET, vllm_port);
+        args.extend(gateway_metrics_flags(free_port(), gateway_metrics));
+        home.run(&args.iter().map(String::as_str).collect::<Vec<_>>(), &[])
+            .code(0);
         home.run(&["start"], &[("PEARLD_RPC_PASSWORD", PASSWORD)])
             .code(0);
         Session { home, vllm_port }

@@ -15,7 +15,10 @@
 use jarvis_mine::docker::{ContainerSpec, Docker};
 use jarvis_mine_tests::openjarvis::openjarvis_command;
 use jarvis_mine_tests::run::{Run, wait_for};
-use jarvis_mine_tests::{ContainerCleanup, MinerLock, fake_miner_image, free_port, miner_lock};
+use jarvis_mine_tests::{
+    ContainerCleanup, MinerLock, fake_miner_image, fake_miner_init, free_port,
+    gateway_metrics_flags, miner_lock,
+};
 use serde_json::Value;
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -123,33 +126,11 @@ impl Home {
 
     /// `[mining]` for the fake miner, with its gateway metrics on.
     fn init(&self) {
-        let facts = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/facts/h100.json");
-        let image = fake_miner_image();
-        let vllm_port = self.vllm_port.to_string();
-        let gateway_metrics_port = self.gateway_metrics_port.to_string();
-        let gateway_metrics_arg = format!("--vllm-arg={gateway_metrics_port}");
-        self.ours(&[
-            "mine",
-            "init",
-            "--provider",
-            "vllm-pearl",
-            "--wallet",
-            WALLET,
-            "--facts",
-            facts.to_str().unwrap(),
-            "--image",
-            &image,
-            "--gpu-request",
-            "none",
-            "--vllm-port",
-            &vllm_port,
-            "--gateway-metrics-port",
-            &gateway_metrics_port,
-            "--vllm-arg=--gateway-metrics-port",
-            &gateway_metrics_arg,
-            "--yes",
-        ])
-        .code(0);
+        let mut args = vec!["mine".to_owned()];
+        args.extend(fake_miner_init(WALLET, self.vllm_port));
+        args.extend(gateway_metrics_flags(self.gateway_metrics_port, true));
+        self.ours(&args.iter().map(String::as_str).collect::<Vec<_>>())
+            .code(0);
     }
 
     /// Our `status --json` once its stats show every block of the fake miner.

@@ -13,7 +13,8 @@ use jarvis_mine::docker::Docker;
 use jarvis_mine::host::LABEL_HOME;
 use jarvis_mine_tests::run::{Run, output_within};
 use jarvis_mine_tests::{
-    FAKE_MINER_REPOSITORY, MinerLock, fake_miner_image, free_port, miner_lock,
+    FAKE_MINER_REPOSITORY, MinerLock, fake_miner_init, free_port, gateway_metrics_flags,
+    h100_facts, miner_lock,
 };
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -56,10 +57,6 @@ const ARTIFACTS: [&str; 7] = [
     "log-tail.txt",
     "docker-inspect.json",
 ];
-
-fn h100_facts() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/facts/h100.json")
-}
 
 fn docker() -> Docker {
     Docker::connect().expect("the test machine runs a Docker engine")
@@ -206,34 +203,14 @@ impl Home {
     /// the gateway metrics port is a free one (the fake miner serves none
     /// there, as current Pearl images, so shares come from its log).
     fn init(&mut self) {
-        let facts = h100_facts();
-        let image = fake_miner_image();
-        let vllm_port = free_port().to_string();
-        let metrics_port = free_port().to_string();
         let pearld = serve_pearld();
-        self.jarvis(&[
-            "mine",
-            "init",
-            "--provider",
-            "vllm-pearl",
-            "--wallet",
-            WALLET,
-            "--facts",
-            facts.to_str().unwrap(),
-            "--image",
-            &image,
-            "--gpu-request",
-            "none",
-            "--vllm-port",
-            &vllm_port,
-            "--gateway-metrics-port",
-            &metrics_port,
-            "--pearld-url",
-            &pearld,
-            "--yes",
-        ])
-        .code(0)
-        .stdout_has("Wrote [mining] for vllm-pearl");
+        let mut args = vec!["mine".to_owned()];
+        args.extend(fake_miner_init(WALLET, free_port()));
+        args.extend(gateway_metrics_flags(free_port(), false));
+        args.extend(["--pearld-url".to_owned(), pearld]);
+        self.jarvis(&args.iter().map(String::as_str).collect::<Vec<_>>())
+            .code(0)
+            .stdout_has("Wrote [mining] for vllm-pearl");
     }
 
     /// `validate-host --facts h100.json --output <home>/<dir> ARGS`.

@@ -409,3 +409,46 @@ fn built_cdylib(messages: &str, target: &str) -> std::path::PathBuf {
         .find(|path| path.extension().is_some_and(|ext| ext == "so"))
         .unwrap_or_else(|| panic!("cargo reported no .so for {target}"))
 }
+
+/// The one-H100 facts file (docs/facts/h100.json).
+pub fn h100_facts() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/facts/h100.json")
+}
+
+/// `init` arguments (without `mine`) for the fake miner on an H100 (the
+/// facts file) without a GPU request, serving vLLM on `vllm_port`: the
+/// session every end-to-end suite starts from. Add flags after them.
+pub fn fake_miner_init(wallet: &str, vllm_port: u16) -> Vec<String> {
+    [
+        "init",
+        "--provider",
+        "vllm-pearl",
+        "--wallet",
+        wallet,
+        "--facts",
+        h100_facts().to_str().unwrap(),
+        "--image",
+        &fake_miner_image(),
+        "--gpu-request",
+        "none",
+        "--vllm-port",
+        &vllm_port.to_string(),
+        "--yes",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+/// The gateway metrics port `port` for [`fake_miner_init`]; with `served`,
+/// the fake miner is also told to serve its gateway metrics there (current
+/// Pearl images serve none).
+pub fn gateway_metrics_flags(port: u16, served: bool) -> Vec<String> {
+    let mut flags = vec!["--gateway-metrics-port".to_owned(), port.to_string()];
+    if served {
+        flags.extend([
+            "--vllm-arg=--gateway-metrics-port".to_owned(),
+            format!("--vllm-arg={port}"),
+        ]);
+    }
+    flags
+}
