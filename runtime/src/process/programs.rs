@@ -113,7 +113,7 @@ impl Program {
     pub fn command(self, home: &HomePath) -> Result<Command, String> {
         match self {
             Program::Gateway => {
-                let path = on_path("pearl-gateway").ok_or_else(|| {
+                let path = which::which("pearl-gateway").map_err(|_| {
                     format!(
                         "`pearl-gateway` is not on PATH; {}",
                         pearl_catalog::tools::INSTALL_HINT
@@ -140,7 +140,7 @@ impl Program {
 fn interpreter() -> Result<PathBuf, String> {
     let missing =
         || "`python3` is not on PATH; the miner loop needs Python 3.10 or newer".to_owned();
-    let python3 = on_path("python3").ok_or_else(missing)?;
+    let python3 = which::which("python3").map_err(|_| missing())?;
     let out = Command::new(&python3)
         .args(["-c", "import sys; print(sys.executable)"])
         .stdin(std::process::Stdio::null())
@@ -170,17 +170,6 @@ fn install_miner_loop(script: &HomePath) -> std::io::Result<()> {
         crate::atomic_file::Mode::Fixed(0o600),
         MINER_LOOP_SOURCE.as_bytes(),
     )
-}
-
-/// The first executable `name` in a PATH directory.
-fn on_path(name: &str) -> Option<PathBuf> {
-    use std::os::unix::fs::PermissionsExt;
-    std::env::split_paths(&std::env::var_os("PATH")?)
-        .map(|dir| dir.join(name))
-        .find(|path| {
-            path.metadata()
-                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        })
 }
 
 /// An option value: a number, a host name or address, a backend name.

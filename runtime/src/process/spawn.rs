@@ -6,11 +6,6 @@
 use super::identity::{self, Observed};
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
-/// How long the host waits for a new process to appear in the process
-/// table with its start time (it is there at once; this bounds a stall).
-const APPEAR_WAIT: Duration = Duration::from_secs(2);
 
 /// Parts of a variable's name that mark it a secret: such variables of
 /// this process's environment are not passed on, so a program gets a
@@ -62,27 +57,23 @@ pub fn spawn(
             Ok(())
         });
     }
+    // `spawn` returns once the program was exec'd (std reports a failed
+    // exec through a pipe), so the process is in the table now, with its
+    // start time, unless it already ended.
     let mut child = command.spawn()?;
-    let began = Instant::now();
-    loop {
-        if let Some(observed) = identity::observe(child.id()) {
-            return Ok((child, observed));
-        }
-        // It may have exited at once (a bad argument): no start time to
-        // record, and its exit code says why.
-        if let Some(status) = child.try_wait()? {
-            return Err(std::io::Error::other(format!(
+    match identity::observe(child.id()) {
+        Some(observed) => Ok((child, observed)),
+        None => match child.try_wait()? {
+            Some(status) => Err(std::io::Error::other(format!(
                 "it exited at once ({status})"
-            )));
-        }
-        if began.elapsed() > APPEAR_WAIT {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(std::io::Error::other(
-                "it did not appear in the process table",
-            ));
-        }
-        std::thread::sleep(Duration::from_millis(5));
+            ))),
+            // Not recordable, so not left running.
+            None => {
+                let _ = child.kill();
+                let _ = child.wait();
+                Err(std::io::Error::other("cannot read its start time"))
+            }
+        },
     }
 }
 

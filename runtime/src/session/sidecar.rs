@@ -237,20 +237,14 @@ pub fn write(path: &HomePath, record: &impl Serialize) -> Result<(), SidecarErro
 /// Reads a session of processes: ours, or OpenJarvis's cpu providers'.
 /// `Ok(None)` when there is no record or it is a container session.
 pub fn read_processes(path: &HomePath) -> Result<Option<ProcessSession>, SidecarError> {
-    match read(path) {
-        Err(SidecarError::OpenJarvisProcesses { .. } | SidecarError::Processes { .. }) => {}
-        Err(err) => return Err(err),
-        Ok(_) => return Ok(None),
+    let Some(value) = read_object(path)? else {
+        return Ok(None);
+    };
+    if !is_process_shape(&value) {
+        // A container session, or a corrupt record: as `read` says.
+        return container_record(path, value).map(|_| None);
     }
-    // Read again as `read` did: a regular file, capped.
-    let mut bytes = Vec::new();
-    crate::bounded_read::open_home_regular(path)
-        .and_then(|file| file.take(MAX_FILE_BYTES).read_to_end(&mut bytes))
-        .map_err(|source| SidecarError::Unreadable {
-            path: path.absolute(),
-            source,
-        })?;
-    serde_json::from_slice(&bytes)
+    serde_json::from_value(value)
         .map(Some)
         .map_err(|e| SidecarError::Corrupt {
             path: path.absolute(),
@@ -263,6 +257,73 @@ pub fn read_processes(path: &HomePath) -> Result<Option<ProcessSession>, Sidecar
 /// session of processes is [`SidecarError::Processes`] (ours) or
 /// [`SidecarError::OpenJarvisProcesses`]; read it with [`read_processes`].
 pub fn read(path: &HomePath) -> Result<Option<SessionRecord>, SidecarError> {
+    let Some(value) = read_object(path)? else {
+        return Ok(None);
+    };
+    if is_process_shape(&value) {
+        return Err(processes_error(path, &value));
+    }
+    container_record(path, value).map(Some)
+}
+
+/// Whether a record has OpenJarvis's cpu shape: PIDs, no endpoint.
+fn is_process_shape(value: &serde_json::Value) -> bool {
+    let has = |key| value.get(key).is_some();
+    !has("vllm_endpoint") && (has("gateway_pid") || has("miner_loop_pid"))
+}
+
+/// What `read` says of a session of processes: ours (with a session id)
+/// or OpenJarvis's. Printed: numbers, and a short provider id with its
+/// escapes visible.
+fn processes_error(path: &HomePath, value: &serde_json::Value) -> SidecarError {
+    let pid = |key: &str| match value.get(key) {
+        Some(serde_json::Value::Number(n)) => n.to_string(),
+        _ => "?".into(),
+    };
+    let provider = match value.get("provider") {
+        Some(serde_json::Value::String(id)) => {
+            id.chars().take(64).flat_map(char::escape_default).collect()
+        }
+        _ => "?".into(),
+    };
+    let (path, gateway_pid, miner_loop_pid) =
+        (path.absolute(), pid("gateway_pid"), pid("miner_loop_pid"));
+    if value.get("session_id").is_some() {
+        SidecarError::Processes {
+            path,
+            provider,
+            gateway_pid,
+            miner_loop_pid,
+        }
+    } else {
+        SidecarError::OpenJarvisProcesses {
+            path,
+            provider,
+            gateway_pid,
+            miner_loop_pid,
+        }
+    }
+}
+
+/// A container session's record from the object read.
+fn container_record(
+    path: &HomePath,
+    value: serde_json::Value,
+) -> Result<SessionRecord, SidecarError> {
+    let mut record: SessionRecord =
+        serde_json::from_value(value).map_err(|e| SidecarError::Corrupt {
+            path: path.absolute(),
+            reason: format!("not a session record: {e}"),
+        })?;
+    // OpenJarvis routes `http://h:p`, `http://h:p/` and `http://h:p/v1/` to
+    // `http://h:p/v1` (its `attach` records the endpoint as typed): read it
+    // the same way, so readiness probes and metrics go where it routes.
+    record.vllm_endpoint = format!("{}/v1", record.vllm_base_url());
+    Ok(record)
+}
+
+/// The sidecar as a JSON object, read once: a regular file, capped.
+fn read_object(path: &HomePath) -> Result<Option<serde_json::Value>, SidecarError> {
     let unreadable = |source| SidecarError::Unreadable {
         path: path.absolute(),
         source,
@@ -298,48 +359,10 @@ pub fn read(path: &HomePath) -> Result<Option<SessionRecord>, SidecarError> {
     }
     let value: serde_json::Value =
         serde_json::from_slice(&bytes).map_err(|e| corrupt(format!("not JSON: {e}")))?;
-    let Some(object) = value.as_object() else {
+    if !value.is_object() {
         return Err(corrupt("not a JSON object".into()));
-    };
-    if !object.contains_key("vllm_endpoint")
-        && (object.contains_key("gateway_pid") || object.contains_key("miner_loop_pid"))
-    {
-        // Printed: numbers, and a short provider id with its escapes visible.
-        let pid = |key: &str| match object.get(key) {
-            Some(serde_json::Value::Number(n)) => n.to_string(),
-            _ => "?".into(),
-        };
-        let provider = match object.get("provider") {
-            Some(serde_json::Value::String(id)) => {
-                id.chars().take(64).flat_map(char::escape_default).collect()
-            }
-            _ => "?".into(),
-        };
-        let (path, gateway_pid, miner_loop_pid) =
-            (path.absolute(), pid("gateway_pid"), pid("miner_loop_pid"));
-        return Err(if object.contains_key("session_id") {
-            SidecarError::Processes {
-                path,
-                provider,
-                gateway_pid,
-                miner_loop_pid,
-            }
-        } else {
-            SidecarError::OpenJarvisProcesses {
-                path,
-                provider,
-                gateway_pid,
-                miner_loop_pid,
-            }
-        });
     }
-    let mut record: SessionRecord =
-        serde_json::from_value(value).map_err(|e| corrupt(format!("not a session record: {e}")))?;
-    // OpenJarvis routes `http://h:p`, `http://h:p/` and `http://h:p/v1/` to
-    // `http://h:p/v1` (its `attach` records the endpoint as typed): read it
-    // the same way, so readiness probes and metrics go where it routes.
-    record.vllm_endpoint = format!("{}/v1", record.vllm_base_url());
-    Ok(Some(record))
+    Ok(Some(value))
 }
 
 /// Removes the sidecar; a missing file is not an error.
