@@ -669,9 +669,13 @@ impl Miner<'_> {
     pub fn status(&self) -> Result<StatusReport, MineError> {
         let in_progress = SessionLock::holder(&self.paths.lock_file())?
             .and_then(|holder| holder.operation.as_deref().and_then(Operation::from_word));
-        let configured_processes = self.provider().is_ok_and(runs_processes);
+        // A container session recorded here is the container path's; else
+        // a session of processes, recorded processes, or a configured
+        // provider of processes is this one's (no Docker needed).
         let container_session = matches!(sidecar::read(&self.paths.sidecar()), Ok(Some(_)));
-        if self.has_processes()? || (configured_processes && !container_session) {
+        if !container_session
+            && (self.provider().is_ok_and(runs_processes) || self.has_processes()?)
+        {
             return self.status_processes(in_progress);
         }
         let docker = match &self.docker {

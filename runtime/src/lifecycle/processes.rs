@@ -202,9 +202,11 @@ impl Miner<'_> {
                 "{}; run `jarvis mine start` to start the session again, or `jarvis mine logs`",
                 names.join(", ")
             ));
+            // The first process that ended (statuses are in record order).
             if let Some(first) = records
                 .iter()
-                .find(|r| process::liveness(r) != Liveness::Alive)
+                .zip(&processes)
+                .find_map(|(record, status)| (status.state != "running").then_some(record))
             {
                 report.last_lines = process::logs::tail(
                     &process::logs::path(self.paths, &first.log),
@@ -278,11 +280,12 @@ impl Miner<'_> {
     /// record whose processes all ended goes.
     pub(super) fn reconcile_processes(&self) -> Vec<String> {
         let mut repairs = Vec::new();
-        let live = match self.own_process_session() {
-            Ok(session) => session.and_then(|s| s.session_id),
+        let session = match self.own_process_session() {
+            Ok(session) => session,
             // OpenJarvis's processes are not ours to touch.
             Err(_) => return repairs,
         };
+        let live = session.as_ref().and_then(|s| s.session_id.clone());
         let path = self.paths.process_table();
         let Ok(records) = table::read(&path) else {
             return repairs;
@@ -328,12 +331,7 @@ impl Miner<'_> {
             repairs.push(format!("cannot update {path}: {err}"));
         }
         if live.is_some() && kept.is_empty() {
-            let provider = self
-                .own_process_session()
-                .ok()
-                .flatten()
-                .map(|s| s.provider)
-                .unwrap_or_default();
+            let provider = session.map(|s| s.provider).unwrap_or_default();
             if sidecar::remove(&self.paths.sidecar()).is_ok() {
                 self.remember(&provider, None, Ending::Repaired);
                 repairs.push("removed the session record, whose processes were all gone".into());
