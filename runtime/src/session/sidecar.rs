@@ -37,8 +37,8 @@
 //!
 //! Our own cpu-pearl and apple-mps-pearl sessions are written in that cpu
 //! shape ([`ProcessSession`]: PIDs from the host's process table and
-//! `metrics_url`, plus `session_id`), so OpenJarvis's `mine status` and
-//! `mine stop` read them as theirs; [`read_processes`] reads both.
+//! `metrics_url`, plus `session_id`), so OpenJarvis's `mine status` reads
+//! them as its own (tests/processes_cli.rs); [`read_processes`] reads both.
 
 use crate::atomic_file;
 use crate::home::HomePath;
