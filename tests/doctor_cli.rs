@@ -1,6 +1,7 @@
 //! `jarvis mine doctor` and `models` end to end: the real binary, facts files
 //! for well-known machines, and every provider's verdict from the sandbox.
 
+use jarvis_mine_tests::serve_pearld;
 use serde_json::{Value, json};
 use std::path::Path;
 use std::process::{Command, Output};
@@ -647,41 +648,6 @@ fn the_documented_example_facts_give_the_documented_verdicts() {
         verdict("cpu-only.json", "vllm-pearl"),
         (false, "no GPU detected".into())
     );
-}
-
-/// A pearld stand-in answering every `getblockchaininfo` as synced; lives as
-/// long as the test process.
-fn serve_pearld() -> String {
-    use std::io::{BufRead, BufReader, Read, Write};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            let mut reader = BufReader::new(stream);
-            let mut length = 0;
-            loop {
-                let mut line = String::new();
-                if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                    break;
-                }
-                if let Some(value) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                    length = value.trim().parse().unwrap();
-                }
-                if line == "\r\n" {
-                    break;
-                }
-            }
-            let mut body = vec![0; length];
-            let _ = reader.read_exact(&mut body);
-            let reply = r#"{"result":{"blocks":7,"headers":7},"error":null}"#;
-            let _ = write!(
-                reader.get_mut(),
-                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{reply}",
-                reply.len()
-            );
-        }
-    });
-    url
 }
 
 fn config_for(provider: &str, url: &str) -> String {
