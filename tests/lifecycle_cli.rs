@@ -1278,7 +1278,7 @@ fn a_system_policy_denies_an_image_and_the_audit_log_says_so() {
     assert_eq!(record["provider"], "vllm-pearl");
     assert_eq!(record["capability"], "containers");
     assert_eq!(record["decision"], "deny");
-    assert_eq!(record["wit"], "openjarvis:mining@0.1.0");
+    assert_eq!(record["wit"], "openjarvis:mining@0.2.0");
     assert_eq!(
         record["action"],
         format!("containers.ensure-image image={image}").as_str()

@@ -16,7 +16,7 @@ use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 
 const JARVIS: &str = env!("CARGO_BIN_EXE_jarvis-under-test");
-const WIT: &str = "openjarvis:mining@0.1.0";
+const WIT: &str = "openjarvis:mining@0.2.0";
 
 struct Home {
     dir: tempfile::TempDir,
@@ -247,13 +247,14 @@ fn install_list_inspect_and_remove() {
     assert_eq!(by_id["id"], "hostile");
     assert_eq!(by_id["source"], "installed");
     assert_eq!(by_id["wit"], WIT);
+    assert_eq!(by_id["contract"], "0.2.0");
     assert_eq!(by_id["sha256"], hostile_sha.as_str());
     assert_eq!(by_id["size"], hostile_component().len());
     assert!(
         by_id["exports"]
             .as_array()
             .unwrap()
-            .contains(&Value::from("openjarvis:mining/provider@0.1.0")),
+            .contains(&Value::from("openjarvis:mining/provider@0.2.0")),
         "{by_id:#}"
     );
     assert_eq!(by_id["policy"][0]["key"], "providers.\"hostile\"");
@@ -548,7 +549,7 @@ fn what_is_not_a_provider_is_refused_with_the_reason() {
         (
             "other-world.wasm",
             wat::parse_str("(component)").unwrap(),
-            "does not implement the openjarvis:mining/mining-provider@0.1.0 world",
+            "this host supports contract versions 0.2.0 and 0.1.0",
         ),
     ];
     for (name, bytes, reason) in cases {

@@ -58,7 +58,9 @@ fn builtins_then_installed_with_each_failure_explained() {
         ),
         (
             "c-wrong-world.wasm",
-            "does not implement the openjarvis:mining/mining-provider@0.1.0 world",
+            "does not implement the openjarvis:mining/mining-provider world: it exports none of \
+             openjarvis:mining/provider@0.2.0, openjarvis:mining/provider@0.1.0: this host supports \
+             contract versions 0.2.0 and 0.1.0",
         ),
         ("f-junk.wasm", "not a WebAssembly file"),
         (

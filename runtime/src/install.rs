@@ -151,6 +151,9 @@ pub struct Inspection {
     pub summary: Summary,
     /// The package the component exports `provider` from, e.g. `openjarvis:mining@0.1.0`.
     pub wit: String,
+    /// The contract version the host serves it as (`0.1.0`: through the
+    /// shims over the current contract).
+    pub contract: &'static str,
     /// Every interface the component exports and imports, as it names them.
     pub exports: Vec<String>,
     pub imports: Vec<String>,
@@ -224,7 +227,7 @@ fn inspect(
     let name = component.name();
     let invalid = |err: String| InstallError::Invalid(format!("{name}: {err}"));
     let pre = registry::link(sandbox, &component.bytes, &component.sha256).map_err(invalid)?;
-    let compiled = pre.instance_pre().component().clone();
+    let compiled = pre.component().clone();
     let provider = LoadedProvider::new(
         sandbox,
         pre,
@@ -239,6 +242,7 @@ fn inspect(
     let inspection = Inspection {
         summary: Summary::of(&provider),
         wit,
+        contract: provider.contract().version(),
         exports,
         imports,
         size: component.bytes.len() as u64,

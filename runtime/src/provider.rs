@@ -1,9 +1,9 @@
 //! A provider loaded into the sandbox: its self-description and its calls.
 
-use crate::bindings::{self, HardwareFacts, MiningProviderPre};
+use crate::bindings::{self, Contract, HardwareFacts};
 use crate::host::HostContext;
 use crate::policy::{Policy, ProviderPolicy};
-use crate::sandbox::{CallState, Caller, ProviderError, Sandbox};
+use crate::sandbox::{Caller, ProviderError, ProviderPre, Sandbox};
 use serde::Serialize;
 use std::borrow::Cow;
 use std::path::PathBuf;
@@ -51,7 +51,7 @@ pub struct LoadedProvider {
     /// What the policy grants it, and its identity and limits for calls.
     policy: Arc<ProviderPolicy>,
     caller: Caller,
-    pre: MiningProviderPre<CallState>,
+    pre: ProviderPre,
 }
 
 impl LoadedProvider {
@@ -59,7 +59,7 @@ impl LoadedProvider {
     /// takes the policy's grant for the id it reports.
     pub fn new(
         sandbox: &Sandbox,
-        pre: MiningProviderPre<CallState>,
+        pre: ProviderPre,
         source: ProviderSource,
         sha256: String,
         label: &str,
@@ -67,9 +67,7 @@ impl LoadedProvider {
     ) -> Result<Self, ProviderError> {
         let loading = sandbox.loading_caller(label, &sha256);
         let raw = sandbox.call(&pre, &loading, None, |instance, store| {
-            let raw = instance
-                .openjarvis_mining_provider()
-                .call_info(&mut *store)?;
+            let raw = instance.info(store)?;
             // The call's records name the provider by its id, never its file.
             if validate_id(&raw.id).is_ok() {
                 store.data_mut().identify(&raw.id);
@@ -111,6 +109,11 @@ impl LoadedProvider {
         &self.info.id
     }
 
+    /// The contract version the component implements (what it exports).
+    pub fn contract(&self) -> Contract {
+        self.pre.contract()
+    }
+
     pub fn policy(&self) -> &ProviderPolicy {
         &self.policy
     }
@@ -147,9 +150,7 @@ impl LoadedProvider {
         let facts = self.visible(facts);
         let caps: bindings::Capabilities =
             sandbox.call(&self.pre, &self.caller, None, |instance, store| {
-                instance
-                    .openjarvis_mining_provider()
-                    .call_detect(store, &facts, engine_id, model)
+                instance.detect(store, &facts, engine_id, model)
             })?;
         check_output(caps.reason.as_ref().map_or(0, String::len), &self.caller)?;
         Ok(Verdict {
@@ -180,9 +181,7 @@ impl LoadedProvider {
         config: &bindings::MiningConfig,
     ) -> Result<Result<(), bindings::Error>, ProviderError> {
         sandbox.call(&self.pre, &self.caller, Some(host), |instance, store| {
-            instance
-                .openjarvis_mining_provider()
-                .call_start(store, config)
+            instance.start(store, config)
         })
     }
 
@@ -192,7 +191,7 @@ impl LoadedProvider {
         host: HostContext,
     ) -> Result<Result<(), bindings::Error>, ProviderError> {
         sandbox.call(&self.pre, &self.caller, Some(host), |instance, store| {
-            instance.openjarvis_mining_provider().call_stop(store)
+            instance.stop(store)
         })
     }
 
@@ -202,7 +201,7 @@ impl LoadedProvider {
         host: HostContext,
     ) -> Result<bindings::MiningStats, ProviderError> {
         let stats = sandbox.call(&self.pre, &self.caller, Some(host), |instance, store| {
-            instance.openjarvis_mining_provider().call_stats(store)
+            instance.stats(store)
         })?;
         check_output(
             stats.last_error.as_ref().map_or(0, String::len),

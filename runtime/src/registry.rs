@@ -4,12 +4,11 @@
 //! A broken file never affects the others; it is reported with the reason.
 //! Ids are unique: on a clash the built-in (or the first file) wins.
 
-use crate::bindings::MiningProviderPre;
 use crate::bounded_read::{self, Header, InputFile, ReadError};
 use crate::home::HomePath;
 use crate::policy::Policy;
 use crate::provider::{LoadedProvider, ProviderSource};
-use crate::sandbox::{CallState, Sandbox};
+use crate::sandbox::{ProviderPre, Sandbox};
 use sha2::{Digest, Sha256};
 use std::path::Path;
 
@@ -222,18 +221,15 @@ impl Candidate {
 }
 
 /// Compiles (or loads from the cache) a component and links it as a
-/// `mining-provider`; the error says what the bytes are instead.
-pub(crate) fn link(
-    sandbox: &Sandbox,
-    bytes: &[u8],
-    sha256: &str,
-) -> Result<MiningProviderPre<CallState>, String> {
+/// `mining-provider` of the contract version it exports; the error says
+/// what the bytes are instead.
+pub(crate) fn link(sandbox: &Sandbox, bytes: &[u8], sha256: &str) -> Result<ProviderPre, String> {
     let component = sandbox
         .compile(bytes, sha256)
         .map_err(|err| describe_compile_error(bytes, &err))?;
     sandbox.prepare(&component).map_err(|err| {
         format!(
-            "does not implement the openjarvis:mining/mining-provider@0.1.0 world: {}",
+            "does not implement the openjarvis:mining/mining-provider world: {}",
             first_line(&format!("{err:#}"))
         )
     })

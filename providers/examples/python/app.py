@@ -1,6 +1,6 @@
 """python-example: a mining provider written in Python, built with componentize-py.
 
-It shows the whole contract of `openjarvis:mining@0.1.0` (wit/types.wit) without Rust:
+It shows the whole contract of `openjarvis:mining@0.2.0` (wit/types.wit) without Rust:
 `detect` is pure logic over the facts the host passes in, and the lifecycle calls use
 the host's imports, whose errors arrive as data (an `Err` exception), never as traps.
 It does not mine: `start` says so and points at vllm-pearl.
@@ -104,6 +104,7 @@ class Provider(exports.Provider):
             provider_id=PROVIDER_ID,
             shares_submitted=0,
             shares_accepted=0,
+            shares_rejected=0,
             blocks_found=0,
             hashrate=0.0,
             uptime_seconds=0.0,

@@ -1,4 +1,4 @@
-//! The guest side of the `openjarvis:mining@0.1.0` contract.
+//! The guest side of the `openjarvis:mining@0.2.0` contract (`wit/types.wit`).
 //!
 //! A provider implements [`Provider`] and calls [`export_provider!`]:
 //!
@@ -84,6 +84,7 @@ impl MiningStats {
             provider_id: provider_id.to_owned(),
             shares_submitted: 0,
             shares_accepted: 0,
+            shares_rejected: 0,
             blocks_found: 0,
             hashrate: 0.0,
             uptime_seconds: 0.0,

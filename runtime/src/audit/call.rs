@@ -23,6 +23,8 @@ pub struct CallAudit {
     log: Option<Arc<AuditLog>>,
     provider: String,
     component: String,
+    /// The contract version the provider was linked as.
+    wit: String,
     /// `info()` at load: the provider is who it says it is once it says so,
     /// and its records are kept once a day (it runs on every command).
     loading: bool,
@@ -49,6 +51,7 @@ impl CallAudit {
             log,
             provider: provider.to_owned(),
             component: component.to_owned(),
+            wit: super::WIT_VERSION.to_owned(),
             loading: false,
             events: Vec::new(),
             written: 0,
@@ -63,6 +66,13 @@ impl CallAudit {
     pub fn loading(mut self) -> CallAudit {
         self.loading = true;
         self.provider.clear();
+        self
+    }
+
+    /// The call is of a provider linked as the contract `wit`
+    /// (`openjarvis:mining@0.1.0`), which its records name.
+    pub fn contract(mut self, wit: &str) -> CallAudit {
+        self.wit = wit.to_owned();
         self
     }
 
@@ -87,6 +97,7 @@ impl CallAudit {
         record.clip();
         record.provider.clone_from(&self.provider);
         record.component.clone_from(&self.component);
+        record.wit.clone_from(&self.wit);
         record.daily = self.loading;
         if let Some(denial) = self.over_quota(&log) {
             self.record_quota(&log, &record, denial);
@@ -186,6 +197,7 @@ impl CallAudit {
                 parts.join(", ")
             ),
         );
+        record.wit.clone_from(&self.wit);
         record.count = total;
         record.outcome = Some("ok".into());
         record.daily = self.loading;
@@ -234,6 +246,7 @@ impl CallAudit {
             format!("audit.quota reached on {}", today()),
         );
         quota.time.clone_from(&record.time);
+        quota.wit.clone_from(&self.wit);
         quota.decision = Decision::Deny;
         quota.reason = Some(denial);
         quota.daily = true;

@@ -3,8 +3,10 @@
 
 use serde::{Deserialize, Serialize};
 
-/// The WIT package every record names (the API version a provider was linked against).
-pub const WIT_VERSION: &str = "openjarvis:mining@0.1.0";
+/// The WIT package a record names unless it is a provider call's: the
+/// contract the host implements. A provider call's records name the version
+/// the provider was linked as (`CallAudit::contract`).
+pub const WIT_VERSION: &str = crate::bindings::Contract::CURRENT.package();
 
 /// The longest action or reason a record keeps: what a guest sends (an id,
 /// a URL) must not let it flood the log.
@@ -27,6 +29,7 @@ pub struct Record {
     pub provider: String,
     /// sha256 of the provider's component.
     pub component: String,
+    /// The contract version: the provider's, for its calls.
     pub wit: String,
     /// The capability the call needed (`containers`, ...), or `load`/`install`/`remove`,
     /// or `audit` for the log's own records.

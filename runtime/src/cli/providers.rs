@@ -5,6 +5,7 @@ use super::escape::one_line;
 use super::output::{BAD, DIM, GOOD, HEADING, paint};
 use super::session::{policy, sandbox_and_registry};
 use super::{CliError, CliResult, exit, output_error};
+use crate::bindings::Contract;
 use crate::install::{
     self, CapabilityStatus, Inspection, InstallError, InstallPlan, Installer, Planned, Summary,
 };
@@ -323,7 +324,23 @@ fn write_inspection(out: &mut impl Write, inspection: &Inspection) -> std::io::R
     let field = |out: &mut dyn Write, name: &str, value: &dyn std::fmt::Display| {
         writeln!(out, "  {:<14}{value}", paint(HEADING, name))
     };
-    field(out, "WIT", &one_line(&inspection.wit))?;
+    // An older contract's component is served through the shims.
+    let served = (inspection.contract != Contract::CURRENT.version()).then(|| {
+        format!(
+            " (contract {}, served through shims over {})",
+            inspection.contract,
+            Contract::CURRENT.version()
+        )
+    });
+    field(
+        out,
+        "WIT",
+        &format_args!(
+            "{}{}",
+            one_line(&inspection.wit),
+            paint(DIM, served.unwrap_or_default())
+        ),
+    )?;
     field(out, "sha256", &summary.sha256)?;
     field(
         out,

@@ -1,5 +1,7 @@
 //! Host implementations of the world's imports, one file per interface, and
-//! the one gate (`gate.rs`) every privileged call passes.
+//! the one gate (`gate.rs`) every privileged call passes. The imports of the
+//! frozen 0.1.0 contract are shims over these (`v0_1.rs`): they convert and
+//! call the current import, so the gate sits below every version.
 //!
 //! The host part of a call's store is a [`CallHost`]. Its lifecycle context
 //! ([`HostContext`], `context.rs`) keeps its fields private: an import
@@ -16,11 +18,12 @@ pub mod log;
 pub mod metrics;
 pub mod processes;
 pub mod sidecar;
+mod v0_1;
 
 pub use context::{HostContext, Refusal, Refusals, Session};
 pub use gate::{CallHost, Gate, IMPORT_ENSURE_IMAGE};
 
-use crate::bindings::MiningProvider;
+use crate::bindings;
 use crate::bindings::openjarvis::mining::types::Error;
 use wasmtime::component::{HasData, Linker};
 
@@ -53,12 +56,14 @@ impl HasData for Imports {
     type Data<'a> = &'a mut CallHost;
 }
 
-/// Adds every import of the world to `linker`, over the store's [`CallHost`].
+/// Adds every import of every contract version to `linker`, over the
+/// store's [`CallHost`]: the current world's, and 0.1.0's shims over them.
 pub fn add_to_linker<T: Send + 'static>(
     linker: &mut Linker<T>,
     host: fn(&mut T) -> &mut CallHost,
 ) -> wasmtime::Result<()> {
-    MiningProvider::add_to_linker::<T, Imports>(linker, host)
+    bindings::v0_2::MiningProvider::add_to_linker::<T, Imports>(linker, host)?;
+    bindings::v0_1::MiningProvider::add_to_linker::<T, Imports>(linker, host)
 }
 
 impl crate::bindings::openjarvis::mining::types::Host for CallHost {}

@@ -6,16 +6,18 @@
 //! guest spinning in `loop {}` is interrupted, not asked to yield.
 
 mod cache;
+mod contract;
 mod error;
 mod limits;
+mod v0_1;
 mod wasi;
 
 pub use cache::ComponentCache;
+pub use contract::{ProviderExports, ProviderPre};
 pub use error::{ProviderError, human_bytes, human_duration};
 pub use limits::SandboxLimits;
 
 use crate::audit::{AuditLog, CallAudit};
-use crate::bindings::{MiningProvider, MiningProviderPre};
 use crate::host::{CallHost, HostContext};
 use error::CallEvidence;
 use limits::Limiter;
@@ -171,13 +173,16 @@ impl Sandbox {
         Ok(component)
     }
 
-    /// Links a component against the host; fails when it is not a `mining-provider`.
-    pub fn prepare(&self, component: &Component) -> anyhow::Result<MiningProviderPre<CallState>> {
+    /// Links a component against the host as the contract version whose
+    /// `provider` it exports; fails when it is not a `mining-provider` of a
+    /// version this host serves.
+    pub fn prepare(&self, component: &Component) -> anyhow::Result<ProviderPre> {
+        let contract = contract::contract_of(component).map_err(anyhow::Error::msg)?;
         let pre = self
             .linker
             .instantiate_pre(component)
             .map_err(anyhow::Error::from)?;
-        MiningProviderPre::new(pre).map_err(anyhow::Error::from)
+        ProviderPre::new(contract, pre).map_err(anyhow::Error::from)
     }
 
     /// Runs `call` against a fresh instance under the per-call limits.
@@ -188,16 +193,17 @@ impl Sandbox {
     /// host calls (an image pull, a container stop) carry their own timeouts.
     pub fn call<R>(
         &self,
-        pre: &MiningProviderPre<CallState>,
+        pre: &ProviderPre,
         caller: &Caller,
         host: Option<HostContext>,
-        call: impl FnOnce(&MiningProvider, &mut Store<CallState>) -> wasmtime::Result<R>,
+        call: impl FnOnce(&dyn ProviderExports, &mut Store<CallState>) -> wasmtime::Result<R>,
     ) -> Result<R, ProviderError> {
         let lifecycle = host.is_some();
         let limits = caller.limits;
         let mut table = ResourceTable::new();
         table.set_max_capacity(MAX_RESOURCES);
-        let mut audit = CallAudit::new(self.audit_log.clone(), &caller.provider, &caller.component);
+        let mut audit = CallAudit::new(self.audit_log.clone(), &caller.provider, &caller.component)
+            .contract(pre.contract().package());
         if caller.loading {
             audit = audit.loading();
         }
@@ -222,9 +228,14 @@ impl Sandbox {
         if lifecycle {
             store.call_hook(guest_time_budget(limits.call_timeout));
         }
-        let result = pre
-            .instantiate(&mut store)
-            .and_then(|instance| call(&instance, &mut store));
+        let result = match pre {
+            ProviderPre::V0_1(pre) => pre
+                .instantiate(&mut store)
+                .and_then(|instance| call(&instance, &mut store)),
+            ProviderPre::V0_2(pre) => pre
+                .instantiate(&mut store)
+                .and_then(|instance| call(&instance, &mut store)),
+        };
         let state = store.data_mut();
         // The call is over, however it ended: its records are written now.
         state.host.finish_audit();
