@@ -152,9 +152,10 @@ fn write_line(
     let mut line = format!("{} state={}", now_utc(), report.state);
     if let Some(stats) = &report.stats {
         line.push_str(&format!(
-            " accepted={} submitted={} blocks={} uptime={}",
+            " accepted={} submitted={} rejected={} blocks={} uptime={}",
             stats.shares_accepted,
             stats.shares_submitted,
+            stats.shares_rejected,
             stats.blocks_found,
             duration(stats.uptime_seconds)
         ));
@@ -237,6 +238,7 @@ fn write_report(out: &mut impl Write, report: &StatusReport) -> std::io::Result<
 fn write_stats(out: &mut impl Write, stats: &Stats) -> std::io::Result<()> {
     row(out, "shares accepted", stats.shares_accepted)?;
     row(out, "shares submitted", stats.shares_submitted)?;
+    row(out, "shares rejected", stats.shares_rejected)?;
     row(out, "blocks found", stats.blocks_found)?;
     row(
         out,

@@ -267,6 +267,9 @@ pub struct Stats {
     pub provider_id: String,
     pub shares_submitted: u64,
     pub shares_accepted: u64,
+    /// Submissions the node or pool refused (0 from a 0.1.0 provider,
+    /// whose contract has no such count).
+    pub shares_rejected: u64,
     pub blocks_found: u64,
     pub hashrate: f64,
     pub uptime_seconds: f64,
@@ -1012,6 +1015,7 @@ impl From<bindings::MiningStats> for Stats {
             provider_id: s.provider_id,
             shares_submitted: s.shares_submitted,
             shares_accepted: s.shares_accepted,
+            shares_rejected: s.shares_rejected,
             blocks_found: s.blocks_found,
             hashrate: s.hashrate,
             uptime_seconds: s.uptime_seconds,
