@@ -248,12 +248,14 @@ pub fn stats(backend: &Backend) -> MiningStats {
     stats
 }
 
-/// Counts from log lines: the loop's submissions and the gateway's blocks.
+/// Counts from log lines: the loop's submissions (and the gateway's
+/// refusals of them) and the gateway's blocks.
 pub fn apply_log_lines(stats: &mut MiningStats, miner: &[String], gateway: &[String]) {
     let count =
         |lines: &[String], text: &str| lines.iter().filter(|l| l.contains(text)).count() as u64;
     stats.shares_submitted = count(miner, SHARE_SUBMITTED);
     stats.shares_accepted = count(miner, SHARE_ACCEPTED);
+    stats.shares_rejected = count(miner, SHARE_REJECTED);
     stats.blocks_found = count(gateway, BLOCK_ACCEPTED);
     if let Some(line) = miner.iter().rev().find(|l| l.contains(SHARE_REJECTED)) {
         stats.last_error = Some(line.trim().to_owned());
@@ -346,9 +348,10 @@ mod tests {
             (
                 stats.shares_submitted,
                 stats.shares_accepted,
+                stats.shares_rejected,
                 stats.blocks_found
             ),
-            (2, 2, 1)
+            (2, 2, 1, 1)
         );
         assert!(stats.last_error.unwrap().contains("Rejecting proof"));
     }

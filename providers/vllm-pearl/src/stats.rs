@@ -75,17 +75,20 @@ pub fn apply_vllm(stats: &mut MiningStats, samples: &[Sample], now: Option<f64>)
     stats.generation_tokens = total(samples, "vllm:generation_tokens_total");
 }
 
-/// Solo mining: every accepted submission is a block.
+/// Solo mining: every accepted submission is a block; a rejected block, a
+/// failed submission and a refused proof are each a rejected share.
 pub fn apply_log_lines(stats: &mut MiningStats, lines: &[String]) {
     let count = |pattern: &str| lines.iter().filter(|l| l.contains(pattern)).count() as u64;
-    stats.shares_submitted = count(SUBMITTED);
-    stats.shares_accepted = count(ACCEPTED);
-    stats.blocks_found = stats.shares_accepted;
-    if let Some(line) = lines.iter().rev().find(|l| {
+    let rejection = |line: &&String| {
         [REJECTED, SUBMIT_ERROR, PROOF_REJECTED]
             .iter()
-            .any(|p| l.contains(p))
-    }) {
+            .any(|p| line.contains(p))
+    };
+    stats.shares_submitted = count(SUBMITTED);
+    stats.shares_accepted = count(ACCEPTED);
+    stats.shares_rejected = lines.iter().filter(rejection).count() as u64;
+    stats.blocks_found = stats.shares_accepted;
+    if let Some(line) = lines.iter().rev().find(rejection) {
         stats.last_error = Some(line.trim().to_owned());
     }
 }
@@ -127,6 +130,8 @@ mod tests {
             "Submitting block",
             "Block rejected: stale template",
             "Submitting block",
+            "Error submitting block: connection refused",
+            "Submitting block",
             "Block accepted by node!",
         ]
         .map(String::from)
@@ -136,13 +141,14 @@ mod tests {
             (
                 stats.shares_submitted,
                 stats.shares_accepted,
+                stats.shares_rejected,
                 stats.blocks_found
             ),
-            (3, 2, 2)
+            (4, 2, 2, 2)
         );
         assert_eq!(
             stats.last_error.as_deref(),
-            Some("Block rejected: stale template")
+            Some("Error submitting block: connection refused")
         );
     }
 }

@@ -103,6 +103,7 @@ impl Provider for Template {
                 };
                 stats.shares_submitted = total("miner_shares_submitted_total");
                 stats.shares_accepted = total("miner_shares_accepted_total");
+                stats.shares_rejected = total("miner_shares_rejected_total");
             }
             Err(err) => stats.last_error = Some(err.describe()),
         }
