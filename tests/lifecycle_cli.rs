@@ -541,6 +541,12 @@ fn init_start_status_logs_chat_stop() {
     for line in &follower.seen {
         assert_no_secret("logs -f", line.as_bytes());
     }
+    // vllm-pearl counts the rejected block from the gateway's log line.
+    let status = home.wait_status("a rejected share", |s| s["stats"]["shares_rejected"] == 1);
+    assert_eq!(status["stats"]["shares_submitted"], 3, "{status:#}");
+    assert_eq!(status["stats"]["shares_accepted"], 2, "{status:#}");
+    let text = home.jarvis(&["mine", "status"]);
+    assert_eq!(text.code(0).row("shares rejected"), Some("1"), "{text}");
 
     let logs = home.jarvis(&["mine", "logs", "-n", "100"]);
     logs.code(0)
