@@ -5,11 +5,13 @@
 use provider_build::{Guest, GuestTarget, build_components};
 use std::path::Path;
 
-const GUESTS: [(&str, GuestTarget); 6] = [
+const GUESTS: [(&str, GuestTarget); 8] = [
     ("guest-hostile", GuestTarget::Bare),
     ("guest-terminal", GuestTarget::Bare),
     ("guest-escape", GuestTarget::Bare),
     ("guest-teardown", GuestTarget::Bare),
+    ("guest-contract-0-1", GuestTarget::Bare),
+    ("guest-contract-0-2", GuestTarget::Bare),
     ("guest-impure", GuestTarget::Wasi),
     ("provider-template", GuestTarget::Bare),
 ];

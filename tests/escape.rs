@@ -29,8 +29,8 @@ use jarvis_mine::provider::{LoadedProvider, ProviderSource, Verdict};
 use jarvis_mine::sandbox::{ProviderError, Sandbox, SandboxLimits};
 use jarvis_mine_tests::run::wait_for;
 use jarvis_mine_tests::{
-    ContainerCleanup, FAKE_MINER_REPOSITORY, fake_miner_image, free_port, guest_facts, kill,
-    labelled_processes, linux_with_gpus, raw_docker,
+    ContainerCleanup, FAKE_MINER_REPOSITORY, HomeContainers, fake_miner_image, free_port,
+    guest_facts, kill, labelled_processes, linux_with_gpus, raw_docker, world_imports,
 };
 use sha2::{Digest, Sha256};
 use std::io::{Read, Write};
@@ -88,25 +88,6 @@ endpoints = [{endpoints}]
 
 fn default_grant() -> String {
     grant("", r#""session""#, "")
-}
-
-/// Removes, when dropped, every container the host created for this home.
-struct HomeContainers(String);
-
-impl Drop for HomeContainers {
-    fn drop(&mut self) {
-        let home = self.0.clone();
-        let _ = std::panic::catch_unwind(move || {
-            let Ok(docker) = Docker::connect() else {
-                return;
-            };
-            if let Ok(containers) = docker.list_labelled(LABEL_HOME, Some(&home)) {
-                for container in containers {
-                    let _ = docker.remove(&container.id);
-                }
-            }
-        });
-    }
 }
 
 /// One OpenJarvis home with the escape provider loaded under a policy.
@@ -172,7 +153,7 @@ impl Harness {
             .map(Arc::new)
             .map_err(|err| err.to_string());
         Harness {
-            _containers: HomeContainers(paths.home().display().to_string()),
+            _containers: HomeContainers::new(paths.home()),
             _home: home,
             paths,
             sandbox,
@@ -1275,34 +1256,11 @@ fn gpus_outside_the_grant_are_invisible_and_cannot_be_asked_for() {
 /// `clock` (which touch nothing). A new import cannot be left out of the
 /// table below: the guest's `all-imports` must report exactly these.
 fn privileged_imports() -> Vec<String> {
-    let wit = include_str!("../wit/types.wit");
-    let world = wit
-        .split("world mining-provider {")
-        .nth(1)
-        .expect("the world is in the WIT");
-    let imported: Vec<&str> = world
-        .lines()
-        .filter_map(|line| line.trim().strip_prefix("import "))
-        .map(|name| name.trim_end_matches(';').trim())
-        .filter(|name| !["log", "clock"].contains(name))
+    let imports: Vec<String> = world_imports(include_str!("../wit/types.wit"))
+        .into_iter()
+        .filter(|import| !import.starts_with("log.") && !import.starts_with("clock."))
         .collect();
-    assert!(imported.len() >= 3, "{imported:?}");
-    let mut imports = Vec::new();
-    for interface in imported {
-        let body = wit
-            .split(&format!("interface {interface} {{"))
-            .nth(1)
-            .unwrap_or_else(|| panic!("interface {interface} is in the WIT"));
-        // The interface ends at the first line that closes it at column 0.
-        let body = body.split("\n}").next().unwrap();
-        for line in body.lines() {
-            if let Some((name, rest)) = line.trim().split_once(':')
-                && rest.trim_start().starts_with("func(")
-            {
-                imports.push(format!("{interface}.{name}"));
-            }
-        }
-    }
+    assert!(imports.len() >= 3, "{imports:?}");
     imports
 }
 

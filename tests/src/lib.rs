@@ -32,6 +32,49 @@ pub fn impure_component() -> Vec<u8> {
     read(env!("GUEST_IMPURE"))
 }
 
+/// The contract test provider built against the frozen
+/// `openjarvis:mining@0.1.0` (tests/guests/contract-0-1).
+pub fn contract_0_1_component() -> Vec<u8> {
+    read(env!("GUEST_CONTRACT_0_1"))
+}
+
+/// Its twin built against the current contract (tests/guests/contract-0-2).
+pub fn contract_0_2_component() -> Vec<u8> {
+    read(env!("GUEST_CONTRACT_0_2"))
+}
+
+/// Every function of every interface the world `mining-provider` imports,
+/// as `<interface>.<function>` in the WIT's order, read from the text of a
+/// contract's WIT file (`wit/types.wit`, `wit/0.1.0/types.wit`): the tables
+/// of imports the suites call, so that none can be left out.
+pub fn world_imports(wit: &str) -> Vec<String> {
+    let world = wit
+        .split("world mining-provider {")
+        .nth(1)
+        .expect("the world is in the WIT");
+    let mut imports = Vec::new();
+    for interface in world
+        .lines()
+        .filter_map(|line| line.trim().strip_prefix("import "))
+        .map(|name| name.trim_end_matches(';').trim())
+    {
+        let body = wit
+            .split(&format!("interface {interface} {{"))
+            .nth(1)
+            .unwrap_or_else(|| panic!("interface {interface} is in the WIT"));
+        // The interface ends at the first line that closes it at column 0.
+        let body = body.split("\n}").next().unwrap();
+        for line in body.lines() {
+            if let Some((name, rest)) = line.trim().split_once(':')
+                && rest.trim_start().starts_with("func(")
+            {
+                imports.push(format!("{interface}.{name}"));
+            }
+        }
+    }
+    imports
+}
+
 /// The documented provider template (providers/examples/rust-template).
 pub fn template_component() -> Vec<u8> {
     read(env!("PROVIDER_TEMPLATE"))
@@ -291,6 +334,34 @@ impl Drop for ContainerCleanup {
                 return;
             };
             if let Ok(containers) = docker.list_labelled(TEST_CASE_LABEL, Some(&value)) {
+                for container in containers {
+                    let _ = docker.remove(&container.id);
+                }
+            }
+        });
+    }
+}
+
+/// Removes, when dropped (even after a failed assertion), every container
+/// the host created for the OpenJarvis home `home` (labelled
+/// `LABEL_HOME=<home>`).
+pub struct HomeContainers(String);
+
+impl HomeContainers {
+    pub fn new(home: &Path) -> HomeContainers {
+        HomeContainers(home.display().to_string())
+    }
+}
+
+impl Drop for HomeContainers {
+    fn drop(&mut self) {
+        let home = self.0.clone();
+        let _ = std::panic::catch_unwind(move || {
+            let Ok(docker) = Docker::connect() else {
+                return;
+            };
+            if let Ok(containers) = docker.list_labelled(jarvis_mine::host::LABEL_HOME, Some(&home))
+            {
                 for container in containers {
                     let _ = docker.remove(&container.id);
                 }

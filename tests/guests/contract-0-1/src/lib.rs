@@ -1,0 +1,38 @@
+//! The contract test provider against the frozen `openjarvis:mining@0.1.0`
+//! (`wit/0.1.0`), with bindings of its own: what a provider built before
+//! 0.2.0 looks like to the host. Its logic is in `provider.rs`, shared with
+//! its current twin (tests/guests/contract-0-2).
+
+wit_bindgen::generate!({
+    world: "mining-provider",
+    path: "../../../wit/0.1.0",
+});
+
+mod provider;
+
+use openjarvis::mining::types::MiningStats;
+use provider::{Contract, Counts};
+
+/// The contract version this component is built against.
+const CONTRACT: &str = "0.1.0";
+
+/// 0.1.0's `mining-stats`, which has no rejected shares.
+fn mining_stats(provider_id: &str, counts: Counts, last_error: Option<String>) -> MiningStats {
+    MiningStats {
+        provider_id: provider_id.into(),
+        shares_submitted: counts.submitted,
+        shares_accepted: counts.accepted,
+        blocks_found: counts.accepted,
+        hashrate: 0.0,
+        uptime_seconds: 0.0,
+        last_share_at: None,
+        last_error,
+        payout_target: "solo".into(),
+        fees_owed: 0,
+        requests_served: Some(counts.requests),
+        prompt_tokens: None,
+        generation_tokens: None,
+    }
+}
+
+export!(Contract);

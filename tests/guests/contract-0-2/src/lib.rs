@@ -1,0 +1,40 @@
+//! The contract test provider against the current `openjarvis:mining@0.2.0`
+//! (`wit/`): the twin of tests/guests/contract-0-1, built from the same
+//! `provider.rs` with bindings of its own.
+
+wit_bindgen::generate!({
+    world: "mining-provider",
+    path: "../../../wit",
+});
+
+#[path = "../../contract-0-1/src/provider.rs"]
+mod provider;
+
+use openjarvis::mining::types::MiningStats;
+use provider::{Contract, Counts};
+
+/// The contract version this component is built against.
+const CONTRACT: &str = "0.2.0";
+
+/// The current `mining-stats`. The provider counts no rejections: it makes
+/// the same calls as its 0.1.0 twin, whose contract has no place for them.
+fn mining_stats(provider_id: &str, counts: Counts, last_error: Option<String>) -> MiningStats {
+    MiningStats {
+        provider_id: provider_id.into(),
+        shares_submitted: counts.submitted,
+        shares_accepted: counts.accepted,
+        shares_rejected: 0,
+        blocks_found: counts.accepted,
+        hashrate: 0.0,
+        uptime_seconds: 0.0,
+        last_share_at: None,
+        last_error,
+        payout_target: "solo".into(),
+        fees_owed: 0,
+        requests_served: Some(counts.requests),
+        prompt_tokens: None,
+        generation_tokens: None,
+    }
+}
+
+export!(Contract);
