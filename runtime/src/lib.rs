@@ -33,4 +33,5 @@ pub mod release_gate;
 pub mod rewards;
 pub mod sandbox;
 pub mod session;
+pub mod telemetry;
 pub mod text_position;

@@ -123,6 +123,13 @@ impl Paths {
         self.root.join("runtime/mining-last-session.json")
     }
 
+    /// The host's energy baseline of the running session (see
+    /// `telemetry::baseline`): each session GPU's energy counter when the
+    /// session started. Written and removed by the host only.
+    pub fn energy_baseline(&self) -> HomePath {
+        self.root.join("runtime/mining-energy-baseline.json")
+    }
+
     /// Community provider components.
     pub fn installed_providers(&self) -> HomePath {
         self.root.join("mining/providers")

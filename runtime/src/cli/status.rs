@@ -3,6 +3,12 @@
 //! `--watch` redraws a live table in place on a terminal (state, counts,
 //! rates per minute since the watch began, uptime) and prints one plain
 //! line per refresh when piped; Ctrl-C ends it cleanly (exit 0).
+//!
+//! A session with GPUs also gets its GPU section (`gpus.rs`): one NVML
+//! sample of its GPUs per status or refresh, and the energy per share since
+//! the session started.
+
+mod gpus;
 
 use super::escape::one_line;
 use super::output::{BAD, DIM, GOOD, HEADING, paint};
@@ -10,6 +16,7 @@ use super::session::{mine_error, open_tolerant};
 use super::{CliResult, output_error};
 use crate::lifecycle::{Stats, StatusReport};
 use crate::sandbox::SandboxLimits;
+use crate::telemetry::Sampling;
 use clap::Args;
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
@@ -33,10 +40,16 @@ pub struct StatusArgs {
 
 pub fn run(args: &StatusArgs, limits: SandboxLimits) -> CliResult {
     let opened = open_tolerant(limits)?;
+    let sampling = Sampling::default();
     let Some(seconds) = args.watch else {
         let report = opened.miner().status().map_err(mine_error)?;
         stats_warning(&report);
-        return super::output::print(args.json, &report, write_report).map(|()| ExitCode::SUCCESS);
+        let section = gpus::section(&opened, &report, &sampling);
+        let shown = gpus::Shown::new(&report, section.as_ref());
+        return super::output::print(args.json, &shown, |out, shown| {
+            write_report(out, shown.report, section.as_ref())
+        })
+        .map(|()| ExitCode::SUCCESS);
     };
     // Ctrl-C ends the wait between refreshes at once.
     let (interrupt, interrupted) = mpsc::channel();
@@ -57,16 +70,18 @@ pub fn run(args: &StatusArgs, limits: SandboxLimits) -> CliResult {
         if first.is_none() {
             first = counts.map(|c| (Instant::now(), c));
         }
+        let section = gpus::section(&opened, &report, &sampling);
         let mut out = super::output::stdout();
         let written = if args.json {
-            writeln!(out, "{}", super::output::json(&report, false))
+            let shown = gpus::Shown::new(&report, section.as_ref());
+            writeln!(out, "{}", super::output::json(&shown, false))
         } else if live {
             // Home and clear: our own codes, past the escaping writer.
             write!(out, "{}", super::output::CLEAR_SCREEN)
-                .and_then(|()| write_report(&mut out, &report))
+                .and_then(|()| write_report(&mut out, &report, section.as_ref()))
                 .and_then(|()| write_rates(&mut out, rates.as_ref(), seconds))
         } else {
-            write_line(&mut out, &report, rates.as_ref())
+            write_line(&mut out, &report, rates.as_ref(), section.as_ref())
         };
         written.map_err(output_error)?;
         drop(out);
@@ -148,6 +163,7 @@ fn write_line(
     out: &mut impl Write,
     report: &StatusReport,
     rates: Option<&Rates>,
+    section: Option<&gpus::Section>,
 ) -> std::io::Result<()> {
     let mut line = format!("{} state={}", now_utc(), report.state);
     if let Some(stats) = &report.stats {
@@ -163,10 +179,17 @@ fn write_line(
     if let Some(rates) = rates {
         line.push_str(&format!(" accepted_per_min={:.1}", rates.accepted));
     }
+    if let Some(section) = section {
+        line.push_str(&gpus::line_fields(section));
+    }
     writeln!(out, "{}", one_line(&line))
 }
 
-fn write_report(out: &mut impl Write, report: &StatusReport) -> std::io::Result<()> {
+fn write_report(
+    out: &mut impl Write,
+    report: &StatusReport,
+    section: Option<&gpus::Section>,
+) -> std::io::Result<()> {
     let restarts = report.restart_count.filter(|n| *n > 0);
     let state = match (report.state.as_str(), report.exit_code, restarts) {
         ("running", _, _) => paint(GOOD, "running".to_owned()),
@@ -222,6 +245,9 @@ fn write_report(out: &mut impl Write, report: &StatusReport) -> std::io::Result<
     }
     if let Some(stats) = &report.stats {
         write_stats(out, stats)?;
+    }
+    if let Some(section) = section {
+        gpus::write_section(out, section)?;
     }
     if !report.last_lines.is_empty() {
         writeln!(out, "{}", paint(HEADING, "last log lines:"))?;

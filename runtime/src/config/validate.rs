@@ -46,6 +46,8 @@ enum Kind {
     Fraction,
     /// A whole number in the range.
     Integer(i64, i64),
+    /// A finite number of at least 0 (a price per kWh).
+    Price,
     /// A list of strings, or one shell-quoted string.
     Args,
     OneOf(&'static [&'static str]),
@@ -55,7 +57,7 @@ enum Kind {
 }
 
 /// The `[mining.extra]` keys the built-in providers and the host read.
-const EXTRA_KEYS: [(&str, Kind); 19] = [
+const EXTRA_KEYS: [(&str, Kind); 20] = [
     ("model", Kind::Model),
     ("local_model_path", Kind::ExistingDir),
     ("pearld_rpc_url", Kind::HttpUrl),
@@ -75,6 +77,14 @@ const EXTRA_KEYS: [(&str, Kind); 19] = [
     ("pearl_source_dir", Kind::ExistingDir),
     ("gpu_request", Kind::OneOf(&["auto", "none"])),
     ("start_wait_seconds", Kind::Integer(0, 86_400)),
+    ("electricity_price_per_kwh", Kind::Price),
+];
+
+/// The keys the host itself reads, checked whatever the provider.
+const HOST_KEYS: [&str; 3] = [
+    "pearld_rpc_url",
+    "pearld_rpc_password_env",
+    "electricity_price_per_kwh",
 ];
 
 const MINING_KEYS: [&str; 6] = [
@@ -175,8 +185,8 @@ pub fn mining(mining: &Table) -> Result<Vec<Finding>, Finding> {
             continue;
         };
         // A community provider reads its own keys its own way; the host
-        // still reads the node and model keys for doctor.
-        if !builtin && !matches!(key.as_str(), "pearld_rpc_url" | "pearld_rpc_password_env") {
+        // still reads the node keys for doctor and the price for status.
+        if !builtin && !HOST_KEYS.contains(&key.as_str()) {
             continue;
         }
         check(*kind, value, extra, provider).map_err(|message| Finding {
@@ -243,6 +253,21 @@ fn check(kind: Kind, value: &Value, extra: &Table, provider: &str) -> Result<(),
             }
         }
         Kind::Integer(low, high) => integer(value, low, high),
+        Kind::Price => {
+            let price = match value {
+                Value::Float(x) => *x,
+                Value::Integer(n) => *n as f64,
+                other => return Err(expected("a number (the price of one kWh)", other)),
+            };
+            if price.is_finite() && price >= 0.0 {
+                Ok(())
+            } else {
+                Err(format!(
+                    "must be the price of one kWh in your currency, a number of at least 0 \
+                     (such as 0.25), found {price}"
+                ))
+            }
+        }
         Kind::Args => match value {
             Value::String(_) => Ok(()),
             Value::Array(items) if items.iter().all(Value::is_str) => Ok(()),
@@ -513,6 +538,18 @@ mod tests {
                 "vllm_args = [1, 2]",
                 "expected a list of strings, found an array",
             ),
+            (
+                "electricity_price_per_kwh = -0.1",
+                "electricity_price_per_kwh must be the price of one kWh in your currency, a number of at least 0 (such as 0.25), found -0.1",
+            ),
+            (
+                "electricity_price_per_kwh = nan",
+                "a number of at least 0 (such as 0.25), found NaN",
+            ),
+            (
+                "electricity_price_per_kwh = \"0.25\"",
+                "electricity_price_per_kwh expected a number (the price of one kWh), found a string",
+            ),
         ] {
             let message = error(&format!("{HEAD}[mining.extra]\n{extra}\n"));
             assert!(message.contains(wanted), "{extra}: {message}");
@@ -527,6 +564,27 @@ mod tests {
             "{HEAD}submit_target = \"pool:stratum+tcp://p.example:3333\"\nfee_bps = 10000\n"
         ))
         .unwrap();
+        for price in ["0", "0.0", "0.31", "12"] {
+            assert_eq!(
+                findings(&format!(
+                    "{HEAD}[mining.extra]\nelectricity_price_per_kwh = {price}\n"
+                )),
+                Ok(vec![])
+            );
+        }
+    }
+
+    #[test]
+    fn the_host_checks_its_price_key_for_community_providers_too() {
+        let community = "[mining]\nprovider = \"acme\"\nwallet_address = \"w\"\n[mining.extra]\n";
+        assert!(
+            error(&format!("{community}electricity_price_per_kwh = -1\n"))
+                .contains("a number of at least 0")
+        );
+        assert_eq!(
+            findings(&format!("{community}electricity_price_per_kwh = 0.2\n")),
+            Ok(vec![])
+        );
     }
 
     #[test]

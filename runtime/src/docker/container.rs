@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
-use bollard::models::{ContainerInspectResponse, ContainerStateStatusEnum};
+use bollard::models::{ContainerInspectResponse, ContainerStateStatusEnum, DeviceRequest};
 use bollard::query_parameters::{
     InspectContainerOptions, ListContainersOptionsBuilder, RemoveContainerOptionsBuilder,
     StartContainerOptions, StopContainerOptionsBuilder,
@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use super::Docker;
 use super::error::{Cause, DockerError, classify, request_error};
-use super::spec::{ContainerSpec, create_request};
+use super::spec::{ContainerSpec, GpuRequest, create_request};
 use crate::redact::Redactor;
 
 /// What `docker inspect` says about a container.
@@ -41,6 +41,11 @@ pub struct ContainerState {
     pub oom_killed: bool,
     /// Docker's error starting it, if any.
     pub error: Option<String>,
+    /// The GPUs it was created with (`HostConfig.DeviceRequests`, as Docker
+    /// recorded the host's create request), one entry per device request;
+    /// empty: no GPU request. Not part of `status --json`'s `container`.
+    #[serde(skip)]
+    pub gpu_requests: Vec<GpuRequest>,
 }
 
 /// One container of [`Docker::list_labelled`].
@@ -271,6 +276,11 @@ fn timestamp(value: Option<String>) -> Option<String> {
 fn container_state(response: ContainerInspectResponse) -> ContainerState {
     let state = response.state.unwrap_or_default();
     let config = response.config.unwrap_or_default();
+    let gpu_requests = response
+        .host_config
+        .and_then(|host| host.device_requests)
+        .map(|requests| requests.iter().filter_map(gpu_request).collect())
+        .unwrap_or_default();
     let status = state.status.unwrap_or(ContainerStateStatusEnum::EMPTY);
     // A running container's ExitCode is 0, not a result.
     let finished = matches!(
@@ -301,5 +311,104 @@ fn container_state(response: ContainerInspectResponse) -> ContainerState {
         restart_count: response.restart_count.unwrap_or_default(),
         oom_killed: state.oom_killed.unwrap_or(false),
         error: state.error.filter(|e| !e.is_empty()),
+        gpu_requests,
+    }
+}
+
+/// One device request as the GPUs it asks for: a request for the `gpu`
+/// capability (or the `nvidia` driver) with device ids, else a count (`-1`:
+/// every GPU, as `docker run --gpus all` sends). Other devices, and a count
+/// of 0, are no GPU request.
+fn gpu_request(request: &DeviceRequest) -> Option<GpuRequest> {
+    let gpu = request.driver.as_deref() == Some("nvidia")
+        || request
+            .capabilities
+            .iter()
+            .flatten()
+            .any(|set| set.iter().any(|c| c == "gpu"));
+    if !gpu {
+        return None;
+    }
+    let ids: Vec<String> = request
+        .device_ids
+        .iter()
+        .flatten()
+        .flat_map(|id| id.split(','))
+        .map(str::trim)
+        .filter(|id| !id.is_empty())
+        .map(str::to_owned)
+        .collect();
+    if !ids.is_empty() {
+        return Some(GpuRequest::DeviceIds(ids));
+    }
+    match request.count {
+        Some(count) if count < 0 => Some(GpuRequest::All),
+        Some(count) if count > 0 => Some(GpuRequest::Count(u32::try_from(count).ok()?)),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(count: Option<i64>, ids: Option<&[&str]>, capability: &str) -> DeviceRequest {
+        DeviceRequest {
+            driver: None,
+            count,
+            device_ids: ids.map(|ids| ids.iter().map(|id| (*id).to_owned()).collect()),
+            capabilities: Some(vec![vec![capability.to_owned()]]),
+            options: None,
+        }
+    }
+
+    #[test]
+    fn device_requests_read_back_as_gpu_requests() {
+        assert_eq!(
+            gpu_request(&request(Some(-1), None, "gpu")),
+            Some(GpuRequest::All)
+        );
+        assert_eq!(
+            gpu_request(&request(Some(2), None, "gpu")),
+            Some(GpuRequest::Count(2))
+        );
+        assert_eq!(
+            gpu_request(&request(None, Some(&["1", "GPU-abc"]), "gpu")),
+            Some(GpuRequest::DeviceIds(vec!["1".into(), "GPU-abc".into()]))
+        );
+        // `--gpus '"device=0,2"'` as one id.
+        assert_eq!(
+            gpu_request(&request(None, Some(&["0,2"]), "gpu")),
+            Some(GpuRequest::DeviceIds(vec!["0".into(), "2".into()]))
+        );
+        assert_eq!(gpu_request(&request(Some(0), None, "gpu")), None);
+        assert_eq!(gpu_request(&request(Some(-1), None, "tpu")), None);
+        let nvidia = DeviceRequest {
+            driver: Some("nvidia".into()),
+            capabilities: None,
+            ..request(Some(-1), None, "")
+        };
+        assert_eq!(gpu_request(&nvidia), Some(GpuRequest::All));
+    }
+
+    #[test]
+    fn what_the_host_sends_is_what_it_reads_back() {
+        let spec = |gpus| ContainerSpec {
+            image: "i".into(),
+            gpus,
+            ..ContainerSpec::default()
+        };
+        for gpus in [
+            GpuRequest::All,
+            GpuRequest::Count(3),
+            GpuRequest::DeviceIds(vec!["0".into(), "GPU-1".into()]),
+        ] {
+            let (_, body) = create_request(&spec(gpus.clone())).unwrap();
+            let sent = body.host_config.unwrap().device_requests.unwrap();
+            let read: Vec<GpuRequest> = sent.iter().filter_map(gpu_request).collect();
+            assert_eq!(read, [gpus]);
+        }
+        let (_, body) = create_request(&spec(GpuRequest::None)).unwrap();
+        assert!(body.host_config.unwrap().device_requests.is_none());
     }
 }

@@ -26,6 +26,7 @@ use crate::session::state::{
     Operation, Reconciliation, SidecarState, short_id,
 };
 use crate::session::{LockError, ProcessSession, SessionLock, SessionRecord, sidecar};
+use crate::telemetry;
 use serde::Serialize;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -259,6 +260,10 @@ pub struct StatusReport {
     /// Why the state is `failed`, when one sentence says it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// The GPUs the running session's containers use (`status` shows
+    /// their telemetry); `None`: no GPU, or no session running.
+    #[serde(skip)]
+    pub session_gpus: Option<telemetry::SessionGpus>,
 }
 
 /// `mining-stats`, for printing and JSON.
@@ -381,6 +386,9 @@ impl Miner<'_> {
             provider.start(self.sandbox, host, &config.to_guest()),
         )
         .and_then(|()| self.session_of(provider.id(), &session_id));
+        if started.is_ok() {
+            self.record_energy_baseline(&docker, &session_id);
+        }
         let ready = started.and_then(|record| match ready_wait {
             Some(limit) => self
                 .wait_until_ready(
@@ -411,6 +419,39 @@ impl Miner<'_> {
                     cleanup,
                 }))
             }
+        }
+    }
+
+    /// Records the energy baseline of the session's GPUs (see
+    /// `telemetry::baseline`), once its containers run: the GPUs Docker
+    /// recorded for them, read now. A baseline that cannot be recorded is
+    /// a warning (`status` then says the energy is unknown), never a failed
+    /// start.
+    fn record_energy_baseline(&self, docker: &Docker, session_id: &str) {
+        let path = self.paths.energy_baseline();
+        let home = self.paths.home_label();
+        let requests = docker
+            .list_with_labels(&[(LABEL_HOME, home.as_str()), (LABEL_SESSION, session_id)])
+            .map_err(|err| err.to_string())
+            .and_then(|containers| {
+                let mut requests = Vec::new();
+                for container in containers {
+                    if let Some(state) = docker.inspect(&container.id).map_err(|e| e.to_string())? {
+                        requests.extend(state.gpu_requests);
+                    }
+                }
+                Ok(requests)
+            });
+        let recorded = match requests {
+            Ok(requests) => match telemetry::session_gpus(&requests, self.mining) {
+                Some(gpus) => telemetry::section::record_baseline(&path, session_id, &gpus)
+                    .map_err(|err| err.to_string()),
+                None => telemetry::baseline::remove(&path).map_err(|err| err.to_string()),
+            },
+            Err(err) => Err(err),
+        };
+        if let Err(err) = recorded {
+            tracing::warn!("cannot record the session's energy baseline in {path}: {err}");
         }
     }
 
@@ -624,6 +665,16 @@ impl Miner<'_> {
                 Err(err) => cleanup.errors.push(err.to_string()),
             }
         }
+        let baseline = self.paths.energy_baseline();
+        let removed = match scope {
+            Scope::Home => telemetry::baseline::remove(&baseline),
+            Scope::Session(id) => telemetry::baseline::remove_for(&baseline, id),
+        };
+        if let Err(err) = removed {
+            cleanup.errors.push(format!(
+                "could not remove the energy baseline {baseline}: {err}"
+            ));
+        }
         // Host processes of the scope go too: nothing is left running.
         let processes = self.teardown_processes(scope, why);
         cleanup.stopped = processes.stopped;
@@ -712,6 +763,10 @@ impl Miner<'_> {
             && let Some(record) = &observed.record
         {
             self.add_stats(&mut report, &record.provider, record.session_id.as_deref());
+            if observed.container.is_some() {
+                report.session_gpus =
+                    telemetry::session_gpus(&observed.session_gpu_requests, self.mining);
+            }
         }
         report.session = observed.record;
         if in_progress.is_none()
@@ -766,8 +821,14 @@ impl Miner<'_> {
         let mut done = Vec::with_capacity(repairs.len());
         for repair in repairs {
             let result = match repair {
-                Reconciliation::RemoveStaleSidecar { .. }
-                | Reconciliation::RemoveCorruptSidecar { .. } => {
+                Reconciliation::RemoveStaleSidecar { .. } => {
+                    // The session is over: its energy window too.
+                    if let Err(err) = telemetry::baseline::remove(&self.paths.energy_baseline()) {
+                        tracing::warn!("cannot remove the energy baseline: {err}");
+                    }
+                    sidecar::remove(&self.paths.sidecar()).map_err(MineError::from)
+                }
+                Reconciliation::RemoveCorruptSidecar { .. } => {
                     sidecar::remove(&self.paths.sidecar()).map_err(MineError::from)
                 }
                 Reconciliation::RemoveOrphanContainer(c)
@@ -853,10 +914,24 @@ impl Miner<'_> {
             }
             _ => None,
         };
+        // What the main container's session (every container the host
+        // labelled with its session id) was created with.
+        let session = container
+            .as_ref()
+            .and_then(|c| c.labels.get(LABEL_SESSION).cloned());
+        let session_gpu_requests = states
+            .iter()
+            .map(|(_, state)| state)
+            .filter(|state| {
+                session.is_some() && state.labels.get(LABEL_SESSION) == session.as_ref()
+            })
+            .flat_map(|state| state.gpu_requests.iter().cloned())
+            .collect();
         Ok(Observed {
             observation,
             record,
             container,
+            session_gpu_requests,
         })
     }
 
@@ -986,6 +1061,8 @@ struct Observed {
     record: Option<SessionRecord>,
     /// The main container, as Docker inspected it.
     container: Option<docker::ContainerState>,
+    /// The GPU requests of the main container's session's containers.
+    session_gpu_requests: Vec<docker::GpuRequest>,
 }
 
 impl StatusReport {
@@ -1005,6 +1082,7 @@ impl StatusReport {
             processes: Vec::new(),
             process_session: None,
             reason: None,
+            session_gpus: None,
         }
     }
 }
