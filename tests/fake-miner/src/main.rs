@@ -20,7 +20,8 @@
 //!   crashes after N ms with `--fake-exit-code C` (default 3), so with a
 //!   restart policy it crash-loops; `--fake-ready-after-ms N` answers
 //!   `/v1/models` with 503 until N ms after it started, like vLLM loading
-//!   a model.
+//!   a model; `--fake-blocks N` submits N blocks instead of
+//!   `FAKE_MINER_BLOCKS` (0: a miner that never finds one).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -47,6 +48,7 @@ struct Args {
     exit_after: Option<Duration>,
     exit_code: i32,
     ready_after: Duration,
+    blocks: Option<u64>,
 }
 
 fn parse_args() -> Args {
@@ -80,6 +82,7 @@ fn parse_args() -> Args {
             .and_then(|v| v.parse().ok())
             .unwrap_or(3),
         ready_after: millis("--fake-ready-after-ms").unwrap_or_default(),
+        blocks: value("--fake-blocks").and_then(|v| v.parse().ok()),
         model,
     }
 }
@@ -148,7 +151,9 @@ fn main() {
         args.host, args.port
     ));
 
-    let blocks = env_number("FAKE_MINER_BLOCKS", 3);
+    let blocks = args
+        .blocks
+        .unwrap_or_else(|| env_number("FAKE_MINER_BLOCKS", 3));
     let interval = Duration::from_millis(env_number("FAKE_MINER_BLOCK_INTERVAL_MS", 200));
     std::thread::spawn(move || {
         for n in 1..=blocks {
