@@ -287,6 +287,26 @@ mod tests {
     }
 
     #[test]
+    fn every_record_of_a_call_names_the_contract_its_provider_was_linked_as() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, log) = log_in(dir.path(), 10 << 20);
+        let log = Arc::new(log);
+        let mut audit = call(&log).contract("openjarvis:mining@0.1.0");
+        audit.record(record("p", "containers.run image=x"));
+        for i in 0..=MAX_CALL_RECORDS {
+            audit.record(denial("p", &format!("sidecar.read {i}")));
+        }
+        audit.finish();
+        let records = read(&path, &Default::default(), None).unwrap();
+        let last = records.last().unwrap();
+        assert!(last.action.starts_with("audit.suppressed"), "{last:?}");
+        assert!(
+            records.iter().all(|r| r.wit == "openjarvis:mining@0.1.0"),
+            "{records:#?}"
+        );
+    }
+
+    #[test]
     fn an_allowed_call_is_written_at_once_and_its_repeats_at_the_end() {
         let dir = tempfile::tempdir().unwrap();
         let (path, log) = log_in(dir.path(), 10 << 20);
