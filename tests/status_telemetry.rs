@@ -787,3 +787,46 @@ fn a_session_of_host_processes_has_no_gpu_section() {
     assert!(!home.path().join(BASELINE).exists());
     home.run(&["stop"], &env).code(0);
 }
+
+// ---------------------------------------------------------------------------
+// Where the session's GPUs come from.
+
+/// Removes the container when dropped (even after a failed assertion).
+struct Created(String);
+
+impl Drop for Created {
+    fn drop(&mut self) {
+        if let Ok(docker) = jarvis_mine::docker::Docker::connect() {
+            let _ = docker.remove(&self.0);
+        }
+    }
+}
+
+/// A container of a session with GPUs cannot run here (no NVIDIA runtime),
+/// but Docker records a create request before anything runs: what
+/// `status` reads back is what the host created the container with.
+#[test]
+fn docker_keeps_the_gpu_request_the_host_created_a_container_with() {
+    use jarvis_mine::docker::{ContainerSpec, Docker, GpuRequest};
+    let docker = Docker::connect().expect("the test machine runs a Docker engine");
+    let image = jarvis_mine_tests::fake_miner_image();
+    for gpus in [
+        GpuRequest::All,
+        GpuRequest::Count(2),
+        GpuRequest::DeviceIds(vec!["1".into(), "GPU-h100-3".into()]),
+        GpuRequest::None,
+    ] {
+        let spec = ContainerSpec {
+            image: image.clone(),
+            gpus: gpus.clone(),
+            ..ContainerSpec::default()
+        };
+        let created = Created(docker.create(&spec).unwrap());
+        let state = docker.inspect(&created.0).unwrap().unwrap();
+        let expected = match gpus {
+            GpuRequest::None => vec![],
+            gpus => vec![gpus],
+        };
+        assert_eq!(state.gpu_requests, expected);
+    }
+}
