@@ -125,6 +125,7 @@ impl Twins {
                 .map_err(|err| err.to_string()),
             pearl_source_dir: None,
             wallet_address: Some(WALLET.into()),
+            gpu_selection: Default::default(),
             progress: Box::new(|_| {}),
             refusals: Default::default(),
         }
@@ -150,6 +151,8 @@ impl Twins {
                 ("image".into(), ExtraValue::Text(fake_miner_image())),
                 ("port".into(), ExtraValue::Integer(i64::from(free_port()))),
             ],
+            workers: jarvis_mine::bindings::WorkersSetting::Auto,
+            gpus: Vec::new(),
         };
         let host = provider.host_context(self.session());
         match provider.start(&self.sandbox, host, &config) {

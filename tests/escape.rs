@@ -15,11 +15,14 @@
 //! each denying policy, and from `detect`, and proves each one denied before
 //! any side effect with exactly one deny record.
 
+use host_gpu::NVML_LIBRARY_ENV;
 use jarvis_mine::audit::{self, AuditLog, Decision, Record};
 use jarvis_mine::bindings::{
-    Error, ExtraValue, HardwareFacts, MiningConfig, SoloTarget, SubmitTarget,
+    Error, ExtraValue, HardwareFacts, MiningConfig, SoloTarget, SubmitTarget, WorkersSetting,
 };
 use jarvis_mine::docker::{self, ContainerSummary, Docker};
+use jarvis_mine::facts::{GpuSelection, to_guest};
+use jarvis_mine::host::gpu_telemetry::NO_NVML;
 use jarvis_mine::host::{
     LABEL_COMPONENT, LABEL_HOME, LABEL_PROVIDER, MAX_PRIVILEGED_CALLS, Session,
 };
@@ -29,14 +32,14 @@ use jarvis_mine::provider::{LoadedProvider, ProviderSource, Verdict};
 use jarvis_mine::sandbox::{ProviderError, Sandbox, SandboxLimits};
 use jarvis_mine_tests::run::wait_for;
 use jarvis_mine_tests::{
-    ContainerCleanup, FAKE_MINER_REPOSITORY, HomeContainers, fake_miner_image, free_port,
-    guest_facts, kill, labelled_processes, linux_with_gpus, raw_docker, world_imports,
+    ContainerCleanup, FAKE_MINER_REPOSITORY, HomeContainers, escape_component, fake_miner_image,
+    fake_nvml_library, free_port, guest_facts, h100s, in_child, kill, labelled_processes,
+    linux_with_gpus, raw_docker, world_imports,
 };
 use sha2::{Digest, Sha256};
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -50,7 +53,7 @@ const USER_WALLET: &str = "prl1qescapeuserswallet000000000000000";
 fn component() -> &'static (Vec<u8>, String) {
     static COMPONENT: OnceLock<(Vec<u8>, String)> = OnceLock::new();
     COMPONENT.get_or_init(|| {
-        let bytes = std::fs::read(env!("GUEST_ESCAPE")).expect("the escape guest was built");
+        let bytes = escape_component();
         let sha256 = format!("{:x}", Sha256::digest(&bytes));
         (bytes, sha256)
     })
@@ -68,7 +71,7 @@ fn grant_networks(mounts: &str, endpoints: &str, networks: &str, more: &str) -> 
     format!(
         r#"
 [providers.escape]
-capabilities = ["containers", "sidecar", "metrics", "processes"]
+capabilities = ["containers", "sidecar", "metrics", "processes", "gpu-telemetry"]
 gpus = ["1"]
 
 [providers.escape.containers]
@@ -177,6 +180,7 @@ impl Harness {
             docker: self.docker.clone(),
             pearl_source_dir: None,
             wallet_address: Some(USER_WALLET.into()),
+            gpu_selection: Default::default(),
             progress: Box::new(|_| {}),
             refusals: Default::default(),
         }
@@ -195,7 +199,12 @@ impl Harness {
 
     /// [`Harness::attack`] in the session `session`.
     fn attack_in(&self, session: &str, extra: &[(&str, ExtraValue)]) -> Error {
-        let host = self.provider.host_context(self.session_with(session));
+        self.attack_with(self.session_with(session), extra)
+    }
+
+    /// [`Harness::attack`] in `session`.
+    fn attack_with(&self, session: Session, extra: &[(&str, ExtraValue)]) -> Error {
+        let host = self.provider.host_context(session);
         match self.provider.start(&self.sandbox, host, &config(extra)) {
             Ok(Err(error)) => error,
             other => {
@@ -203,6 +212,18 @@ impl Harness {
                 asked.truncate(300);
                 panic!("expected the host's error for {asked}, got {other:?}")
             }
+        }
+    }
+
+    /// `gpu-telemetry.sample` in a session whose `cuda_visible_devices` is
+    /// `selection`: the guest's report (`<n> GPUs`, then each reading's
+    /// `Debug` text) or the host's error.
+    fn telemetry(&self, selection: Option<&str>) -> Result<String, Error> {
+        let mut session = self.session();
+        session.gpu_selection = GpuSelection::new(selection);
+        match self.attack_with(session, &[("attack", text("gpu-telemetry"))]) {
+            Error::Failed(report) => Ok(report),
+            error => Err(error),
         }
     }
 
@@ -250,6 +271,7 @@ impl Harness {
             started_at: 1_767_225_600,
             session_id: Some("owner-session".into()),
             image: Some("owner/image:1".into()),
+            workers: Vec::new(),
         };
         jarvis_mine::session::sidecar::write(&self.paths.sidecar(), &record).unwrap();
         std::fs::read(self.paths.sidecar().absolute()).unwrap()
@@ -277,6 +299,8 @@ fn config(extra: &[(&str, ExtraValue)]) -> MiningConfig {
             .iter()
             .map(|(key, value)| ((*key).to_owned(), value.clone()))
             .collect(),
+        workers: WorkersSetting::Auto,
+        gpus: Vec::new(),
     }
 }
 
@@ -452,31 +476,6 @@ fn http_reply(status: &str, headers: &str, body: &str) -> String {
         "HTTP/1.1 {status}\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     )
-}
-
-/// Runs test `name` again in a child process of this test binary, with
-/// `env` added to its environment (what cannot be set safely in a
-/// multi-threaded test process). Returns true in the child, which then runs
-/// the test's body; in the parent, checks the child passed.
-fn in_child(name: &str, env: &[(&str, &str)]) -> bool {
-    const CHILD: &str = "JARVIS_ESCAPE_CHILD";
-    if std::env::var_os(CHILD).is_some() {
-        return true;
-    }
-    let output = Command::new(std::env::current_exe().unwrap())
-        .args([name, "--exact", "--nocapture", "--test-threads=1"])
-        .env(CHILD, "1")
-        .envs(env.iter().copied())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success() && stdout.contains("1 passed"),
-        "{name} failed in its child process ({}):\n{stdout}\n{stderr}",
-        output.status
-    );
-    false
 }
 
 // ---------------------------------------------------------------------------
@@ -1246,6 +1245,271 @@ fn gpus_outside_the_grant_are_invisible_and_cannot_be_asked_for() {
         assert_contains(&record.action, &["gpus="]);
     }
     assert!(h.containers().is_empty());
+}
+
+// ---------------------------------------------------------------------------
+// GPU telemetry: readings of the GPUs `detect` sees, and nothing of the rest.
+
+/// A user policy that grants the escape provider `gpu-telemetry` and the
+/// GPUs `gpus` (TOML array items), and nothing else.
+fn telemetry_grant(gpus: &str) -> String {
+    format!("[providers.escape]\ncapabilities = [\"gpu-telemetry\"]\ngpus = [{gpus}]\n")
+}
+
+/// The NVML indexes of a `gpu-telemetry` report's readings.
+fn reading_indexes(report: &str) -> Vec<u32> {
+    let mut lines = report.lines();
+    let count: usize = lines
+        .next()
+        .and_then(|line| line.strip_suffix(" GPUs"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("not a report: {report}"));
+    let indexes: Vec<u32> = lines
+        .map(|line| {
+            let rest = line
+                .strip_prefix("GpuReading { index: ")
+                .unwrap_or_else(|| panic!("not a reading: {line}"));
+            rest[..rest.find(',').unwrap()].parse().unwrap()
+        })
+        .collect();
+    assert_eq!(indexes.len(), count, "{report}");
+    indexes
+}
+
+/// The GPU indexes `detect` was shown under `h`'s policy, on the host's
+/// (fake) NVML narrowed to `selection` as `doctor` narrows them.
+fn detected_indexes(h: &Harness, selection: Option<&str>) -> Vec<u32> {
+    let host = host_gpu::HardwareFacts {
+        os: Some("linux".into()),
+        gpus: host_gpu::nvml::gpus(None).gpus,
+        ..Default::default()
+    };
+    let facts = to_guest(&host, &GpuSelection::new(selection));
+    let reason = h.detect(&facts, "llama").unwrap().reason.unwrap();
+    let list = reason
+        .strip_prefix("gpus=[")
+        .and_then(|rest| rest.split_once(']'))
+        .unwrap_or_else(|| panic!("{reason}"))
+        .0;
+    list.split(',')
+        .filter(|i| !i.is_empty())
+        .map(|i| i.parse().unwrap())
+        .collect()
+}
+
+/// On four fake H100s (`GPU-h100-0` to `-3`), each grant and selection reads
+/// exactly the GPUs `detect` is shown, and every GPU outside them (not
+/// granted, not selected, absent, a foreign UUID or a MIG instance) reads
+/// the same: not there. No count, index, note or error tells them apart.
+#[test]
+fn gpu_telemetry_reads_exactly_the_gpus_detect_sees_and_tells_nothing_of_the_rest() {
+    if !in_child(
+        "gpu_telemetry_reads_exactly_the_gpus_detect_sees_and_tells_nothing_of_the_rest",
+        &[
+            (NVML_LIBRARY_ENV, fake_nvml_library()),
+            ("FAKE_NVML_GPUS", &h100s(4)),
+        ],
+    ) {
+        return;
+    }
+    let cases: [(&str, Option<&str>, &[u32], &str); 12] = [
+        (r#""1""#, None, &[1], "gpus=1"),
+        (r#""1", "GPU-H100-3""#, None, &[1, 3], "gpus=1,GPU-H100-3"),
+        (r#""*""#, None, &[0, 1, 2, 3], "gpus=all"),
+        (r#""*""#, Some("2, 0"), &[0, 2], "gpus=2,0"),
+        (
+            r#""1", "2", "3""#,
+            Some("GPU-h100-2,3"),
+            &[2, 3],
+            "gpus=GPU-h100-2,3",
+        ),
+        // Present, granted, not selected by the user.
+        (r#""1""#, Some("2"), &[], "gpus=1"),
+        // Present, selected, not granted.
+        (r#""0""#, Some("1,2"), &[], "gpus=0"),
+        // Granted, absent.
+        (r#""7""#, None, &[], "gpus=7"),
+        (
+            r#""GPU-00000000-0000-0000-0000-000000000000""#,
+            None,
+            &[],
+            "gpus=GPU-00000000-0000-0000-0000-000000000000",
+        ),
+        // A MIG instance is not its physical GPU: never read as one.
+        (r#""MIG-h100-1/1/0""#, None, &[], "gpus=MIG-h100-1/1/0"),
+        // No GPU granted at all.
+        ("", None, &[], "gpus=none"),
+        ("", Some("0,1,2,3"), &[], "gpus=none"),
+    ];
+    for (gpus, selection, expected, action) in cases {
+        let h = Harness::new(&telemetry_grant(gpus));
+        let report = h.telemetry(selection).unwrap();
+        let case = format!("gpus = [{gpus}], cuda_visible_devices = {selection:?}");
+        let record = one_record(&h, 0, "gpu-telemetry.sample", Decision::Allow);
+        assert_eq!(record.outcome.as_deref(), Some("ok"), "{case}");
+        assert_eq!(
+            record.action,
+            format!("gpu-telemetry.sample {action}"),
+            "{case}"
+        );
+        assert_eq!(reading_indexes(&report), expected, "{case}: {report}");
+        assert_eq!(detected_indexes(&h, selection), expected, "{case}");
+        if expected.is_empty() {
+            // Not granted, not selected, absent, unknown: one answer.
+            assert_eq!(report, "0 GPUs", "{case}");
+        }
+        for line in report.lines().skip(1) {
+            assert_contains(
+                line,
+                &["uuid: Some(\"GPU-h100-", "name: Some(\"NVIDIA H100"],
+            );
+        }
+    }
+}
+
+/// What a provider hears when the host has no usable NVML: one sentence,
+/// whatever the cause, with no path or driver detail in it. A provider that
+/// may see no GPU is not told even that: its list is empty, as on a host
+/// with NVML.
+fn no_nvml_is_one_answer_without_host_detail(host_detail: &str) {
+    let h = Harness::new(&telemetry_grant(r#""*""#));
+    let error = h.telemetry(None).unwrap_err();
+    assert_eq!(error, Error::Unavailable(NO_NVML.into()));
+    assert!(!NO_NVML.contains(host_detail));
+    let record = one_record(&h, 0, "gpu-telemetry.sample", Decision::Allow);
+    assert_eq!(record.outcome.as_deref(), Some("unavailable"));
+    assert_eq!(record.reason.as_deref(), Some(NO_NVML));
+    assert!(!h.audit_text().contains(host_detail));
+
+    let none = Harness::new(&telemetry_grant(""));
+    assert_eq!(none.telemetry(None).unwrap(), "0 GPUs");
+    let record = one_record(&none, 0, "gpu-telemetry.sample", Decision::Allow);
+    assert_eq!(record.outcome.as_deref(), Some("ok"));
+}
+
+#[test]
+fn gpu_telemetry_without_an_nvml_library_does_not_name_its_path() {
+    let library = "/nonexistent/escape-secret-dir/libnvidia-ml.so.1";
+    if !in_child(
+        "gpu_telemetry_without_an_nvml_library_does_not_name_its_path",
+        &[(NVML_LIBRARY_ENV, library)],
+    ) {
+        return;
+    }
+    no_nvml_is_one_answer_without_host_detail("escape-secret-dir");
+}
+
+#[test]
+fn gpu_telemetry_with_an_nvml_that_fails_to_start_answers_the_same() {
+    if !in_child(
+        "gpu_telemetry_with_an_nvml_that_fails_to_start_answers_the_same",
+        &[
+            (NVML_LIBRARY_ENV, fake_nvml_library()),
+            ("FAKE_NVML_INIT_FAIL", "1"),
+        ],
+    ) {
+        return;
+    }
+    no_nvml_is_one_answer_without_host_detail("driver is not loaded");
+}
+
+/// The capability must be granted by every view and the call made in a
+/// lifecycle call; each denial names its key or host rule, touches no GPU
+/// and leaves one deny record. A flood of calls is cut off at the
+/// privileged-call quota like any import's.
+#[test]
+fn gpu_telemetry_is_denied_unless_granted_and_bounded_like_every_import() {
+    // Granted every other capability and every GPU, but not gpu-telemetry.
+    let h = Harness::new(
+        r#"
+[providers.escape]
+capabilities = ["containers", "sidecar", "metrics", "processes"]
+gpus = ["*"]
+"#,
+    );
+    let error = h.telemetry(None).unwrap_err();
+    assert_eq!(
+        denied(error),
+        format!(
+            "capability 'gpu-telemetry' is not in providers.\"escape\".capabilities (policy {})",
+            h.paths.user_policy().absolute().display()
+        )
+    );
+    let record = one_record(&h, 0, "gpu-telemetry.sample", Decision::Deny);
+    assert_eq!(
+        record.policy_file.as_deref(),
+        Some(&*h.paths.user_policy().absolute().display().to_string())
+    );
+
+    // Granted by the user, revoked by the system policy's ceiling.
+    let h = Harness::with(|paths| {
+        let system = paths.home().join("system-policy.toml");
+        let user = paths.user_policy().absolute();
+        Policy::with_files(
+            (
+                system.clone(),
+                Some(parse("[default]\ncapabilities = [\"metrics\"]\n", &system)),
+            ),
+            (user.clone(), Some(parse(&telemetry_grant(r#""*""#), &user))),
+        )
+    });
+    assert_contains(
+        &denied(h.telemetry(None).unwrap_err()),
+        &[
+            "capability 'gpu-telemetry' is not in default.capabilities",
+            "system-policy.toml",
+        ],
+    );
+    one_record(&h, 0, "gpu-telemetry.sample", Decision::Deny);
+
+    // Granted, but from the pure detect.
+    let h = Harness::new(&telemetry_grant(r#""*""#));
+    let reason = h
+        .detect(&guest_facts(&linux_with_gpus(&[])), "all-imports")
+        .unwrap()
+        .reason
+        .unwrap();
+    assert_contains(
+        &reason,
+        &[
+            "gpu-telemetry.sample\tdenied: gpu-telemetry.sample is not available here: info() and detect() are pure",
+        ],
+    );
+
+    // A flood: the first `privileged_calls` answer, the rest are denied
+    // and collapse into one record. No GPU is granted, so no NVML is asked.
+    let h = Harness::new(&format!(
+        "{}[providers.escape.quotas]\nprivileged_calls = 5\n",
+        telemetry_grant("")
+    ));
+    let error = h.attack(&[
+        ("attack", text("loop")),
+        ("import", text("gpu-telemetry.sample")),
+        ("count", int(50)),
+    ]);
+    assert_contains(
+        message(&error),
+        &[
+            "50 calls: 5 ok, 45 denied, 0 other",
+            "quotas.privileged_calls",
+        ],
+    );
+    let records = h.records();
+    let counts: Vec<(Decision, u64)> = records.iter().map(|r| (r.decision, r.count)).collect();
+    assert_eq!(
+        counts,
+        [
+            (Decision::Allow, 1),
+            (Decision::Allow, 4),
+            (Decision::Deny, 45)
+        ],
+        "{records:#?}"
+    );
+    assert_record(
+        records.last().unwrap(),
+        "gpu-telemetry.sample",
+        Decision::Deny,
+    );
 }
 
 // ---------------------------------------------------------------------------

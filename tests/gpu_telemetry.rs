@@ -5,12 +5,25 @@
 //! As in nvml_facts.rs, the fake is configured through the environment, which
 //! is process-wide, so each scenario samples in a fresh copy of this test
 //! binary ([`sample_in_child`]) and the parent checks what it wrote.
+//!
+//! The last test reads the same readings through the `gpu-telemetry` import,
+//! as a provider granted some of the GPUs receives them.
 #![cfg(target_os = "linux")]
 
 use std::process::Command;
 
 use host_gpu::telemetry::{self, GpuTelemetry, Telemetry};
 use host_gpu::{EnergyDelta, NVML_LIBRARY_ENV, energy_since};
+use jarvis_mine::bindings::{
+    Error, ExtraValue, MiningConfig, SoloTarget, SubmitTarget, WorkersSetting,
+};
+use jarvis_mine::facts::GpuSelection;
+use jarvis_mine::host::Session;
+use jarvis_mine::paths::Paths;
+use jarvis_mine::sandbox::SandboxLimits;
+use jarvis_mine_tests::{
+    H100, escape_component, h100s, in_child, load_with_policy, sandbox, user_policy,
+};
 
 /// Where the child writes its samples as a JSON array; unset outside a child.
 const CHILD_OUTPUT_ENV: &str = "GPU_TELEMETRY_CHILD_OUTPUT";
@@ -74,16 +87,6 @@ fn sample_with(env: &[(&str, &str)]) -> Telemetry {
 
 fn fake_library() -> &'static str {
     jarvis_mine_tests::fake_nvml_library()
-}
-
-const H100: &str = "NVIDIA H100 80GB HBM3";
-
-/// `count` H100s with UUIDs `GPU-h100-<index>`, for `FAKE_NVML_GPUS`.
-fn h100s(count: u32) -> String {
-    (0..count)
-        .map(|index| format!("{H100},9.0,81559,GPU-h100-{index}"))
-        .collect::<Vec<_>>()
-        .join(";")
 }
 
 /// Distinct readings for GPU `index`, as a `FAKE_NVML_TELEMETRY` entry...
@@ -390,4 +393,95 @@ fn the_energy_counter_counts_up_and_a_reset_is_seen() {
             .windows(2)
             .all(|pair| pair[0].sampled_at <= pair[1].sampled_at)
     );
+}
+
+// ---------------------------------------------------------------------------
+// The `gpu-telemetry` import.
+
+/// `Debug` text with its field names in WIT's kebab case (`power_w: ` to
+/// `power-w: `), as the guest's bindings name them.
+fn kebab_fields(debug: &str) -> String {
+    debug
+        .split(", ")
+        .map(|part| match part.split_once(": ") {
+            Some((name, value)) if name.chars().all(|c| c.is_ascii_lowercase() || c == '_') => {
+                format!("{}: {value}", name.replace('_', "-"))
+            }
+            _ => part.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// What a provider granted `gpu-telemetry` and some of four H100s, each with
+/// distinct readings, receives: the readings of exactly the GPUs its grant
+/// and the user's selection both name, value for value. The escape guest
+/// prints each reading it received with `Debug`; the record's fields are
+/// host-gpu's, by name and order, so each line is [`expected`]'s.
+#[test]
+fn a_granted_provider_reads_the_exact_readings_of_its_gpus_through_the_import() {
+    let readings = (0..4).map(readings).collect::<Vec<_>>().join(";");
+    if !in_child(
+        "a_granted_provider_reads_the_exact_readings_of_its_gpus_through_the_import",
+        &[
+            (NVML_LIBRARY_ENV, fake_library()),
+            ("FAKE_NVML_GPUS", &h100s(4)),
+            ("FAKE_NVML_TELEMETRY", &readings),
+        ],
+    ) {
+        return;
+    }
+    let sandbox = sandbox(SandboxLimits::default());
+    let home = tempfile::tempdir().unwrap();
+    let cases: [(&str, Option<&str>, &[u32]); 3] = [
+        (r#""1", "GPU-h100-3""#, None, &[1, 3]),
+        (r#""*""#, Some("2,0"), &[0, 2]),
+        (r#""0", "1", "2""#, Some("GPU-h100-1, 2, 3"), &[1, 2]),
+    ];
+    for (gpus, selection, indexes) in cases {
+        let policy = user_policy(&format!(
+            "[providers.escape]\ncapabilities = [\"gpu-telemetry\"]\ngpus = [{gpus}]\n"
+        ));
+        let provider = load_with_policy(&sandbox, &escape_component(), &policy);
+        let session = Session {
+            id: "telemetry-session".into(),
+            paths: Paths::with_home(home.path()),
+            docker: Err("no Docker in this test".into()),
+            pearl_source_dir: None,
+            wallet_address: None,
+            gpu_selection: GpuSelection::new(selection),
+            progress: Box::new(|_| {}),
+            refusals: Default::default(),
+        };
+        let config = MiningConfig {
+            provider: "escape".into(),
+            wallet_address: "prl1qtelemetry".into(),
+            submit_target: SubmitTarget::Solo(SoloTarget {
+                pearld_rpc_url: "http://127.0.0.1:44107".into(),
+            }),
+            fee_bps: 0,
+            fee_payout_address: None,
+            extra: vec![("attack".into(), ExtraValue::Text("gpu-telemetry".into()))],
+            workers: WorkersSetting::Auto,
+            gpus: Vec::new(),
+        };
+        let report = match provider.start(&sandbox, provider.host_context(session), &config) {
+            Ok(Err(Error::Failed(report))) => report,
+            other => panic!("gpus = [{gpus}], selection {selection:?}: {other:?}"),
+        };
+        let expected: Vec<String> = std::iter::once(format!("{} GPUs", indexes.len()))
+            .chain(indexes.iter().map(|&index| {
+                kebab_fields(&format!("{:?}", expected(index))).replacen(
+                    "GpuTelemetry",
+                    "GpuReading",
+                    1,
+                )
+            }))
+            .collect();
+        assert_eq!(
+            report.lines().collect::<Vec<_>>(),
+            expected,
+            "gpus = [{gpus}], selection {selection:?}"
+        );
+    }
 }

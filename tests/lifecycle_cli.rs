@@ -18,7 +18,7 @@ use jarvis_mine::host::LABEL_PROVIDER;
 use jarvis_mine_tests::run::{Run, all_at_once, wait_for};
 use jarvis_mine_tests::{
     ContainerCleanup, FAKE_MINER_REPOSITORY, MinerLock, fake_miner_image, fake_miner_init,
-    free_port, h100_facts, miner_lock, raw_docker,
+    fake_nvml_library, free_port, h100_facts, h100s, miner_lock, raw_docker,
 };
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -957,6 +957,107 @@ fn a_container_killed_from_outside_is_failed_and_start_recovers() {
     home.jarvis(&["mine", "stop"]).code(0);
     assert_no_miner();
     assert!(!home.sidecar().exists());
+}
+
+/// A port `p` with `p..p + count` all free on loopback now.
+fn free_port_block(count: u16) -> u16 {
+    wait_for(Duration::from_secs(5), || {
+        let base = free_port();
+        let free = (0..count).all(|i| {
+            base.checked_add(i)
+                .is_some_and(|p| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok())
+        });
+        free.then_some(base)
+    })
+    .expect("a block of free ports")
+}
+
+#[test]
+fn three_gpus_mine_as_three_workers_and_a_killed_one_comes_back() {
+    let _x = exclusive();
+    let mut home = Home::new();
+    home.port = free_port_block(3);
+    let home = home.configured();
+    let gpus = h100s(3);
+    let nvml = [
+        ("JARVIS_NVML_LIBRARY", Some(fake_nvml_library())),
+        ("FAKE_NVML_GPUS", Some(gpus.as_str())),
+    ];
+    home.jarvis_env(&["mine", "start"], &nvml).code(0);
+
+    // One container per GPU, worker 0 under the reference's name.
+    let mut workers = miners();
+    workers.sort_by(|a, b| a.name.cmp(&b.name));
+    let names: Vec<&str> = workers.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            CONTAINER_NAME.to_owned(),
+            format!("{CONTAINER_NAME}-1"),
+            format!("{CONTAINER_NAME}-2")
+        ]
+    );
+    let record = home.sidecar_json().unwrap();
+    assert_eq!(record["vllm_endpoint"], home.endpoint(), "{record:#}");
+    assert_eq!(record["container_id"], workers[0].id.as_str());
+    for (index, worker) in record["workers"].as_array().unwrap().iter().enumerate() {
+        let port = home.port + index as u16;
+        assert_eq!(worker["container_id"], workers[index].id.as_str());
+        assert_eq!(worker["gpus"], serde_json::json!([index.to_string()]));
+        assert_eq!(
+            worker["vllm_endpoint"],
+            format!("http://127.0.0.1:{port}/v1")
+        );
+    }
+    let status = home.wait_status("three workers' blocks", |s| {
+        s["state"] == "running"
+            && s["stats"]["workers"]
+                .as_array()
+                .is_some_and(|w| w.len() == 3)
+            && s["stats"]["shares_submitted"] == 9
+    });
+    assert_eq!(status["stats"]["shares_accepted"], 6, "{status:#}");
+    assert_eq!(status["stats"]["workers"][2]["shares_submitted"], 3);
+    assert_eq!(status["workers"][1]["state"], "running");
+
+    // Worker 1 killed: degraded, the others untouched.
+    kill_container(&workers[1].id);
+    let status = home.wait_status("degraded", |s| s["state"] == "degraded");
+    assert_eq!(status["workers"][1]["state"], "exited", "{status:#}");
+    assert_eq!(status["workers"][1]["exit_code"], 137);
+    assert!(
+        status["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("worker 1") && r.contains("137")),
+        "{status:#}"
+    );
+    assert_eq!(status["repairs"], serde_json::json!([]));
+    let text = home.jarvis(&["mine", "status"]);
+    assert_eq!(text.code(0).row("state"), Some("degraded"), "{text}");
+    assert_eq!(text.row("workers"), Some("2 of 3 running"), "{text}");
+    let after: Vec<(String, String)> = miners().into_iter().map(|c| (c.id, c.state)).collect();
+    for (index, worker) in workers.iter().enumerate() {
+        let state = if index == 1 { "exited" } else { "running" };
+        assert!(
+            after.contains(&(worker.id.clone(), state.to_owned())),
+            "{after:?}"
+        );
+    }
+
+    // `start` starts worker 1 again, in its own container.
+    home.jarvis_env(&["mine", "start"], &nvml)
+        .code(0)
+        .stderr_has("worker 1");
+    let status = home.wait_status("running again", |s| s["state"] == "running");
+    assert_eq!(status["workers"][1]["state"], "running", "{status:#}");
+    assert_eq!(miners().len(), 3);
+    assert!(
+        miners()
+            .iter()
+            .any(|c| c.id == workers[1].id && c.state == "running")
+    );
+    home.jarvis(&["mine", "stop"]).code(0);
+    assert_no_miner();
 }
 
 #[test]

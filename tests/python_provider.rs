@@ -238,6 +238,7 @@ fn session(home: &Path) -> Session {
         docker: Err("Docker is not used by this test".into()),
         pearl_source_dir: None,
         wallet_address: None,
+        gpu_selection: Default::default(),
         progress: Box::new(|_| {}),
         refusals: Default::default(),
     }
@@ -325,5 +326,7 @@ fn mining_config() -> jarvis_mine::bindings::MiningConfig {
         fee_bps: 0,
         fee_payout_address: None,
         extra: Vec::new(),
+        workers: jarvis_mine::bindings::WorkersSetting::Auto,
+        gpus: Vec::new(),
     }
 }

@@ -23,6 +23,7 @@ fn record() -> SessionRecord {
         started_at: 1_760_000_000,
         session_id: Some("9b2e6c1d".into()),
         image: Some("openjarvis/pearl-miner:master".into()),
+        workers: Vec::new(),
     }
 }
 

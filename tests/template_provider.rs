@@ -29,6 +29,7 @@ fn session(home: &std::path::Path) -> Session {
         docker: Err("no Docker in this test".into()),
         pearl_source_dir: None,
         wallet_address: None,
+        gpu_selection: Default::default(),
         progress: Box::new(|_| {}),
         refusals: Default::default(),
     }
@@ -46,6 +47,8 @@ fn config(image: Option<&str>) -> MiningConfig {
         extra: image
             .map(|image| vec![("image".to_owned(), ExtraValue::Text(image.to_owned()))])
             .unwrap_or_default(),
+        workers: jarvis_mine::bindings::WorkersSetting::Auto,
+        gpus: Vec::new(),
     }
 }
 

@@ -209,10 +209,11 @@ impl Sampler {
     /// Samples the GPUs in `selection` (NVML indexes or UUIDs, as
     /// `cuda_visible_devices` takes them), or every GPU for `None`.
     pub fn sample(&self, selection: Option<&[String]>) -> Telemetry {
-        match &self.nvml {
-            Ok(nvml) => sample_with(nvml, selection),
-            Err(reason) => no_telemetry(reason),
-        }
+        self.nvml
+            .as_ref()
+            .map_err(String::clone)
+            .and_then(|nvml| sample_with(nvml, selection))
+            .unwrap_or_else(|reason| no_telemetry(&reason))
     }
 }
 
@@ -222,10 +223,14 @@ impl Sampler {
 /// that succeeds, so repeated samples pay for loading NVML once; a failure is
 /// not kept, and the next call tries again.
 pub fn sample(selection: Option<&[String]>) -> Telemetry {
-    match shared_nvml() {
-        Ok(nvml) => sample_with(nvml, selection),
-        Err(reason) => no_telemetry(&reason),
-    }
+    try_sample(selection).unwrap_or_else(|reason| no_telemetry(&reason))
+}
+
+/// [`sample`], with "no usable NVML" as the error (why: the library could not
+/// be loaded or initialised, or could not count GPUs) instead of a sample
+/// whose note says so. The `gpu-telemetry` import tells the two apart.
+pub fn try_sample(selection: Option<&[String]>) -> Result<Telemetry, String> {
+    sample_with(shared_nvml()?, selection)
 }
 
 fn shared_nvml() -> Result<&'static Nvml, String> {
@@ -271,7 +276,8 @@ impl Wanted<'_> {
     }
 }
 
-fn sample_with(nvml: &Nvml, selection: Option<&[String]>) -> Telemetry {
+/// The sample, or why NVML is not usable (it cannot count GPUs).
+fn sample_with(nvml: &Nvml, selection: Option<&[String]>) -> Result<Telemetry, String> {
     let sampled_at = now();
     let wanted: Option<Vec<(&str, Wanted)>> = selection.map(|ids| {
         ids.iter()
@@ -283,16 +289,9 @@ fn sample_with(nvml: &Nvml, selection: Option<&[String]>) -> Telemetry {
             })
             .collect()
     });
-    let count = match nvml.device_count() {
-        Ok(count) => count,
-        Err(error) => {
-            return Telemetry {
-                sampled_at,
-                gpus: Vec::new(),
-                note: Some(format!("no telemetry (NVML could not count GPUs: {error})")),
-            };
-        }
-    };
+    let count = nvml
+        .device_count()
+        .map_err(|error| format!("NVML could not count GPUs: {error}"))?;
     let mut matched = vec![false; wanted.as_ref().map_or(0, Vec::len)];
     let needs_uuid = wanted
         .iter()
@@ -371,11 +370,11 @@ fn sample_with(nvml: &Nvml, selection: Option<&[String]>) -> Telemetry {
             missing.join(", ")
         ));
     }
-    Telemetry {
+    Ok(Telemetry {
         sampled_at,
         gpus,
         note: (!notes.is_empty()).then(|| notes.join("; ")),
-    }
+    })
 }
 
 /// Every reading of one GPU, each query made once; a failed query is `None`.

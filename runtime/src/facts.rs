@@ -60,15 +60,29 @@ impl GpuSelection {
     }
 
     pub fn selects(&self, gpu: &host_gpu::GpuFacts) -> bool {
-        let Some(spec) = &self.0 else {
-            return true;
-        };
-        spec.split(',').map(str::trim).any(|id| {
-            id.parse::<u32>().is_ok_and(|index| index == gpu.index)
-                || gpu
-                    .uuid
-                    .as_deref()
-                    .is_some_and(|uuid| uuid.eq_ignore_ascii_case(id))
+        self.includes(gpu.index, gpu.uuid.as_deref())
+    }
+
+    /// Whether the GPU with this NVML index and UUID is selected: what
+    /// `detect`'s facts keep, and what the `gpu-telemetry` import reads.
+    pub fn includes(&self, index: u32, uuid: Option<&str>) -> bool {
+        match self.ids() {
+            None => true,
+            Some(ids) => ids.iter().any(|id| {
+                id.parse::<u32>().is_ok_and(|wanted| wanted == index)
+                    || uuid.is_some_and(|uuid| uuid.eq_ignore_ascii_case(id))
+            }),
+        }
+    }
+
+    /// The selected GPUs one by one (indexes or UUIDs, as written); `None`
+    /// is every GPU.
+    pub fn ids(&self) -> Option<Vec<&str>> {
+        self.0.as_deref().map(|spec| {
+            spec.split(',')
+                .map(str::trim)
+                .filter(|id| !id.is_empty())
+                .collect()
         })
     }
 }
@@ -84,19 +98,7 @@ pub fn to_guest(facts: &host_gpu::HardwareFacts, selection: &GpuSelection) -> Ha
         cpu_model: facts.cpu_model.clone(),
         cpu_cores: facts.cpu_cores,
         ram_mib: facts.ram_mib,
-        gpus: facts
-            .gpus
-            .iter()
-            .filter(|gpu| selection.selects(gpu))
-            .map(|gpu| Gpu {
-                index: gpu.index,
-                uuid: gpu.uuid.clone(),
-                name: gpu.name.clone(),
-                vendor: gpu.vendor.clone(),
-                compute_capability: gpu.compute_capability.clone(),
-                memory_total_mib: gpu.memory_total_mib,
-            })
-            .collect(),
+        gpus: guest_gpus(&facts.gpus, selection),
         visible_devices: selection.spec().map(str::to_owned),
         gpu_note: facts.gpu_note.clone(),
         nvidia_driver_version: facts.nvidia_driver_version.clone(),
@@ -115,6 +117,21 @@ pub fn to_guest(facts: &host_gpu::HardwareFacts, selection: &GpuSelection) -> Ha
             torch_mps_available: pearl.torch_mps_available,
         },
     }
+}
+
+/// The GPUs `selection` names, as a provider receives them.
+pub fn guest_gpus(gpus: &[host_gpu::GpuFacts], selection: &GpuSelection) -> Vec<Gpu> {
+    gpus.iter()
+        .filter(|gpu| selection.selects(gpu))
+        .map(|gpu| Gpu {
+            index: gpu.index,
+            uuid: gpu.uuid.clone(),
+            name: gpu.name.clone(),
+            vendor: gpu.vendor.clone(),
+            compute_capability: gpu.compute_capability.clone(),
+            memory_total_mib: gpu.memory_total_mib,
+        })
+        .collect()
 }
 
 /// The built-in providers, in the order `auto` considers them after the

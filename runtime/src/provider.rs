@@ -130,13 +130,22 @@ impl LoadedProvider {
 
     /// `facts` without the GPUs the policy does not let this provider use.
     fn visible<'a>(&self, facts: &'a HardwareFacts) -> Cow<'a, HardwareFacts> {
-        let visible = |gpu: &bindings::Gpu| self.policy.gpu_visible(gpu.index, gpu.uuid.as_deref());
-        if facts.gpus.iter().all(visible) {
+        if facts.gpus.iter().all(|gpu| self.sees(gpu)) {
             return Cow::Borrowed(facts);
         }
         let mut narrowed = facts.clone();
-        narrowed.gpus.retain(visible);
+        narrowed.gpus.retain(|gpu| self.sees(gpu));
         Cow::Owned(narrowed)
+    }
+
+    /// `gpus` without those the policy does not let this provider use.
+    pub fn visible_gpus(&self, mut gpus: Vec<bindings::Gpu>) -> Vec<bindings::Gpu> {
+        gpus.retain(|gpu| self.sees(gpu));
+        gpus
+    }
+
+    fn sees(&self, gpu: &bindings::Gpu) -> bool {
+        self.policy.gpu_visible(gpu.index, gpu.uuid.as_deref())
     }
 
     /// Runs the provider's pure `detect` on the facts the policy lets it see.

@@ -11,6 +11,12 @@ pub mod openjarvis;
 pub mod python;
 pub mod run;
 
+/// The hostile provider of the escape suite, which performs the attack its
+/// `[mining.extra].attack` names (tests/guests/escape).
+pub fn escape_component() -> Vec<u8> {
+    read(env!("GUEST_ESCAPE"))
+}
+
 /// The guest that misbehaves as its `model` argument asks (tests/guests/hostile).
 pub fn hostile_component() -> Vec<u8> {
     read(env!("GUEST_HOSTILE"))
@@ -82,6 +88,32 @@ pub fn template_component() -> Vec<u8> {
 
 fn read(path: &str) -> Vec<u8> {
     std::fs::read(Path::new(path)).unwrap_or_else(|err| panic!("reading {path}: {err}"))
+}
+
+/// Runs test `name` again in a child process of this test binary, with
+/// `env` added to its environment (what cannot be set safely in a
+/// multi-threaded test process, such as the NVML library a process loads
+/// once). Returns true in the child, which then runs the test's body; in
+/// the parent, checks the child passed.
+pub fn in_child(name: &str, env: &[(&str, &str)]) -> bool {
+    const CHILD: &str = "JARVIS_TEST_CHILD";
+    if std::env::var_os(CHILD).is_some() {
+        return true;
+    }
+    let output = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([name, "--exact", "--nocapture", "--test-threads=1"])
+        .env(CHILD, "1")
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success() && stdout.contains("1 passed"),
+        "{name} failed in its child process ({}):\n{stdout}\n{stderr}",
+        output.status
+    );
+    false
 }
 
 /// A sandbox with `limits` and no compiled-component cache.
@@ -466,6 +498,17 @@ pub fn fake_nvml_library() -> &'static str {
         }
         link.into_os_string().into_string().unwrap()
     })
+}
+
+/// The name the fake NVML gives an H100.
+pub const H100: &str = "NVIDIA H100 80GB HBM3";
+
+/// `count` H100s with UUIDs `GPU-h100-<index>`, for `FAKE_NVML_GPUS`.
+pub fn h100s(count: u32) -> String {
+    (0..count)
+        .map(|index| format!("{H100},9.0,81559,GPU-h100-{index}"))
+        .collect::<Vec<_>>()
+        .join(";")
 }
 
 /// The `.so` that cargo's JSON messages say it built for `target`.

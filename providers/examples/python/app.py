@@ -67,8 +67,8 @@ class Provider(exports.Provider):
         # Pure: only the arguments are visible, so the verdict is deterministic.
         problems = missing(facts)
         if problems:
-            return Capabilities(supported=False, reason="; ".join(problems), estimated_hashrate=None)
-        return Capabilities(supported=True, reason=None, estimated_hashrate=None)
+            return Capabilities(supported=False, reason="; ".join(problems), estimated_hashrate=None, notes=[])
+        return Capabilities(supported=True, reason=None, estimated_hashrate=None, notes=[])
 
     def start(self, config: MiningConfig) -> None:
         # A result's error is raised as `Err(error)`; the host receives it as data.
@@ -115,4 +115,5 @@ class Provider(exports.Provider):
             requests_served=None,
             prompt_tokens=None,
             generation_tokens=None,
+            workers=[],
         )

@@ -265,7 +265,7 @@ pub fn apply_log_lines(stats: &mut MiningStats, miner: &[String], gateway: &[Str
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mining_provider_sdk::types::{ExtraValue, PoolTarget, SoloTarget};
+    use mining_provider_sdk::types::{ExtraValue, PoolTarget, SoloTarget, WorkersSetting};
 
     const CPU: Backend = Backend {
         provider_id: "cpu-pearl",
@@ -283,6 +283,8 @@ mod tests {
             fee_bps: 0,
             fee_payout_address: None,
             extra: extra.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
+            workers: WorkersSetting::Auto,
+            gpus: Vec::new(),
         }
     }
 

@@ -39,10 +39,11 @@ pub mod types {
 }
 
 /// Host imports: containers, host processes, the session sidecar, metrics
-/// scrapes, the clock.
+/// scrapes, GPU telemetry, the clock.
 pub mod host {
     pub use crate::openjarvis::mining::clock;
     pub use crate::openjarvis::mining::containers;
+    pub use crate::openjarvis::mining::gpu_telemetry;
     pub use crate::openjarvis::mining::metrics;
     pub use crate::openjarvis::mining::processes;
     pub use crate::openjarvis::mining::sidecar;
@@ -95,6 +96,7 @@ impl MiningStats {
             requests_served: None,
             prompt_tokens: None,
             generation_tokens: None,
+            workers: Vec::new(),
         }
     }
 }
@@ -105,6 +107,7 @@ impl Capabilities {
             supported: true,
             reason: None,
             estimated_hashrate: None,
+            notes: Vec::new(),
         }
     }
 
@@ -113,6 +116,7 @@ impl Capabilities {
             supported: false,
             reason: Some(reason.into()),
             estimated_hashrate: None,
+            notes: Vec::new(),
         }
     }
 }

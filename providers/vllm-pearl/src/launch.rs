@@ -1,11 +1,23 @@
-//! From `[mining]` to a container spec and a session record (reference §3.2).
+//! From `[mining]` to container specs and a session record (reference §3.2).
 //! Pure: no import is called here, so every rule is unit-tested natively.
+//!
+//! One container per worker (`[mining.extra].workers`, planned by
+//! `pearl_catalog::workers` over the GPUs the host lets this provider use):
+//! vLLM uses only the GPUs it is given and, without a tensor-parallel flag,
+//! only the first, so one container with every GPU visible mines on one.
+//! Worker 0 keeps the reference's container name and ports; worker `i` is
+//! `openjarvis-pearl-miner-<i>` on `vllm_port + i`. Only worker 0 declares
+//! the gateway's ports: each container's gateway speaks to its miner over
+//! a socket in the container's own /tmp, so the others need none.
 
 use mining_provider_sdk::host::containers::{
     ContainerSpec, EnvValue, GpuRequest, Mount, MountSource, Port,
 };
-use mining_provider_sdk::host::sidecar::Session;
-use mining_provider_sdk::types::{Error, ExtraValue, MiningConfig, SubmitTarget};
+use mining_provider_sdk::host::sidecar::{Session, WorkerSession};
+use mining_provider_sdk::types::{
+    Error, ExtraValue, Gpu, MiningConfig, SubmitTarget, WorkersSetting,
+};
+use pearl_catalog::workers::{self as plan, GpuCandidate};
 
 pub const DEFAULT_IMAGE: &str = "openjarvis/pearl-miner:master";
 pub const CONTAINER_NAME: &str = "openjarvis-pearl-miner";
@@ -17,9 +29,33 @@ const GATEWAY_SOCKET: &str = "/tmp/pearlgw.sock";
 /// What `start` will ask the host for.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Launch {
-    pub spec: ContainerSpec,
-    /// The session record, without the container id (known after `run`).
+    /// One per worker, worker 0 first.
+    pub specs: Vec<ContainerSpec>,
+    /// The session record, without container ids (known after `run-all`):
+    /// worker 0's endpoints, and every worker when there are several.
     pub session: Session,
+}
+
+impl Launch {
+    /// The session record once the workers' containers have these ids.
+    pub fn session_with(&self, ids: &[String]) -> Session {
+        let mut session = self.session.clone();
+        session.container_id = ids.first().cloned().unwrap_or_default();
+        for (worker, id) in session.workers.iter_mut().zip(ids) {
+            worker.container_id = id.clone();
+        }
+        session
+    }
+}
+
+/// One worker's share of the host: what Docker gives its container.
+#[derive(Debug, Clone, PartialEq)]
+struct WorkerGpus {
+    request: GpuRequest,
+    /// Host GPU ids, for the session record.
+    ids: Vec<String>,
+    env: Vec<(String, EnvValue)>,
+    args: Vec<String>,
 }
 
 pub fn plan(config: &MiningConfig) -> Result<Launch, Error> {
@@ -56,7 +92,7 @@ pub fn plan(config: &MiningConfig) -> Result<Launch, Error> {
         "--host".into(),
         "0.0.0.0".into(),
         "--port".into(),
-        vllm_port.to_string(),
+        String::new(),
         "--gpu-memory-utilization".into(),
         gpu_memory_utilization.to_string(),
         "--enforce-eager".into(),
@@ -67,16 +103,7 @@ pub fn plan(config: &MiningConfig) -> Result<Launch, Error> {
         args.extend(["--served-model-name".to_owned(), model.clone()]);
     }
     args.extend(extra_vllm_args(config)?);
-
-    let gpu_ids: Vec<String> = config
-        .extra_text("cuda_visible_devices")
-        .unwrap_or_default()
-        .split(',')
-        .map(str::trim)
-        .filter(|id| !id.is_empty())
-        .map(str::to_owned)
-        .collect();
-    let mut env: Vec<(String, EnvValue)> = vec![
+    let env: Vec<(String, EnvValue)> = vec![
         text("PEARLD_RPC_URL", &pearld_rpc_url),
         text(
             "PEARLD_RPC_USER",
@@ -96,22 +123,6 @@ pub fn plan(config: &MiningConfig) -> Result<Launch, Error> {
         text("MINER_RPC_TRANSPORT", "uds"),
         text("MINER_RPC_SOCKET_PATH", GATEWAY_SOCKET),
     ];
-    let gpus = match config.extra_text("gpu_request").as_deref() {
-        // For trying the flow against a test image on a host without GPUs.
-        Some("none") => GpuRequest::None,
-        None | Some("auto") if gpu_ids.is_empty() => GpuRequest::All,
-        None | Some("auto") => {
-            let local: Vec<String> = (0..gpu_ids.len()).map(|i| i.to_string()).collect();
-            env.push(text("CUDA_VISIBLE_DEVICES", &local.join(",")));
-            env.push(text("NVIDIA_VISIBLE_DEVICES", &gpu_ids.join(",")));
-            GpuRequest::DeviceIds(gpu_ids)
-        }
-        Some(other) => {
-            return Err(Error::Invalid(format!(
-                "[mining.extra].gpu_request must be \"auto\" or \"none\", got {other:?}"
-            )));
-        }
-    };
     let mut mounts = vec![Mount {
         source: MountSource::HfCache,
         target: HF_CACHE_BIND_PATH.into(),
@@ -125,18 +136,30 @@ pub fn plan(config: &MiningConfig) -> Result<Launch, Error> {
         });
     }
     let loopback = |port: u16| format!("http://127.0.0.1:{port}");
-    Ok(Launch {
-        spec: ContainerSpec {
-            name: CONTAINER_NAME.into(),
+    let workers = worker_gpus(config, &model)?;
+    let mut specs = Vec::with_capacity(workers.len());
+    let mut sessions = Vec::with_capacity(workers.len());
+    for (index, worker) in (0u32..).zip(workers) {
+        let port =
+            plan::worker_port(vllm_port, index).map_err(|err| Error::Invalid(err.to_string()))?;
+        let mut args = args.clone();
+        args[PORT_ARG] = port.to_string();
+        args.extend(worker.args);
+        let mut ports = vec![port];
+        if index == 0 {
+            ports.extend([gateway_port, gateway_metrics_port]);
+        }
+        specs.push(ContainerSpec {
+            name: worker_name(index),
             image: image.clone(),
             args,
-            env,
-            gpus,
-            mounts,
+            env: env.iter().cloned().chain(worker.env).collect(),
+            gpus: worker.request,
+            mounts: mounts.clone(),
             // On the host network nothing is published, but the host
             // records these as the session's endpoints (and checks they
             // are free before the container starts).
-            ports: [vllm_port, gateway_port, gateway_metrics_port]
+            ports: ports
                 .into_iter()
                 .map(|port| Port {
                     host: port,
@@ -146,18 +169,136 @@ pub fn plan(config: &MiningConfig) -> Result<Launch, Error> {
             shm_size_bytes: Some(SHM_SIZE_BYTES),
             network: "host".into(),
             restart: "unless-stopped".into(),
-        },
+        });
+        sessions.push(WorkerSession {
+            container_id: String::new(),
+            gpus: worker.ids,
+            vllm_endpoint: format!("{}/v1", loopback(port)),
+            metrics_url: format!("{}/metrics", loopback(port)),
+        });
+    }
+    let first = sessions[0].clone();
+    Ok(Launch {
+        specs,
         session: Session {
-            vllm_endpoint: format!("{}/v1", loopback(vllm_port)),
+            vllm_endpoint: first.vllm_endpoint,
             model,
             gateway_url: loopback(gateway_port),
             gateway_metrics_url: loopback(gateway_metrics_port),
-            metrics_url: format!("{}/metrics", loopback(vllm_port)),
+            metrics_url: first.metrics_url,
             container_id: String::new(),
             wallet_address: config.wallet_address.clone(),
             image,
+            // One worker keeps the reference's record exactly.
+            workers: if sessions.len() > 1 {
+                sessions
+            } else {
+                Vec::new()
+            },
         },
     })
+}
+
+/// Where `--port`'s value sits in the shared arguments.
+const PORT_ARG: usize = 4;
+
+/// Worker 0 keeps the reference's name, so OpenJarvis's tooling finds it.
+pub fn worker_name(index: u32) -> String {
+    match index {
+        0 => CONTAINER_NAME.to_owned(),
+        n => format!("{CONTAINER_NAME}-{n}"),
+    }
+}
+
+/// The workers and their GPUs. `single` (and a host that listed no GPU)
+/// is the reference's one container with every GPU; otherwise the plan.
+/// `gpu_request = "none"` (a test image on a host without GPUs) plans the
+/// same workers but gives their containers no device.
+fn worker_gpus(config: &MiningConfig, model: &str) -> Result<Vec<WorkerGpus>, Error> {
+    let request_devices = match config.extra_text("gpu_request").as_deref() {
+        Some("none") => false,
+        None | Some("auto") => true,
+        Some(other) => {
+            return Err(Error::Invalid(format!(
+                "[mining.extra].gpu_request must be \"auto\" or \"none\", got {other:?}"
+            )));
+        }
+    };
+    let setting = match &config.workers {
+        WorkersSetting::Auto if config.gpus.is_empty() => None,
+        WorkersSetting::Auto => Some(plan::WorkersSetting::Auto),
+        WorkersSetting::Single => None,
+        WorkersSetting::Groups(groups) => Some(plan::WorkersSetting::Groups(groups.clone())),
+    };
+    let Some(setting) = setting else {
+        return Ok(vec![single_worker(config, request_devices)]);
+    };
+    let candidates: Vec<GpuCandidate> = config.gpus.iter().map(candidate).collect();
+    let planned = plan::plan_workers(&candidates, model, &setting).map_err(|err| match err {
+        plan::PlanError::NoGpu
+        | plan::PlanError::NoQualifyingGpu { .. }
+        | plan::PlanError::ModelDoesNotFit { .. } => Error::Unavailable(err.to_string()),
+        _ => Error::Invalid(err.to_string()),
+    })?;
+    Ok(planned
+        .workers
+        .iter()
+        .map(|worker| WorkerGpus {
+            request: if request_devices {
+                GpuRequest::DeviceIds(worker.docker_device_ids())
+            } else {
+                GpuRequest::None
+            },
+            ids: worker.docker_device_ids(),
+            env: vec![
+                text("CUDA_VISIBLE_DEVICES", &worker.cuda_visible_devices()),
+                text("NVIDIA_VISIBLE_DEVICES", &worker.nvidia_visible_devices()),
+            ],
+            args: worker.vllm_args(),
+        })
+        .collect())
+}
+
+/// The reference's launch: every GPU (or those `cuda_visible_devices`
+/// names) in one container.
+fn single_worker(config: &MiningConfig, request_devices: bool) -> WorkerGpus {
+    let ids: Vec<String> = config
+        .extra_text("cuda_visible_devices")
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|id| !id.is_empty())
+        .map(str::to_owned)
+        .collect();
+    let mut worker = WorkerGpus {
+        request: GpuRequest::None,
+        ids: Vec::new(),
+        env: Vec::new(),
+        args: Vec::new(),
+    };
+    if request_devices && ids.is_empty() {
+        worker.request = GpuRequest::All;
+    } else if request_devices {
+        let local: Vec<String> = (0..ids.len()).map(|i| i.to_string()).collect();
+        worker.env = vec![
+            text("CUDA_VISIBLE_DEVICES", &local.join(",")),
+            text("NVIDIA_VISIBLE_DEVICES", &ids.join(",")),
+        ];
+        worker.request = GpuRequest::DeviceIds(ids.clone());
+        worker.ids = ids;
+    }
+    worker
+}
+
+fn candidate(gpu: &Gpu) -> GpuCandidate {
+    GpuCandidate {
+        index: gpu.index,
+        uuid: gpu.uuid.clone(),
+        name: gpu.name.clone(),
+        vendor: gpu.vendor.clone(),
+        compute_capability: gpu.compute_capability.clone(),
+        memory_total_mib: gpu.memory_total_mib,
+    }
 }
 
 fn text(name: &str, value: &str) -> (String, EnvValue) {

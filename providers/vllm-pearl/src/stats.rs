@@ -8,7 +8,7 @@
 use crate::PROVIDER_ID;
 use mining_provider_sdk::host::metrics::{self, Sample};
 use mining_provider_sdk::host::{clock, containers, sidecar};
-use mining_provider_sdk::types::MiningStats;
+use mining_provider_sdk::types::{MiningStats, WorkerStats};
 use pearl_provider_kit::gateway_metrics::{apply_gateway, total, uptime};
 
 /// Gateway log lines, as Pearl's gateway prints them.
@@ -34,36 +34,106 @@ pub fn collect() -> MiningStats {
         }
     };
     let now = clock::now().ok();
-    match metrics::scrape(&session.metrics_url) {
-        Ok(samples) => apply_vllm(&mut stats, &samples, now),
-        Err(err) => {
-            stats.last_error = Some(format!("vLLM metrics unavailable: {}", err.describe()))
-        }
-    }
     let gateway = format!(
         "{}/metrics",
         session.gateway_metrics_url.trim_end_matches('/')
     );
-    match metrics::scrape(&gateway) {
-        Ok(samples) => apply_gateway(&mut stats, &samples, now),
-        Err(err) if session.container_id == ATTACHED => {
-            stats.last_error = Some(format!(
-                "no share counts for an attached miner: its gateway metrics are unavailable ({})",
-                err.describe()
-            ))
-        }
-        Err(_) => match containers::grep_logs(
+    if session.workers.is_empty() {
+        collect_worker(
+            &mut stats,
+            &session.metrics_url,
             &session.container_id,
-            &LOG_PATTERNS.map(String::from),
-            MAX_LOG_LINES,
-        ) {
-            Ok(lines) => apply_log_lines(&mut stats, &lines),
-            Err(err) => {
-                stats.last_error = Some(format!("cannot read the miner's logs: {}", err.describe()))
-            }
-        },
+            Some(&gateway),
+            now,
+        );
+        return stats;
+    }
+    // Several workers: each one's counts, and their sums. Only worker 0
+    // has the gateway's declared metrics port.
+    for (index, worker) in (0u32..).zip(&session.workers) {
+        let mut one = MiningStats::empty(PROVIDER_ID);
+        let gateway = (index == 0).then_some(gateway.as_str());
+        collect_worker(
+            &mut one,
+            &worker.metrics_url,
+            &worker.container_id,
+            gateway,
+            now,
+        );
+        add_worker(&mut stats, index, worker.gpus.clone(), one);
     }
     stats
+}
+
+/// One worker's counts: vLLM's metrics, then the gateway's metrics where
+/// they are served, else the container's log lines.
+fn collect_worker(
+    stats: &mut MiningStats,
+    metrics_url: &str,
+    container_id: &str,
+    gateway: Option<&str>,
+    now: Option<f64>,
+) {
+    match metrics::scrape(metrics_url) {
+        Ok(samples) => apply_vllm(stats, &samples, now),
+        Err(err) => {
+            stats.last_error = Some(format!("vLLM metrics unavailable: {}", err.describe()))
+        }
+    }
+    let gateway_error = match gateway.map(metrics::scrape) {
+        Some(Ok(samples)) => return apply_gateway(stats, &samples, now),
+        Some(Err(err)) => Some(err),
+        None => None,
+    };
+    if container_id == ATTACHED {
+        let why = gateway_error.map_or_else(String::new, |err| format!(" ({})", err.describe()));
+        stats.last_error = Some(format!(
+            "no share counts for an attached miner: its gateway metrics are unavailable{why}"
+        ));
+        return;
+    }
+    match containers::grep_logs(container_id, &LOG_PATTERNS.map(String::from), MAX_LOG_LINES) {
+        Ok(lines) => apply_log_lines(stats, &lines),
+        Err(err) => {
+            stats.last_error = Some(format!("cannot read the miner's logs: {}", err.describe()))
+        }
+    }
+}
+
+/// Adds one worker's counts to the session's, and lists them.
+fn add_worker(total: &mut MiningStats, index: u32, gpus: Vec<String>, one: MiningStats) {
+    total.shares_submitted += one.shares_submitted;
+    total.shares_accepted += one.shares_accepted;
+    total.shares_rejected += one.shares_rejected;
+    total.blocks_found += one.blocks_found;
+    total.hashrate += one.hashrate;
+    total.uptime_seconds = total.uptime_seconds.max(one.uptime_seconds);
+    total.last_share_at = match (total.last_share_at, one.last_share_at) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (a, b) => a.or(b),
+    };
+    let sum = |a: Option<u64>, b: Option<u64>| match (a, b) {
+        (None, None) => None,
+        (a, b) => Some(a.unwrap_or(0) + b.unwrap_or(0)),
+    };
+    total.requests_served = sum(total.requests_served, one.requests_served);
+    total.prompt_tokens = sum(total.prompt_tokens, one.prompt_tokens);
+    total.generation_tokens = sum(total.generation_tokens, one.generation_tokens);
+    if let Some(error) = &one.last_error {
+        total.last_error = Some(format!("worker {index}: {error}"));
+    }
+    total.workers.push(WorkerStats {
+        index,
+        gpus,
+        shares_submitted: one.shares_submitted,
+        shares_accepted: one.shares_accepted,
+        shares_rejected: one.shares_rejected,
+        blocks_found: one.blocks_found,
+        hashrate: one.hashrate,
+        last_share_at: one.last_share_at,
+        last_error: one.last_error,
+        requests_served: one.requests_served,
+    });
 }
 
 pub fn apply_vllm(stats: &mut MiningStats, samples: &[Sample], now: Option<f64>) {

@@ -15,7 +15,7 @@ pub use v0_2::openjarvis;
 pub use v0_2::exports::openjarvis::mining::provider::{Capabilities, ProviderInfo};
 pub use v0_2::openjarvis::mining::types::{
     Capability, DockerFacts, Error, ExtraValue, Gpu, HardwareFacts, MiningConfig, MiningStats,
-    PearlFacts, PoolTarget, SoloTarget, SubmitTarget,
+    PearlFacts, PoolTarget, SoloTarget, SubmitTarget, WorkerStats, WorkersSetting,
 };
 
 impl Capability {

@@ -123,7 +123,7 @@ variant!(both types::Error { Denied(m), Invalid(m), Unavailable(m), Failed(m) })
 record!(both sidecar::Session {
     vllm_endpoint, model, gateway_url, gateway_metrics_url, metrics_url, container_id,
     wallet_address, image,
-});
+} added { workers: Vec::new() });
 record!(both sidecar::ProcessSession {
     gateway_url, metrics_url, wallet_address, gateway_process, miner_loop_process,
 });
@@ -132,12 +132,12 @@ record!(both sidecar::ProcessSession {
 // and its import requests.
 record!(up types::ProviderInfo { id, version, description, capabilities });
 variant!(up types::Capability { Containers, Sidecar, Metrics, GpuTelemetry, Processes });
-record!(up types::Capabilities { supported, reason, estimated_hashrate });
+record!(up types::Capabilities { supported, reason, estimated_hashrate } added { notes: Vec::new() });
 record!(up types::MiningStats {
     provider_id, shares_submitted, shares_accepted, blocks_found, hashrate, uptime_seconds,
     last_share_at, last_error, payout_target, fees_owed, requests_served, prompt_tokens,
     generation_tokens,
-} added { shares_rejected: 0 });
+} added { shares_rejected: 0, workers: Vec::new() });
 variant!(up types::EnvValue { Text(t), Secret(v), OptionalSecret(v) });
 variant!(up log::Level { Trace, Debug, Info, Warn, Error });
 record!(up containers::ContainerSpec {

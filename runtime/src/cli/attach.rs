@@ -55,6 +55,7 @@ pub fn run(args: &AttachArgs) -> CliResult {
             .map_or(0, |d| d.as_secs()),
         session_id: None,
         image: None,
+        workers: Vec::new(),
     };
     sidecar::validate(&record)
         .map_err(|err| CliError::invalid_input(format!("cannot attach: {err}")))?;

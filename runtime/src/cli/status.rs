@@ -9,6 +9,7 @@
 //! the session started.
 
 mod gpus;
+mod workers;
 
 use super::escape::one_line;
 use super::output::{BAD, DIM, GOOD, HEADING, paint};
@@ -200,6 +201,7 @@ fn write_report(
         ("failed", Some(code), None) => paint(BAD, format!("failed (exit code {code})")),
         ("failed", None, Some(n)) => paint(BAD, format!("failed (restarted {n} times)")),
         ("failed", None, None) => paint(BAD, "failed".to_owned()),
+        ("degraded", _, _) => paint(BAD, "degraded".to_owned()),
         (other, _, _) => paint(anstyle::Style::new(), other.to_owned()),
     };
     row(out, "state", state)?;
@@ -246,6 +248,7 @@ fn write_report(
     if let Some(stats) = &report.stats {
         write_stats(out, stats)?;
     }
+    workers::write_workers(out, report)?;
     if let Some(section) = section {
         gpus::write_section(out, section)?;
     }

@@ -10,6 +10,7 @@ pub use validate::{env_name, http_url};
 
 use crate::bounded_read::{self, InputFile, ReadError};
 use crate::text_position::span_start;
+use pearl_catalog::workers::{SettingValue, WorkersSetting, WorkersSettingError};
 use std::path::{Path, PathBuf};
 use toml::{Table, Value};
 
@@ -242,13 +243,40 @@ impl MiningConfig {
     pub fn pearld_password_env(&self) -> String {
         self.extra_or("pearld_rpc_password_env", DEFAULT_PASSWORD_ENV)
     }
+
+    /// `[mining.extra].workers`; `auto` when unset (validation refused
+    /// anything else at load).
+    pub fn workers(&self) -> WorkersSetting {
+        self.extra
+            .get("workers")
+            .and_then(|value| workers_setting(value).ok())
+            .unwrap_or_default()
+    }
+}
+
+/// `[mining.extra].workers` as `pearl_catalog::workers` reads it.
+fn workers_setting(value: &Value) -> Result<WorkersSetting, WorkersSettingError> {
+    fn setting(value: &Value) -> SettingValue {
+        match value {
+            Value::String(s) => SettingValue::Text(s.clone()),
+            Value::Integer(n) => SettingValue::Integer(*n),
+            Value::Float(x) => SettingValue::Float(*x),
+            Value::Boolean(b) => SettingValue::Boolean(*b),
+            Value::Array(items) => SettingValue::List(items.iter().map(setting).collect()),
+            Value::Datetime(_) | Value::Table(_) => SettingValue::Table,
+        }
+    }
+    WorkersSetting::parse(&setting(value))
 }
 
 impl MiningConfig {
-    /// The config as a provider receives it. Nested tables in `[mining.extra]`
-    /// have no meaning to providers and are left out.
-    pub fn to_guest(&self) -> crate::bindings::MiningConfig {
-        use crate::bindings::{ExtraValue, PoolTarget, SoloTarget, SubmitTarget as Target};
+    /// The config as a provider receives it, with the GPUs it may mine on.
+    /// Nested tables in `[mining.extra]` have no meaning to providers and
+    /// are left out.
+    pub fn to_guest(&self, gpus: Vec<crate::bindings::Gpu>) -> crate::bindings::MiningConfig {
+        use crate::bindings::{
+            ExtraValue, PoolTarget, SoloTarget, SubmitTarget as Target, WorkersSetting as Workers,
+        };
         let extra = self
             .extra
             .iter()
@@ -288,6 +316,12 @@ impl MiningConfig {
             fee_bps: self.fee_bps,
             fee_payout_address: self.fee_payout_address.clone(),
             extra,
+            workers: match self.workers() {
+                WorkersSetting::Auto => Workers::Auto,
+                WorkersSetting::Single => Workers::Single,
+                WorkersSetting::Groups(groups) => Workers::Groups(groups),
+            },
+            gpus,
         }
     }
 }

@@ -54,10 +54,12 @@ enum Kind {
     ExistingDir,
     /// A model the Pearl registry knows (vllm-pearl), unless a local path is given.
     Model,
+    /// "auto", "single" or groups of GPU ids (`pearl_catalog::workers`).
+    Workers,
 }
 
 /// The `[mining.extra]` keys the built-in providers and the host read.
-const EXTRA_KEYS: [(&str, Kind); 20] = [
+const EXTRA_KEYS: [(&str, Kind); 21] = [
     ("model", Kind::Model),
     ("local_model_path", Kind::ExistingDir),
     ("pearld_rpc_url", Kind::HttpUrl),
@@ -78,6 +80,7 @@ const EXTRA_KEYS: [(&str, Kind); 20] = [
     ("gpu_request", Kind::OneOf(&["auto", "none"])),
     ("start_wait_seconds", Kind::Integer(0, 86_400)),
     ("electricity_price_per_kwh", Kind::Price),
+    ("workers", Kind::Workers),
 ];
 
 /// The keys the host itself reads, checked whatever the provider.
@@ -232,6 +235,16 @@ fn check(kind: Kind, value: &Value, extra: &Table, provider: &str) -> Result<(),
                 )),
             }
         }
+        Kind::Workers => super::workers_setting(value).map(drop).map_err(|err| {
+            // The finding names the key already.
+            let message = err.to_string();
+            message
+                .strip_prefix(pearl_catalog::workers::WORKERS_KEY)
+                .unwrap_or(&message)
+                .trim_start_matches(':')
+                .trim_start()
+                .to_owned()
+        }),
         Kind::Image => {
             let text = string(value).ok_or_else(|| expected("an image reference", value))?;
             ImageRef::parse(text)

@@ -34,6 +34,8 @@ const FORBIDDEN_MOUNTS: [&str; 7] = [
     "/run/containerd/containerd.sock",
 ];
 const MAX_ARGS: usize = 256;
+/// Containers one `run-all` may create: more than any host's GPUs.
+const MAX_RUN_ALL: usize = 16;
 const MAX_TEXT: usize = 4096;
 const MAX_SHM_BYTES: u64 = 64 << 30;
 /// Log lines read to answer one grep (the newest).
@@ -58,7 +60,13 @@ impl Host for CallHost {
     }
 
     fn run(&mut self, spec: ContainerSpec) -> Result<String, Error> {
-        self.privileged::<Containers, _>("containers.run", |gate| run(gate, spec))
+        self.privileged::<Containers, _>("containers.run", |gate| {
+            run_all(gate, vec![spec]).map(|mut ids| ids.remove(0))
+        })
+    }
+
+    fn run_all(&mut self, specs: Vec<ContainerSpec>) -> Result<Vec<String>, Error> {
+        self.privileged::<Containers, _>("containers.run-all", |gate| run_all(gate, specs))
     }
 
     fn stop(&mut self, id: String, timeout_seconds: u32) -> Result<(), Error> {
@@ -143,7 +151,86 @@ impl Host for CallHost {
 
 /// `containers.run`: decide on the request as described, resolve what the
 /// grant covers, decide again, then create.
-fn run(gate: &mut Gate<'_, Containers>, spec: ContainerSpec) -> Result<String, Error> {
+/// Every container or none: each spec passes every check (its name and
+/// host ports distinct from the others', the quota counting them all, its
+/// ports free, its secrets set) before the first is created, and those
+/// created are removed when a later one cannot be.
+fn run_all(
+    gate: &mut Gate<'_, Containers>,
+    specs: Vec<ContainerSpec>,
+) -> Result<Vec<String>, Error> {
+    if specs.is_empty() || specs.len() > MAX_RUN_ALL {
+        return Err(invalid(format!(
+            "run-all takes 1 to {MAX_RUN_ALL} container specs, got {}",
+            specs.len()
+        )));
+    }
+    let mut plans: Vec<Plan> = Vec::with_capacity(specs.len());
+    let mut summaries = Vec::with_capacity(specs.len());
+    for spec in specs {
+        let plan = check(gate, spec)?;
+        if let Some(twin) = plans
+            .iter()
+            .find(|p| p.requested_name == plan.requested_name)
+        {
+            return Err(invalid(format!(
+                "two container specs are named {:?}",
+                twin.requested_name
+            )));
+        }
+        if let Some(port) = plan
+            .policy
+            .host_ports
+            .iter()
+            .find(|port| plans.iter().any(|p| p.policy.host_ports.contains(port)))
+        {
+            return Err(invalid(format!(
+                "host port {port} is declared by two container specs"
+            )));
+        }
+        summaries.push(gate.summary().to_owned());
+        plans.push(plan);
+    }
+    let names: Vec<&str> = plans.iter().map(|p| p.policy.name.as_str()).collect();
+    let held = gate.containers_held(&names)?;
+    let quota = gate.containers_quota();
+    if (held + plans.len()) as u64 > quota.value {
+        return Err(gate.over_quota(
+            &quota,
+            format!(
+                "provider holds {held} containers and may not create {} more",
+                plans.len()
+            ),
+        ));
+    }
+    let mut requests = Vec::with_capacity(plans.len());
+    for plan in plans {
+        let view = gate.permit(Request::RunContainer(&plan.policy))?;
+        let policy = plan.policy.clone();
+        requests.push((policy, plan.finish(&view)?));
+    }
+    let mut ids = Vec::with_capacity(requests.len());
+    for (policy, request) in &requests {
+        let view = gate.permit(Request::RunContainer(policy))?;
+        match create_and_start(&view, request) {
+            Ok(id) => ids.push(id),
+            Err(error) => {
+                // Every container or none.
+                for id in &ids {
+                    let _ = view.docker().map(|docker| docker.remove(id));
+                }
+                return Err(error);
+            }
+        }
+    }
+    gate.describe(summaries.join("; "));
+    Ok(ids)
+}
+
+/// One spec through everything but the quota: its text, the payout rule,
+/// the policy on the request as written, the forbidden mounts, then the
+/// policy again on what the host resolved.
+fn check(gate: &mut Gate<'_, Containers>, spec: ContainerSpec) -> Result<Plan, Error> {
     let mut plan = plan(spec)?;
     plan.policy.name = gate.docker_name(&plan.requested_name);
     // Rewards go to the user: every Pearl address the miner is given is
@@ -194,17 +281,8 @@ fn run(gate: &mut Gate<'_, Containers>, spec: ContainerSpec) -> Result<String, E
         ),
         MountRefusal::Invalid(error) => error,
     })?;
-    let held = gate.containers_held(&plan.policy.name)?;
-    let quota = gate.containers_quota();
-    if held as u64 >= quota.value {
-        return Err(gate.over_quota(
-            &quota,
-            format!("provider holds {held} containers and may not create another"),
-        ));
-    }
-    let view = gate.permit(Request::RunContainer(&plan.policy))?;
-    let request = plan.finish(&view)?;
-    create_and_start(&view, &request)
+    gate.decide(&Request::RunContainer(&plan.policy))?;
+    Ok(plan)
 }
 
 /// Creates and starts the container. A name held by a finished container of

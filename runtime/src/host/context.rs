@@ -7,7 +7,9 @@ use super::{LABEL_HOME, LABEL_NAME, LABEL_PORTS, LABEL_PROVIDER, docker_error};
 use crate::bindings::Capability;
 use crate::bindings::openjarvis::mining::types::Error;
 use crate::docker::{ContainerState, ContainerSummary, Docker, ImageProgress};
+use crate::facts::GpuSelection;
 use crate::paths::Paths;
+use crate::policy::values::FromPolicyText;
 use crate::policy::{Denial, ProviderPolicy, Quota, SpawnRequest};
 use crate::process::{self, ProcessRecord};
 use std::collections::BTreeMap;
@@ -57,6 +59,9 @@ pub struct Session {
     pub pearl_source_dir: Option<PathBuf>,
     /// `[mining].wallet_address`: the only Pearl address a container may be given.
     pub wallet_address: Option<String>,
+    /// `[mining.extra].cuda_visible_devices`: with the policy's `gpus`, the
+    /// GPUs this provider may see (as `detect`'s facts are narrowed).
+    pub gpu_selection: GpuSelection,
     /// Where image pull/build progress goes (the CLI's progress bar).
     pub progress: Box<dyn FnMut(ImageProgress) + Send>,
     /// What the host refuses in calls with this session.
@@ -232,13 +237,17 @@ impl HostContext {
         }
     }
 
-    /// How many containers this provider holds, not counting a finished
-    /// one named `name` (a new container of that name replaces it).
-    pub(super) fn containers_held(&self, name: &str) -> Result<usize, Error> {
+    /// How many containers this provider holds, not counting finished ones
+    /// named in `names` (a new container of that name replaces it).
+    pub(super) fn containers_held(&self, names: &[&str]) -> Result<usize, Error> {
         Ok(self
             .owned()?
             .iter()
-            .filter(|c| !(c.name == name && c.state != "running" && c.state != "restarting"))
+            .filter(|c| {
+                !(names.contains(&c.name.as_str())
+                    && c.state != "running"
+                    && c.state != "restarting")
+            })
             .count())
     }
 
@@ -261,6 +270,26 @@ impl HostContext {
                 .count(),
             None => host_gpus().len(),
         }
+    }
+
+    /// The GPUs to ask NVML about, one by one: the shorter of the policy's
+    /// `gpus` and the user's selection where either names GPUs (empty: this
+    /// provider may see none), `None` for every GPU. What NVML answers is
+    /// then narrowed by [`GpuTelemetryView::sees`].
+    pub(super) fn gpus_to_read(&self) -> Option<Vec<String>> {
+        let granted = self
+            .policy
+            .granted_gpu_ids()
+            .map(|ids| ids.iter().map(|id| id.text().to_owned()).collect());
+        let selected = self
+            .session
+            .gpu_selection
+            .ids()
+            .map(|ids| ids.into_iter().map(str::to_owned).collect());
+        [granted, selected]
+            .into_iter()
+            .flatten()
+            .min_by_key(Vec::len)
     }
 
     /// The local image's id and repo digests (asked only for an image the
@@ -552,6 +581,33 @@ impl Interface for Metrics {
     const CAPABILITY: Option<Capability> = Some(Capability::Metrics);
     type View<'a> = ();
     fn view(_: &mut HostContext) {}
+}
+
+/// The `gpu-telemetry` interface's view: which of the host's GPUs this
+/// provider may see. The readings themselves are the host's (NVML).
+pub struct GpuTelemetryView<'a> {
+    host: &'a HostContext,
+}
+
+pub struct GpuTelemetry;
+
+impl Interface for GpuTelemetry {
+    const CAPABILITY: Option<Capability> = Some(Capability::GpuTelemetry);
+    type View<'a> = GpuTelemetryView<'a>;
+    fn view(host: &mut HostContext) -> GpuTelemetryView<'_> {
+        GpuTelemetryView { host }
+    }
+}
+
+impl GpuTelemetryView<'_> {
+    /// Whether this provider may see the GPU with this NVML index and UUID:
+    /// selected by `[mining.extra].cuda_visible_devices` and granted by the
+    /// policy's `gpus`, the two narrowings of `detect`'s facts
+    /// (`facts::to_guest`, `ProviderPolicy::gpu_visible`).
+    pub fn sees(&self, index: u32, uuid: Option<&str>) -> bool {
+        self.host.session.gpu_selection.includes(index, uuid)
+            && self.host.policy.gpu_visible(index, uuid)
+    }
 }
 
 /// The clock needs no capability, only a lifecycle call.

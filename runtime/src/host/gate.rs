@@ -5,7 +5,9 @@
 //! request, described as plain data. Only [`Gate::permit`] turns a
 //! decision into a view of the host. Each call leaves one audit record.
 
-use super::context::{Clock, Containers, HostContext, Interface, Metrics, Processes, Sidecar};
+use super::context::{
+    Clock, Containers, GpuTelemetry, HostContext, Interface, Metrics, Processes, Sidecar,
+};
 use super::log::GuestLog;
 use super::{describe, error_kind};
 use crate::audit::{self, CallAudit};
@@ -272,6 +274,17 @@ impl<I: Interface> Gate<'_, I> {
             .map_err(|denial| self.deny(denial))
     }
 
+    /// What the last decision was about, for the call's audit record.
+    pub fn summary(&self) -> &str {
+        &self.summary
+    }
+
+    /// The call's audit record describes `summary` (a call that made
+    /// several requests describes them all).
+    pub fn describe(&mut self, summary: String) {
+        self.summary = summary;
+    }
+
     /// A refusal by one of the host's own rules.
     pub fn refuse(&mut self, rule: HostRule, reason: impl std::fmt::Display) -> Error {
         let capability = I::CAPABILITY.map(|c| c.name());
@@ -315,6 +328,13 @@ impl Gate<'_, Metrics> {
     }
 }
 
+impl Gate<'_, GpuTelemetry> {
+    /// The GPUs to ask NVML about (see `HostContext::gpus_to_read`).
+    pub fn gpus_to_read(&self) -> Option<Vec<String>> {
+        self.host.gpus_to_read()
+    }
+}
+
 impl Gate<'_, Containers> {
     /// `[mining].wallet_address`, for the payout rule.
     pub fn wallet_address(&self) -> Option<&str> {
@@ -327,8 +347,8 @@ impl Gate<'_, Containers> {
     }
 
     /// Containers this provider holds (see `HostContext::containers_held`).
-    pub fn containers_held(&self, name: &str) -> Result<usize, Error> {
-        self.host.containers_held(name)
+    pub fn containers_held(&self, names: &[&str]) -> Result<usize, Error> {
+        self.host.containers_held(names)
     }
 
     pub fn containers_quota(&self) -> Quota {

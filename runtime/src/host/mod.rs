@@ -14,6 +14,7 @@ pub mod containers;
 mod context;
 mod env;
 mod gate;
+pub mod gpu_telemetry;
 pub mod log;
 pub mod metrics;
 pub mod processes;

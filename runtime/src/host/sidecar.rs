@@ -9,10 +9,10 @@
 
 use super::CallHost;
 use super::context::{Sidecar, SidecarView};
-use crate::bindings::openjarvis::mining::sidecar::{Host, ProcessSession, Session};
+use crate::bindings::openjarvis::mining::sidecar::{Host, ProcessSession, Session, WorkerSession};
 use crate::bindings::openjarvis::mining::types::Error;
 use crate::policy::{HostRule, Request};
-use crate::session::{self, SessionRecord, sidecar};
+use crate::session::{self, SessionRecord, WorkerRecord, sidecar};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 impl Host for CallHost {
@@ -79,6 +79,16 @@ impl Host for CallHost {
             let view = gate.permit(Request::Own { target: RECORD })?;
             Ok(own_record(&view)?.map(|record| Session {
                 metrics_url: record.vllm_metrics_url(),
+                workers: record
+                    .workers
+                    .iter()
+                    .map(|worker| WorkerSession {
+                        metrics_url: worker.vllm_metrics_url(),
+                        container_id: worker.container_id.clone(),
+                        gpus: worker.gpus.clone(),
+                        vllm_endpoint: worker.vllm_endpoint.clone(),
+                    })
+                    .collect(),
                 vllm_endpoint: record.vllm_endpoint,
                 model: record.model,
                 gateway_url: record.gateway_url,
@@ -109,7 +119,17 @@ const MAX_FIELD_BYTES: usize = 2048;
 
 /// The bytes a provider puts in its session record.
 fn record_size(session: &Session) -> usize {
-    [
+    let workers: usize = session
+        .workers
+        .iter()
+        .map(|w| {
+            w.container_id.len()
+                + w.vllm_endpoint.len()
+                + w.metrics_url.len()
+                + w.gpus.iter().map(String::len).sum::<usize>()
+        })
+        .sum();
+    let fields: usize = [
         &session.vllm_endpoint,
         &session.model,
         &session.gateway_url,
@@ -121,7 +141,8 @@ fn record_size(session: &Session) -> usize {
     ]
     .iter()
     .map(|field| field.len())
-    .sum()
+    .sum();
+    fields + workers
 }
 
 /// Every field is a URL, an id, a name or an address: none is long.
@@ -136,8 +157,18 @@ fn check_sizes(session: &Session) -> Result<(), Error> {
         ("wallet-address", &session.wallet_address),
         ("image", &session.image),
     ];
+    let workers = session.workers.iter().flat_map(|w| {
+        [
+            ("workers.container-id", &w.container_id),
+            ("workers.vllm-endpoint", &w.vllm_endpoint),
+            ("workers.metrics-url", &w.metrics_url),
+        ]
+        .into_iter()
+        .chain(w.gpus.iter().map(|gpu| ("workers.gpus", gpu)))
+    });
     match fields
-        .iter()
+        .into_iter()
+        .chain(workers)
         .find(|(_, value)| value.len() > MAX_FIELD_BYTES)
     {
         Some((name, value)) => Err(Error::Invalid(format!(
@@ -162,9 +193,32 @@ fn write(host: &SidecarView<'_>, session: Session) -> Result<(), Error> {
             .map_or(0, |d| d.as_secs()),
         session_id: Some(host.session_id().to_owned()),
         image: Some(session.image),
+        workers: session
+            .workers
+            .iter()
+            .map(|worker| WorkerRecord {
+                container_id: worker.container_id.clone(),
+                gpus: worker.gpus.clone(),
+                vllm_endpoint: worker.vllm_endpoint.clone(),
+            })
+            .collect(),
     };
     sidecar::validate(&record)
-        .and_then(|()| sidecar::check_vllm_metrics_url(&record, &session.metrics_url))
+        .and_then(|()| {
+            sidecar::check_vllm_metrics_url(&record.vllm_metrics_url(), &session.metrics_url)
+        })
+        .and_then(|()| {
+            record
+                .workers
+                .iter()
+                .zip(&session.workers)
+                .try_for_each(|(worker, declared)| {
+                    sidecar::check_vllm_metrics_url(
+                        &worker.vllm_metrics_url(),
+                        &declared.metrics_url,
+                    )
+                })
+        })
         .map_err(|err| Error::Invalid(format!("session record rejected: {err}")))?;
     sidecar::write(&host.path(), &record)
         .map_err(|err| Error::Failed(format!("cannot write the session record: {err}")))

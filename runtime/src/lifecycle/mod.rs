@@ -15,6 +15,7 @@ use crate::audit::{self, AuditLog};
 use crate::bindings;
 use crate::config::MiningConfig;
 use crate::docker::{self, Docker, ImageProgress};
+use crate::facts::{self, GpuSelection};
 use crate::host::{self, LABEL_COMPONENT, LABEL_HOME, LABEL_PROVIDER, LABEL_SESSION};
 use crate::paths::Paths;
 use crate::provider::LoadedProvider;
@@ -25,7 +26,9 @@ use crate::session::state::{
     self, ContainerState, EXTERNAL_CONTAINER_ID, Lifecycle, Observation, ObservedContainer,
     Operation, Reconciliation, SidecarState, short_id,
 };
-use crate::session::{LockError, ProcessSession, SessionLock, SessionRecord, sidecar};
+use crate::session::{
+    LockError, ProcessSession, SessionLock, SessionRecord, WorkerRecord, sidecar,
+};
 use crate::telemetry;
 use serde::Serialize;
 use std::sync::Arc;
@@ -264,6 +267,39 @@ pub struct StatusReport {
     /// their telemetry); `None`: no GPU, or no session running.
     #[serde(skip)]
     pub session_gpus: Option<telemetry::SessionGpus>,
+    /// A session of several workers: each one's container as Docker
+    /// reports it (its counts are in `stats.workers`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub workers: Vec<WorkerStatus>,
+}
+
+/// One worker of a session, as the host sees it.
+#[derive(Debug, Clone, Serialize)]
+pub struct WorkerStatus {
+    pub index: usize,
+    /// Short container id.
+    pub container: String,
+    /// Docker's state ("running", "exited", ...), or "gone".
+    pub state: String,
+    pub exit_code: Option<i64>,
+    /// Host GPU ids.
+    pub gpus: Vec<String>,
+    pub vllm_endpoint: String,
+}
+
+/// One worker's counts from the provider's `stats()`.
+#[derive(Debug, Clone, Serialize)]
+pub struct WorkerCounts {
+    pub index: u32,
+    pub gpus: Vec<String>,
+    pub shares_submitted: u64,
+    pub shares_accepted: u64,
+    pub shares_rejected: u64,
+    pub blocks_found: u64,
+    pub hashrate: f64,
+    pub last_share_at: Option<f64>,
+    pub last_error: Option<String>,
+    pub requests_served: Option<u64>,
 }
 
 /// `mining-stats`, for printing and JSON.
@@ -285,6 +321,9 @@ pub struct Stats {
     pub requests_served: Option<u64>,
     pub prompt_tokens: Option<u64>,
     pub generation_tokens: Option<u64>,
+    /// Per worker, for a session of several.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub workers: Vec<WorkerCounts>,
 }
 
 pub struct Miner<'a> {
@@ -310,6 +349,18 @@ impl Miner<'_> {
             .ok_or_else(|| MineError::UnknownProvider(id.clone()))
     }
 
+    /// The config as `provider`'s `start` receives it, with the GPUs it may
+    /// mine on: NVML's, narrowed by `cuda_visible_devices` and the policy.
+    fn mining_config(
+        &self,
+        provider: &LoadedProvider,
+        config: &MiningConfig,
+    ) -> bindings::MiningConfig {
+        let selection = GpuSelection::new(config.cuda_visible_devices().as_deref());
+        let gpus = facts::guest_gpus(&host_gpu::nvml::gpus(None).gpus, &selection);
+        config.to_guest(provider.visible_gpus(gpus))
+    }
+
     fn docker(&self) -> Result<Arc<Docker>, MineError> {
         self.docker.clone().map_err(MineError::Docker)
     }
@@ -332,6 +383,11 @@ impl Miner<'_> {
                 })
                 .map(Into::into),
             wallet_address: self.mining.map(|m| m.wallet_address.clone()),
+            gpu_selection: crate::facts::GpuSelection::new(
+                self.mining
+                    .and_then(MiningConfig::cuda_visible_devices)
+                    .as_deref(),
+            ),
             progress,
             refusals: host::Refusals::default(),
         }
@@ -369,6 +425,37 @@ impl Miner<'_> {
                     waited: false,
                 });
             }
+            // Some workers of a live session stopped: start those again.
+            if record.workers.len() > 1
+                && let Some(restarted) = self.restart_workers(&docker, &record)?
+            {
+                repairs.extend(restarted);
+                let session_id = record.session_id.clone().unwrap_or_default();
+                let waited = options.ready_wait.is_some();
+                if let Some(limit) = options.ready_wait {
+                    let mut on_wait = options.on_wait;
+                    self.wait_until_ready(
+                        &docker,
+                        provider.id(),
+                        &session_id,
+                        &record,
+                        limit,
+                        &mut *on_wait,
+                    )
+                    .map_err(|error| StartFailure {
+                        error,
+                        repairs: repairs.clone(),
+                        cleanup: Cleanup::default(),
+                    })?;
+                }
+                return Ok(StartReport {
+                    already_running: false,
+                    process_session: None,
+                    session: Some(record),
+                    repairs,
+                    waited,
+                });
+            }
         }
         repairs.extend(self.remove_finished(&docker)?);
         let session_id = new_session_id();
@@ -383,7 +470,7 @@ impl Miner<'_> {
         let started = call_outcome(
             provider,
             &refusals,
-            provider.start(self.sandbox, host, &config.to_guest()),
+            provider.start(self.sandbox, host, &self.mining_config(provider, config)),
         )
         .and_then(|()| self.session_of(provider.id(), &session_id));
         if started.is_ok() {
@@ -488,12 +575,33 @@ impl Miner<'_> {
                     .map(|s| self.last_lines(docker, s))
                     .unwrap_or_default(),
             };
-        let id = short_id(&record.container_id).to_owned();
         let began = Instant::now();
+        for worker in record.worker_list() {
+            self.wait_for_worker(docker, session_id, &worker, began, limit, on_wait)
+                .map_err(|(reason, state)| not_ready(reason, state.as_deref()))?;
+        }
+        Ok(())
+    }
+
+    /// [`wait_until_ready`](Self::wait_until_ready) for one worker: `Err`
+    /// carries why it is not ready and its container's state.
+    fn wait_for_worker(
+        &self,
+        docker: &Docker,
+        session_id: &str,
+        worker: &WorkerRecord,
+        began: Instant,
+        limit: Duration,
+        on_wait: &mut dyn FnMut(&Waiting),
+    ) -> Result<(), (String, Option<Box<docker::ContainerState>>)> {
+        let id = short_id(&worker.container_id);
+        let endpoint = worker.vllm_endpoint.as_str();
         loop {
-            let state = docker.inspect(&record.container_id)?;
+            let state = docker
+                .inspect(&worker.container_id)
+                .map_err(|err| (err.to_string(), None))?;
             let Some(state) = state.filter(|s| self.labelled_for(s, session_id)) else {
-                return Err(not_ready(
+                return Err((
                     format!(
                         "the session record names container {id}, which the host did not create \
                          for this session (or which is gone)"
@@ -503,43 +611,42 @@ impl Miner<'_> {
             };
             match state.status.as_str() {
                 "exited" | "dead" => {
-                    return Err(not_ready(
+                    return Err((
                         format!(
                             "its container {id} ({}) exited with code {}",
                             state.name,
                             state.exit_code.unwrap_or(-1)
                         ),
-                        Some(&state),
+                        Some(Box::new(state)),
                     ));
                 }
                 "restarting" => {
-                    return Err(not_ready(
+                    return Err((
                         format!(
                             "its container {id} ({}) is crash-looping: exit code {}, restarted {} times",
                             state.name,
                             state.exit_code.unwrap_or(-1),
                             state.restart_count
                         ),
-                        Some(&state),
+                        Some(Box::new(state)),
                     ));
                 }
-                _ if state.running && vllm_ready(&record.vllm_endpoint) => return Ok(()),
+                _ if state.running && vllm_ready(endpoint) => return Ok(()),
                 _ => {}
             }
             let elapsed = began.elapsed();
             if elapsed >= limit {
-                return Err(not_ready(
+                return Err((
                     format!(
-                        "vLLM at {} did not answer within {} s; if the model needs longer to \
+                        "vLLM at {endpoint} did not answer within {} s; if the model needs longer to \
                          load, wait longer (`jarvis mine start --wait SECONDS`, or [mining.extra].start_wait_seconds)",
-                        record.vllm_endpoint,
                         limit.as_secs()
                     ),
-                    Some(&state),
+                    Some(Box::new(state)),
                 ));
             }
             on_wait(&Waiting {
-                endpoint: &record.vllm_endpoint,
+                endpoint,
                 elapsed,
                 limit,
             });
@@ -752,6 +859,13 @@ impl Miner<'_> {
             report.exit_code = *exit_code;
             report.last_lines = last_lines.clone();
         }
+        if let Lifecycle::Degraded { down } = &lifecycle {
+            let down: Vec<String> = down.iter().map(ToString::to_string).collect();
+            report.reason = Some(format!(
+                "{}; `jarvis mine start` starts it again, the others are left running",
+                down.join("; ")
+            ));
+        }
         report.restart_count = observed.container.as_ref().map(|c| c.restart_count);
         report.provider = observed
             .record
@@ -759,8 +873,15 @@ impl Miner<'_> {
             .map(|r| r.provider.clone())
             .or_else(|| self.mining.map(|m| m.provider.clone()));
         report.container = observed.container.clone();
-        if matches!(lifecycle, Lifecycle::Running | Lifecycle::Starting)
-            && let Some(record) = &observed.record
+        if let Some(record) = &observed.record
+            && record.workers.len() > 1
+        {
+            report.workers = worker_statuses(record, &observed.observation);
+        }
+        if matches!(
+            lifecycle,
+            Lifecycle::Running | Lifecycle::Starting | Lifecycle::Degraded { .. }
+        ) && let Some(record) = &observed.record
         {
             self.add_stats(&mut report, &record.provider, record.session_id.as_deref());
             if observed.container.is_some() {
@@ -791,11 +912,59 @@ impl Miner<'_> {
         }
     }
 
-    /// Whether the record's container runs.
+    /// Whether every worker's container runs.
     fn is_running(&self, docker: &Docker, record: &SessionRecord) -> Result<bool, MineError> {
-        Ok(docker
-            .inspect(&record.container_id)?
-            .is_some_and(|s| s.running))
+        for worker in record.worker_list() {
+            if !docker
+                .inspect(&worker.container_id)?
+                .is_some_and(|s| s.running)
+            {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// A degraded session's workers whose containers stopped are started
+    /// again (the host created them, for this session); the others are
+    /// left alone. `None` when a worker's container is gone, which only a
+    /// new session can replace.
+    fn restart_workers(
+        &self,
+        docker: &Docker,
+        record: &SessionRecord,
+    ) -> Result<Option<Vec<String>>, MineError> {
+        let session_id = record.session_id.as_deref().unwrap_or_default();
+        let mut stopped = Vec::new();
+        for (index, worker) in record.worker_list().into_iter().enumerate() {
+            match docker.inspect(&worker.container_id)? {
+                Some(state) if !self.labelled_for(&state, session_id) => return Ok(None),
+                Some(state) if state.running => {}
+                Some(state) => stopped.push((index, state)),
+                None => return Ok(None),
+            }
+        }
+        let mut restarted = Vec::with_capacity(stopped.len());
+        for (index, state) in stopped {
+            let result = docker.start(&state.id).map_err(MineError::from);
+            self.audit_host(
+                &record.provider,
+                label(&state.labels, LABEL_COMPONENT),
+                format!(
+                    "host.restart-worker worker={index} container={} name={}",
+                    short_id(&state.id),
+                    state.name
+                ),
+                &result.as_ref().map(drop).map_err(ToString::to_string),
+            );
+            result?;
+            restarted.push(format!(
+                "worker {index} ({}) was {} and is started again",
+                short_id(&state.id),
+                state.status
+            ));
+        }
+        Ok(Some(restarted))
     }
 
     /// Containers the host created for any provider of this home.
@@ -1033,6 +1202,29 @@ fn label<'a>(labels: &'a std::collections::BTreeMap<String, String>, key: &str) 
     labels.get(key).map_or("", String::as_str)
 }
 
+/// Each recorded worker's container as observed.
+fn worker_statuses(record: &SessionRecord, observation: &Observation) -> Vec<WorkerStatus> {
+    record
+        .workers
+        .iter()
+        .enumerate()
+        .map(|(index, worker)| {
+            let container = observation
+                .containers
+                .iter()
+                .find(|c| state::same_id(&worker.container_id, &c.id));
+            WorkerStatus {
+                index,
+                container: short_id(&worker.container_id).to_owned(),
+                state: container.map_or("gone", |c| c.state.word()).to_owned(),
+                exit_code: container.and_then(|c| c.state.exit_code()),
+                gpus: worker.gpus.clone(),
+                vllm_endpoint: worker.vllm_endpoint.clone(),
+            }
+        })
+        .collect()
+}
+
 /// What the state machine needs of a container Docker inspected.
 fn observed(state: &docker::ContainerState, created: i64) -> Option<ObservedContainer> {
     Some(ObservedContainer {
@@ -1083,6 +1275,7 @@ impl StatusReport {
             process_session: None,
             reason: None,
             session_gpus: None,
+            workers: Vec::new(),
         }
     }
 }
@@ -1104,6 +1297,22 @@ impl From<bindings::MiningStats> for Stats {
             requests_served: s.requests_served,
             prompt_tokens: s.prompt_tokens,
             generation_tokens: s.generation_tokens,
+            workers: s
+                .workers
+                .into_iter()
+                .map(|w| WorkerCounts {
+                    index: w.index,
+                    gpus: w.gpus,
+                    shares_submitted: w.shares_submitted,
+                    shares_accepted: w.shares_accepted,
+                    shares_rejected: w.shares_rejected,
+                    blocks_found: w.blocks_found,
+                    hashrate: w.hashrate,
+                    last_share_at: w.last_share_at,
+                    last_error: w.last_error,
+                    requests_served: w.requests_served,
+                })
+                .collect(),
         }
     }
 }

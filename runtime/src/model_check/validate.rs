@@ -620,6 +620,7 @@ mod tests {
             started_at: 1,
             session_id: None,
             image: None,
+            workers: Vec::new(),
         };
         let req = request(dir.path());
         sidecar::write(&req.sidecar_path, &record).unwrap();

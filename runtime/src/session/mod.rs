@@ -16,7 +16,7 @@ pub mod sidecar;
 pub mod state;
 
 pub use lock::{LockError, LockHolder, SessionLock};
-pub use sidecar::{ProcessSession, SessionRecord, SidecarError, ValidationError};
+pub use sidecar::{ProcessSession, SessionRecord, SidecarError, ValidationError, WorkerRecord};
 pub use state::{
     ContainerState, Lifecycle, Observation, ObservedContainer, Operation, Reconciliation,
     SidecarState,

@@ -11,8 +11,9 @@
 //! | `jarvis mine stop` | `gateway_pid`/`miner_loop_pid`: processes it kills |
 //! | `jarvis mine doctor`, `validate-model` | `container_id`; `model`, `vllm_endpoint`, `gateway_metrics_url` |
 //!
-//! So the record written here is the reference's vllm shape plus two keys no
-//! reader looks at, `session_id` and `image`, and nothing else: no
+//! So the record written here is the reference's vllm shape plus keys no
+//! reader looks at, `session_id`, `image` and (for a session of several
+//! workers) `workers`, and nothing else: no
 //! `metrics_url` (`mine status` would parse vLLM's metrics as the gateway's
 //! and show 0 shares), no PIDs (`mine stop` would kill them). Where this
 //! runtime needs vLLM's metrics it derives the URL from the endpoint
@@ -80,7 +81,34 @@ pub struct SessionRecord {
     /// Ours: the image the container runs, `repo:tag` or `repo@sha256:…`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<String>,
+    /// Ours: every worker when the session runs several miners, worker 0
+    /// first (its container and endpoint are also the record's own, the
+    /// ones OpenJarvis reads). Empty for one container.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub workers: Vec<WorkerRecord>,
 }
+
+/// One worker of a session of several: its container, GPUs and endpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkerRecord {
+    pub container_id: String,
+    /// Host GPU ids (NVML indexes or UUIDs) it mines on.
+    #[serde(default)]
+    pub gpus: Vec<String>,
+    /// `http://127.0.0.1:<port>/v1`.
+    pub vllm_endpoint: String,
+}
+
+impl WorkerRecord {
+    /// vLLM's Prometheus endpoint beside the worker's API.
+    pub fn vllm_metrics_url(&self) -> String {
+        format!("{}/metrics", base_url(&self.vllm_endpoint))
+    }
+}
+
+/// Workers one session may record, and GPUs one worker may name.
+pub const MAX_WORKERS: usize = 16;
+pub const MAX_WORKER_GPUS: usize = 16;
 
 /// A session of processes, in the shape OpenJarvis's cpu providers write
 /// (reference §1.6): its `jarvis mine status` shows the PIDs and scrapes
@@ -103,6 +131,20 @@ pub struct ProcessSession {
 }
 
 impl SessionRecord {
+    /// Each worker's container, endpoint and GPUs: the recorded workers,
+    /// or the record's one container as worker 0.
+    pub fn worker_list(&self) -> Vec<WorkerRecord> {
+        if self.workers.is_empty() {
+            vec![WorkerRecord {
+                container_id: self.container_id.clone(),
+                gpus: Vec::new(),
+                vllm_endpoint: self.vllm_endpoint.clone(),
+            }]
+        } else {
+            self.workers.clone()
+        }
+    }
+
     /// The vLLM server's base URL: `vllm_endpoint` less a trailing `/` and
     /// one `/v1`, as OpenJarvis's engine discovery takes it.
     pub fn vllm_base_url(&self) -> &str {
@@ -436,6 +478,61 @@ pub fn validate(record: &SessionRecord) -> Result<(), ValidationError> {
     check_url("vllm_endpoint", &record.vllm_endpoint, Some("/v1"))?;
     check_url("gateway_url", &record.gateway_url, None)?;
     check_url("gateway_metrics_url", &record.gateway_metrics_url, None)?;
+    validate_workers(record)
+}
+
+/// Workers: at most [`MAX_WORKERS`], worker 0 the record's own container
+/// and endpoint, each container once, each endpoint a vLLM `/v1` URL.
+fn validate_workers(record: &SessionRecord) -> Result<(), ValidationError> {
+    let workers = &record.workers;
+    let invalid = |reason: String| ValidationError::Url {
+        field: "workers",
+        reason,
+    };
+    if workers.len() > MAX_WORKERS {
+        return Err(invalid(format!(
+            "{} workers; a session records at most {MAX_WORKERS}",
+            workers.len()
+        )));
+    }
+    if let Some(first) = workers.first()
+        && (first.container_id != record.container_id
+            || first.vllm_endpoint != record.vllm_endpoint)
+    {
+        return Err(invalid(
+            "worker 0 must be the record's own container_id and vllm_endpoint".into(),
+        ));
+    }
+    for (index, worker) in workers.iter().enumerate() {
+        let texts = std::iter::once(&worker.container_id)
+            .chain(&worker.gpus)
+            .chain(std::iter::once(&worker.vllm_endpoint));
+        for text in texts {
+            if text.is_empty()
+                || text.len() > MAX_STRING_BYTES
+                || text.chars().any(char::is_control)
+            {
+                return Err(invalid(format!(
+                    "worker {index} has an empty, overlong or control-character value"
+                )));
+            }
+        }
+        if worker.gpus.len() > MAX_WORKER_GPUS {
+            return Err(invalid(format!(
+                "worker {index} names {} GPUs; the limit is {MAX_WORKER_GPUS}",
+                worker.gpus.len()
+            )));
+        }
+        if workers[..index]
+            .iter()
+            .any(|w| w.container_id == worker.container_id)
+        {
+            return Err(invalid(format!(
+                "worker {index} repeats another worker's container"
+            )));
+        }
+        check_url("workers", &worker.vllm_endpoint, Some("/v1"))?;
+    }
     Ok(())
 }
 
@@ -443,15 +540,12 @@ pub fn validate(record: &SessionRecord) -> Result<(), ValidationError> {
 /// exactly [`SessionRecord::vllm_metrics_url`]. The host derives that URL
 /// and never records it, so any other value would be a promise nothing
 /// keeps. A malformed value gets [`validate`]'s reason.
-pub fn check_vllm_metrics_url(
-    record: &SessionRecord,
-    declared: &str,
-) -> Result<(), ValidationError> {
+pub fn check_vllm_metrics_url(derived: &str, declared: &str) -> Result<(), ValidationError> {
     if declared.is_empty() {
         return Ok(());
     }
     check_url("metrics_url", declared, Some("/metrics"))?;
-    if declared != record.vllm_metrics_url() {
+    if declared != derived {
         return Err(ValidationError::Url {
             field: "metrics_url",
             reason: "it must be vLLM's own /metrics beside `vllm_endpoint`, or empty \
@@ -540,6 +634,7 @@ mod tests {
             started_at: 1_760_000_000,
             session_id: Some("s-1".into()),
             image: Some("openjarvis/pearl-miner:master".into()),
+            workers: Vec::new(),
         }
     }
 
@@ -818,8 +913,8 @@ mod tests {
     #[test]
     fn a_declared_metrics_url_must_be_the_derived_one() {
         let r = record();
-        check_vllm_metrics_url(&r, "").unwrap();
-        check_vllm_metrics_url(&r, "http://127.0.0.1:8000/metrics").unwrap();
+        check_vllm_metrics_url(&r.vllm_metrics_url(), "").unwrap();
+        check_vllm_metrics_url(&r.vllm_metrics_url(), "http://127.0.0.1:8000/metrics").unwrap();
         for (declared, expect) in [
             ("http://127.0.0.1:8000/", "path must end in /metrics"),
             (
@@ -832,7 +927,7 @@ mod tests {
                 "vLLM's own /metrics beside `vllm_endpoint`",
             ),
         ] {
-            let err = check_vllm_metrics_url(&r, declared)
+            let err = check_vllm_metrics_url(&r.vllm_metrics_url(), declared)
                 .unwrap_err()
                 .to_string();
             assert!(err.contains("`metrics_url`"), "{err}");

@@ -62,6 +62,37 @@ pub enum Lifecycle {
         restart_count: i64,
         last_lines: Vec<String>,
     },
+    /// A session of several workers where some run and others do not:
+    /// `down` says which and why; the others are left alone.
+    Degraded {
+        down: Vec<WorkerDown>,
+    },
+}
+
+/// A worker of a degraded session that does not run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkerDown {
+    /// Its place in the session record's workers.
+    pub index: usize,
+    /// Its container's short id.
+    pub container: String,
+    /// "exited", "dead", "restarting", "paused", "created" or "gone".
+    pub state: &'static str,
+    pub exit_code: Option<i64>,
+}
+
+impl fmt::Display for WorkerDown {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "worker {} ({}) is {}",
+            self.index, self.container, self.state
+        )?;
+        if let Some(code) = self.exit_code {
+            write!(f, " (exit code {code})")?;
+        }
+        Ok(())
+    }
 }
 
 impl Lifecycle {
@@ -75,6 +106,7 @@ impl Lifecycle {
             Lifecycle::Stopping => "stopping",
             Lifecycle::Stopped => "stopped",
             Lifecycle::Failed { .. } => "failed",
+            Lifecycle::Degraded { .. } => "degraded",
         }
     }
 }
@@ -126,6 +158,28 @@ impl ContainerState {
         })
     }
 
+    /// Docker's word for it.
+    pub fn word(self) -> &'static str {
+        match self {
+            ContainerState::Created => "created",
+            ContainerState::Running => "running",
+            ContainerState::Paused => "paused",
+            ContainerState::Restarting { .. } => "restarting",
+            ContainerState::Removing => "removing",
+            ContainerState::Exited { .. } => "exited",
+            ContainerState::Dead { .. } => "dead",
+        }
+    }
+
+    pub fn exit_code(self) -> Option<i64> {
+        match self {
+            ContainerState::Restarting { last_exit_code } => last_exit_code,
+            ContainerState::Exited { code } => Some(code),
+            ContainerState::Dead { code } => code,
+            _ => None,
+        }
+    }
+
     /// Still holds (or may again hold) a process: what an orphan is.
     fn alive(self) -> bool {
         matches!(
@@ -166,6 +220,9 @@ pub enum SidecarState {
         /// The host's session id (absent in records OpenJarvis wrote).
         session_id: Option<String>,
         started_at: u64,
+        /// Every worker's container, worker 0's first, when the session
+        /// runs several; empty for one container.
+        workers: Vec<String>,
     },
     /// Unreadable or not a session record (see `sidecar::SidecarError`).
     Corrupt { reason: String },
@@ -178,6 +235,11 @@ impl From<&super::SessionRecord> for SidecarState {
             container_id: record.container_id.clone(),
             session_id: record.session_id.clone(),
             started_at: record.started_at,
+            workers: record
+                .workers
+                .iter()
+                .map(|worker| worker.container_id.clone())
+                .collect(),
         }
     }
 }
@@ -276,12 +338,55 @@ impl Observation {
         if !matches!(self.sidecar, SidecarState::Present { .. }) || self.attached() {
             return None;
         }
+        // A session of workers lives while any of them does.
+        let workers = self.workers();
+        if workers.len() > 1 && workers.iter().flatten().any(|c| c.state.alive()) {
+            return None;
+        }
         match self.linked().map(|c| c.state) {
             None => Some(Stale::Gone),
             Some(ContainerState::Exited { code }) => Some(Stale::Exited { code: Some(code) }),
             Some(ContainerState::Dead { code }) => Some(Stale::Exited { code }),
             Some(_) => None,
         }
+    }
+
+    /// Each recorded worker's container, where it exists (empty for a
+    /// session of one container).
+    fn workers(&self) -> Vec<Option<&ObservedContainer>> {
+        match &self.sidecar {
+            SidecarState::Present { workers, .. } => workers
+                .iter()
+                .map(|id| self.containers.iter().find(|c| same_id(id, &c.id)))
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// The workers that do not run, when some others do.
+    fn workers_down(&self) -> Option<Vec<WorkerDown>> {
+        let SidecarState::Present { workers: ids, .. } = &self.sidecar else {
+            return None;
+        };
+        let workers = self.workers();
+        let running =
+            |c: &Option<&ObservedContainer>| c.is_some_and(|c| c.state == ContainerState::Running);
+        if workers.len() < 2 || !workers.iter().any(running) {
+            return None;
+        }
+        let down: Vec<WorkerDown> = workers
+            .iter()
+            .zip(ids)
+            .enumerate()
+            .filter(|(_, (c, _))| !running(c))
+            .map(|(index, (c, id))| WorkerDown {
+                index,
+                container: short_id(id).to_owned(),
+                state: c.map_or("gone", |c| c.state.word()),
+                exit_code: c.and_then(|c| c.state.exit_code()),
+            })
+            .collect();
+        (!down.is_empty()).then_some(down)
     }
 
     /// Whether a live record (present, not stale) describes `container`:
@@ -314,7 +419,7 @@ impl Observation {
 }
 
 /// Docker ids: full 64 hex digits or a prefix (usually 12).
-fn same_id(a: &str, b: &str) -> bool {
+pub fn same_id(a: &str, b: &str) -> bool {
     let (a, b) = (a.trim(), b.trim());
     !a.is_empty() && !b.is_empty() && (a.starts_with(b) || b.starts_with(a))
 }
@@ -345,6 +450,9 @@ pub fn derive(o: &Observation) -> Lifecycle {
         return Lifecycle::Stopping;
     }
     let starting = o.in_progress == Some(Operation::Start);
+    if !starting && let Some(down) = o.workers_down() {
+        return Lifecycle::Degraded { down };
+    }
     if let Some(container) = o.main_container() {
         let young = o.age().is_some_and(|age| age < STARTING_GRACE_SECS);
         let linked = o.linked().is_some();
@@ -587,6 +695,7 @@ mod tests {
             container_id: container_id.into(),
             session_id: Some("s-1".into()),
             started_at,
+            workers: Vec::new(),
         }
     }
 
@@ -610,6 +719,63 @@ mod tests {
 
     fn orphan_of(o: &Observation, index: usize) -> Reconciliation {
         Reconciliation::RemoveOrphanContainer(o.containers[index].clone())
+    }
+
+    /// A session of three workers (containers w0, w1, w2) in these states.
+    fn workers(states: [Option<ContainerState>; 3]) -> Observation {
+        let ids = ["w0aaaaaaaaaa", "w1aaaaaaaaaa", "w2aaaaaaaaaa"];
+        Observation {
+            sidecar: SidecarState::Present {
+                provider: "vllm-pearl".into(),
+                container_id: ids[0].into(),
+                session_id: Some("s-1".into()),
+                started_at: NOW - 500,
+                workers: ids.map(String::from).to_vec(),
+            },
+            containers: ids
+                .iter()
+                .zip(states)
+                .filter_map(|(id, state)| Some(container(id, state?)))
+                .collect(),
+            ready: Some(true),
+            started_before: true,
+            ..configured()
+        }
+    }
+
+    #[test]
+    fn some_workers_down_is_degraded_and_the_others_are_left_alone() {
+        use ContainerState::{Exited, Running};
+        let all = workers([Some(Running), Some(Running), Some(Running)]);
+        assert_eq!(derive(&all), Lifecycle::Running);
+        let one = workers([Some(Running), Some(Exited { code: 137 }), Some(Running)]);
+        assert_eq!(
+            derive(&one),
+            Lifecycle::Degraded {
+                down: vec![WorkerDown {
+                    index: 1,
+                    container: "w1aaaaaaaaaa".into(),
+                    state: "exited",
+                    exit_code: Some(137),
+                }]
+            }
+        );
+        assert_eq!(reconcile(&one), []);
+        // Worker 0 gone: still degraded; its record is not stale, the
+        // others are not orphans.
+        let first = workers([None, Some(Running), Some(Running)]);
+        let Lifecycle::Degraded { down } = derive(&first) else {
+            panic!("{:?}", derive(&first));
+        };
+        assert_eq!(down[0].to_string(), "worker 0 (w0aaaaaaaaaa) is gone");
+        assert_eq!(reconcile(&first), []);
+        // None runs: failed, and the record is stale.
+        let none = workers([Some(Exited { code: 1 }), None, Some(Exited { code: 1 })]);
+        assert_eq!(derive(&none), failed(Some(1)));
+        assert!(matches!(
+            reconcile(&none)[..],
+            [Reconciliation::RemoveStaleSidecar { .. }]
+        ));
     }
 
     #[test]
@@ -866,6 +1032,7 @@ mod tests {
             container_id: "fedcba987654".into(),
             session_id: Some("s-0".into()),
             started_at: NOW - 500,
+            workers: Vec::new(),
         };
         assert_eq!(derive(&o), failed(None));
         assert_eq!(
@@ -888,6 +1055,7 @@ mod tests {
                 container_id: EXTERNAL_CONTAINER_ID.into(),
                 session_id: None,
                 started_at: NOW - 5,
+                workers: Vec::new(),
             },
             ..configured()
         };

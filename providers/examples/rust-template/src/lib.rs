@@ -58,6 +58,7 @@ impl Provider for Template {
             container_id: id.clone(),
             wallet_address: config.wallet_address.clone(),
             image,
+            workers: Vec::new(),
         });
         if let Err(err) = recorded {
             // Never leave a container nobody knows about.

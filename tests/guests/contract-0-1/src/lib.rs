@@ -10,7 +10,8 @@ wit_bindgen::generate!({
 
 mod provider;
 
-use openjarvis::mining::types::MiningStats;
+use openjarvis::mining::sidecar::Session;
+use openjarvis::mining::types::{Capabilities, MiningStats};
 use provider::{Contract, Counts};
 
 /// The contract version this component is built against.
@@ -32,6 +33,29 @@ fn mining_stats(provider_id: &str, counts: Counts, last_error: Option<String>) -
         requests_served: Some(counts.requests),
         prompt_tokens: None,
         generation_tokens: None,
+    }
+}
+
+/// 0.1.0's `capabilities`.
+fn verdict(supported: bool, reason: Option<String>) -> Capabilities {
+    Capabilities {
+        supported,
+        reason,
+        estimated_hashrate: None,
+    }
+}
+
+/// 0.1.0's session record of the fake miner at `endpoint` (no path).
+fn session(endpoint: &str, container_id: String, wallet_address: String, image: String) -> Session {
+    Session {
+        vllm_endpoint: format!("{endpoint}/v1"),
+        model: "contract/model".into(),
+        gateway_url: "http://127.0.0.1:8337".into(),
+        gateway_metrics_url: "http://127.0.0.1:8339".into(),
+        metrics_url: format!("{endpoint}/metrics"),
+        container_id,
+        wallet_address,
+        image,
     }
 }
 

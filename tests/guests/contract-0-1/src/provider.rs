@@ -2,8 +2,9 @@
 // 0.1.0 contract (this crate) and against the current one
 // (tests/guests/contract-0-2), each with bindings of its own (not the SDK),
 // so the two components make exactly the same calls (tests/contract_versions.rs).
-// The crate including this file provides `CONTRACT` (its version) and
-// `mining_stats` (its `mining-stats` record).
+// The crate including this file provides `CONTRACT` (its version) and the
+// records whose fields differ between versions: `mining_stats`, `verdict`
+// (`capabilities`) and `session` (the sidecar's `session`).
 //
 // - `detect` is supported on Linux with an NVIDIA GPU and otherwise says what
 //   it saw; with the model `all-imports` it calls every import instead.
@@ -57,11 +58,7 @@ impl Guest for Contract {
         }
         let nvidia = facts.gpus.iter().filter(|g| g.vendor == "nvidia").count();
         if facts.os.as_deref() == Some("linux") && nvidia > 0 {
-            return Capabilities {
-                supported: true,
-                reason: None,
-                estimated_hashrate: None,
-            };
+            return crate::verdict(true, None);
         }
         unsupported(format!(
             "{ID} needs Linux and an NVIDIA GPU; it was shown {} with {} GPU(s) for {engine_id} {model}",
@@ -86,16 +83,7 @@ impl Guest for Contract {
         let endpoint = format!("http://127.0.0.1:{port}");
         let id = containers::run(&miner(&image, port))?;
         log::log(log::Level::Info, &format!("started the fake miner {id}"));
-        sidecar::write(&sidecar::Session {
-            vllm_endpoint: format!("{endpoint}/v1"),
-            model: "contract/model".into(),
-            gateway_url: "http://127.0.0.1:8337".into(),
-            gateway_metrics_url: "http://127.0.0.1:8339".into(),
-            metrics_url: format!("{endpoint}/metrics"),
-            container_id: id,
-            wallet_address: config.wallet_address,
-            image,
-        })
+        sidecar::write(&crate::session(&endpoint, id, config.wallet_address, image))
     }
 
     fn stop() -> Result<(), Error> {
@@ -153,11 +141,7 @@ pub struct Counts {
 }
 
 fn unsupported(reason: String) -> Capabilities {
-    Capabilities {
-        supported: false,
-        reason: Some(reason),
-        estimated_hashrate: None,
-    }
+    crate::verdict(false, Some(reason))
 }
 
 /// The fake miner on the host network at `port`, no GPU.
@@ -228,16 +212,12 @@ fn all_imports(params: &Params) -> String {
     };
     let container = "contract-miner";
     let url = format!("http://127.0.0.1:{port}/metrics");
-    let session = sidecar::Session {
-        vllm_endpoint: format!("http://127.0.0.1:{port}/v1"),
-        model: "contract/model".into(),
-        gateway_url: "http://127.0.0.1:8337".into(),
-        gateway_metrics_url: "http://127.0.0.1:8339".into(),
-        metrics_url: url.clone(),
-        container_id: container.into(),
-        wallet_address: "prl1contract".into(),
-        image: image.clone(),
-    };
+    let session = crate::session(
+        &format!("http://127.0.0.1:{port}"),
+        container.into(),
+        "prl1contract".into(),
+        image.clone(),
+    );
     let process_session = sidecar::ProcessSession {
         gateway_url: "http://127.0.0.1:8337".into(),
         metrics_url: "http://127.0.0.1:8339/metrics".into(),

@@ -6,6 +6,8 @@
 //! Attacks that make several calls (`all-imports`, `scrape` with a `count`,
 //! `loop`) report every answer in one `failed` error, one line each:
 //! `<import>\t<answer>` where the answer is `ok` or `<kind>: <message>`.
+//! `gpu-telemetry` reports what `gpu-telemetry.sample` read, in one `failed`
+//! error too: `<n> GPUs`, then each reading's `Debug` text on a line.
 //!
 //! `detect` reports the GPUs it was shown and what a privileged import said
 //! (it must be denied: `detect` is pure); its `model` argument picks another
@@ -15,7 +17,7 @@
 //! (`wasi:clocks/monotonic-clock`): pollables that it holds fill the host's
 //! resource table, and blocking on one sleeps inside a host call.
 
-use mining_provider_sdk::host::{clock, containers, metrics, processes, sidecar};
+use mining_provider_sdk::host::{clock, containers, gpu_telemetry, metrics, processes, sidecar};
 use mining_provider_sdk::types::{
     Capabilities, Capability, Error, ExtraValue, HardwareFacts, MiningConfig, ProviderInfo,
 };
@@ -44,6 +46,7 @@ impl Provider for Escape {
                 Capability::Sidecar,
                 Capability::Metrics,
                 Capability::Processes,
+                Capability::GpuTelemetry,
             ],
         }
     }
@@ -241,6 +244,15 @@ impl Provider for Escape {
                 ))
             }
             "sidecar-write-processes" => sidecar::write_processes(&params.process_session()),
+            "gpu-telemetry" => {
+                let readings = gpu_telemetry::sample()?;
+                Err(Error::Failed(
+                    std::iter::once(format!("{} GPUs", readings.len()))
+                        .chain(readings.iter().map(|reading| format!("{reading:?}")))
+                        .collect::<Vec<_>>()
+                        .join("\n"),
+                ))
+            }
             other => Err(Error::Invalid(format!("unknown attack {other:?}"))),
         }
     }
@@ -423,6 +435,7 @@ impl Params {
             container_id: field("container_id", "escape-container"),
             wallet_address: field("wallet_address", "prl1escape"),
             image: field("session_image", "jarvis-test/escape:1"),
+            workers: Vec::new(),
         }
     }
 }
@@ -447,6 +460,10 @@ fn all_imports(params: &Params) -> String {
             answer(containers::ensure_image(&params.image())),
         ),
         ("containers.run", answer(containers::run(&params.spec()))),
+        (
+            "containers.run-all",
+            answer(containers::run_all(&[params.spec()])),
+        ),
         ("containers.stop", answer(containers::stop(&container, 1))),
         ("containers.remove", answer(containers::remove(&container))),
         (
@@ -491,6 +508,7 @@ fn all_imports(params: &Params) -> String {
             "processes.tail-log",
             answer(processes::tail_log("escape-process", 10)),
         ),
+        ("gpu-telemetry.sample", answer(gpu_telemetry::sample())),
         ("clock.now", answer(clock::now())),
     ];
     results
@@ -511,6 +529,7 @@ fn tight_loop(import: &str, count: u64) -> String {
             "sidecar.read" => sidecar::read().map(drop),
             "containers.inspect" => containers::inspect("escape-no-such-container").map(drop),
             "clock.now" => clock::now().map(drop),
+            "gpu-telemetry.sample" => gpu_telemetry::sample().map(drop),
             "log" => {
                 log::info("tight loop");
                 Ok(())

@@ -78,6 +78,7 @@ impl Provider for Teardown {
             container_id: first.unwrap_or_default(),
             wallet_address: config.wallet_address.clone(),
             image,
+            workers: Vec::new(),
         })?;
         match config.extra_text_or("start_then", "ok").as_str() {
             "refuse" => Err(Error::Failed("teardown refuses to finish start".into())),
