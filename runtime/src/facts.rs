@@ -206,6 +206,22 @@ mod tests {
     }
 
     #[test]
+    fn a_selection_lists_its_ids_and_includes_by_index_or_uuid() {
+        assert_eq!(GpuSelection::new(None).ids(), None);
+        assert_eq!(GpuSelection::new(Some("  ")).ids(), None);
+        let selection = GpuSelection::new(Some(" 2, GPU-b ,,"));
+        assert_eq!(selection.ids(), Some(vec!["2", "GPU-b"]));
+        assert!(selection.includes(2, None));
+        assert!(selection.includes(7, Some("gpu-B")));
+        assert!(!selection.includes(1, Some("GPU-a")));
+        // Nothing but separators selects nothing.
+        let nothing = GpuSelection::new(Some(","));
+        assert_eq!(nothing.ids(), Some(vec![]));
+        assert!(!nothing.includes(0, Some("GPU-a")));
+        assert!(GpuSelection::new(None).includes(5, None));
+    }
+
+    #[test]
     fn auto_prefers_the_hardwares_provider_but_only_one_that_can_start() {
         let linux = host_gpu::HardwareFacts {
             os: Some("linux".into()),
