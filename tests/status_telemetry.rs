@@ -303,16 +303,24 @@ impl Session {
         self.home.run(&["status", "--json"], env).code(0).json()
     }
 
-    /// `status --json` once the fake miner has logged all three of its
-    /// blocks (two accepted, one rejected): the counts no longer move.
+    /// `status --json` once every worker's fake miner (one per GPU) has
+    /// logged all three of its blocks (two accepted, one rejected): the
+    /// counts no longer move.
     #[track_caller]
     fn settled_status(&self, env: &[(String, String)]) -> Value {
         let mut last = Value::Null;
         wait_for(Duration::from_secs(30), || {
             last = self.status_json(env);
-            (last["stats"]["shares_submitted"] == 3).then(|| last.clone())
+            let stats = &last["stats"];
+            let settled = match stats["workers"].as_array() {
+                Some(workers) if !workers.is_empty() => {
+                    workers.iter().all(|w| w["shares_submitted"] == 3)
+                }
+                _ => stats["shares_submitted"] == 3,
+            };
+            settled.then(|| last.clone())
         })
-        .unwrap_or_else(|| panic!("the fake miner never submitted 3 blocks: {last:#}"))
+        .unwrap_or_else(|| panic!("the fake miners never submitted 3 blocks each: {last:#}"))
     }
 
     /// The session id the host labelled the container with.
@@ -572,16 +580,19 @@ fn energy_per_share_per_block_and_cost_over_the_window_since_start() {
     let json = session.settled_status(&now);
     let energy = &json["energy"];
     let stats = &json["stats"];
-    // The fake miner's three blocks: two accepted, one rejected.
-    assert_eq!(stats["shares_accepted"], 2, "{json:#}");
-    assert_eq!(stats["blocks_found"], 2);
-    assert_eq!(energy["shares_accepted"], 2);
-    assert_eq!(energy["blocks_found"], 2);
+    // Each fake miner (one per GPU, or one for the session) logs three
+    // blocks: two accepted, one rejected.
+    let miners = stats["workers"].as_array().map_or(1, |w| w.len().max(1)) as u64;
+    assert_eq!(stats["shares_accepted"], 2 * miners, "{json:#}");
+    assert_eq!(stats["blocks_found"], 2 * miners);
+    assert_eq!(energy["shares_accepted"], 2 * miners);
+    assert_eq!(energy["blocks_found"], 2 * miners);
     assert_eq!(energy["energy_j"], 7_200_000.0, "{energy:#}");
     assert_eq!(energy["energy_kwh"], 2.0);
-    assert_eq!(energy["joules_per_share"], 3_600_000.0);
-    assert_eq!(energy["joules_per_block"], 3_600_000.0);
-    assert_eq!(energy["shares_per_kwh"], 1.0);
+    let per = 7_200_000.0 / (2 * miners) as f64;
+    assert_eq!(energy["joules_per_share"], per);
+    assert_eq!(energy["joules_per_block"], per);
+    assert_eq!(energy["shares_per_kwh"], miners as f64);
     assert_eq!(energy["electricity_price_per_kwh"], 0.25);
     assert_eq!(energy["cost"], 0.5);
     assert_eq!(energy["counter_reset"], false);
@@ -608,9 +619,19 @@ fn energy_per_share_per_block_and_cost_over_the_window_since_start() {
             && energy_row.ends_with("s since the session started"),
         "{text}"
     );
-    assert_eq!(text.row("per accepted share"), Some("3.60 MJ (2 accepted)"));
-    assert_eq!(text.row("per block"), Some("3.60 MJ (2 found)"));
-    assert_eq!(text.row("shares per kWh"), Some("1.00"));
+    let mj = per / 1e6;
+    assert_eq!(
+        text.row("per accepted share"),
+        Some(format!("{mj:.2} MJ ({} accepted)", 2 * miners).as_str())
+    );
+    assert_eq!(
+        text.row("per block"),
+        Some(format!("{mj:.2} MJ ({} found)", 2 * miners).as_str())
+    );
+    assert_eq!(
+        text.row("shares per kWh"),
+        Some(format!("{miners}.00").as_str())
+    );
     assert_eq!(text.row("cost (estimate)"), Some("0.5000 at 0.25 per kWh"));
     text.stdout_has("energy figures are estimates over the window measured");
 
