@@ -2,7 +2,7 @@
 //! GPUs this provider may see, and of no other. Those are the GPUs `detect`'s
 //! facts list: the policy's `gpus` grant, narrowed by the user's
 //! `[mining.extra].cuda_visible_devices`. What the answer may carry, bit by
-//! bit, is listed in docs/security.md ("gpu-telemetry").
+//! bit, is listed in docs/security.md ("GPU telemetry").
 //!
 //! - NVML is asked only about the GPUs the grant or the selection names
 //!   (every GPU only when neither names any, and then every GPU is
@@ -11,8 +11,9 @@
 //! - A GPU outside the grant, one that does not exist and one NVML cannot
 //!   open all read the same: absent from the list. No count, note or error
 //!   names them.
-//! - A provider that may see no GPU gets an empty list without NVML being
-//!   asked, so it cannot tell a host with NVML from one without.
+//! - A provider whose grant (or the user's selection) names no GPU gets an
+//!   empty list without NVML being asked, so it cannot tell a host with
+//!   NVML from one without.
 //! - No usable NVML is `unavailable` with [`NO_NVML`], the same words
 //!   whatever the cause: no library path, driver message or GPU number.
 
