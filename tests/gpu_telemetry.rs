@@ -21,6 +21,7 @@ use jarvis_mine::facts::GpuSelection;
 use jarvis_mine::host::Session;
 use jarvis_mine::paths::Paths;
 use jarvis_mine::sandbox::SandboxLimits;
+use jarvis_mine_tests::run::{Run, jarvis_mine};
 use jarvis_mine_tests::{
     H100, escape_component, h100s, in_child, load_with_policy, sandbox, user_policy,
 };
@@ -483,5 +484,57 @@ fn a_granted_provider_reads_the_exact_readings_of_its_gpus_through_the_import() 
             expected,
             "gpus = [{gpus}], selection {selection:?}"
         );
+    }
+}
+
+/// End to end through `jarvis mine start`: the host gives the import the
+/// user's `cuda_visible_devices` as it narrows `detect`'s facts, so an
+/// installed provider granted GPUs 1 and 2 of four, with
+/// `cuda_visible_devices = "2,3"`, reads GPU 2 alone. (The escape guest's
+/// `start` fails with what it read.)
+#[test]
+fn start_reads_the_gpus_the_grant_and_cuda_visible_devices_both_name() {
+    let home = tempfile::tempdir().unwrap();
+    let gpus = h100s(4);
+    let jarvis = |args: &[&str]| {
+        let mut command = jarvis_mine(env!("CARGO_BIN_EXE_jarvis-under-test"), home.path(), args);
+        command
+            .env(NVML_LIBRARY_ENV, fake_library())
+            .env("FAKE_NVML_GPUS", &gpus)
+            .env("PEARLD_RPC_PASSWORD", "telemetry-test-password");
+        Run::of(format!("jarvis mine {}", args.join(" ")), &mut command)
+    };
+    let escape = home.path().join("escape.wasm");
+    std::fs::write(&escape, escape_component()).unwrap();
+    jarvis(&["providers", "install", "--yes", escape.to_str().unwrap()]).code(0);
+    std::fs::write(
+        home.path().join("mining/policy.toml"),
+        "[providers.escape]\ncapabilities = [\"gpu-telemetry\"]\ngpus = [\"1\", \"2\"]\n",
+    )
+    .unwrap();
+    std::fs::write(
+        home.path().join("config.toml"),
+        r#"
+[mining]
+provider = "escape"
+wallet_address = "prl1qtelemetry"
+submit_target = "solo"
+
+[mining.extra]
+attack = "gpu-telemetry"
+cuda_visible_devices = "2,3"
+"#,
+    )
+    .unwrap();
+    let run = jarvis(&["start", "--no-wait"]);
+    assert_ne!(run.code, Some(0), "{run}");
+    assert!(run.stderr.contains("1 GPUs"), "{run}");
+    assert!(
+        run.stderr
+            .contains("GpuReading { index: 2, uuid: Some(\"GPU-h100-2\")"),
+        "{run}"
+    );
+    for absent in ["index: 0,", "index: 1,", "index: 3,"] {
+        assert!(!run.stderr.contains(absent), "{absent}: {run}");
     }
 }
