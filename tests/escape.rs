@@ -1297,22 +1297,23 @@ fn detected_indexes(h: &Harness, selection: Option<&str>) -> Vec<u32> {
         .collect()
 }
 
-/// On four fake H100s (`GPU-h100-0` to `-3`), each grant and selection reads
-/// exactly the GPUs `detect` is shown, and every GPU outside them (not
-/// granted, not selected, absent, a foreign UUID or a MIG instance) reads
-/// the same: not there. No count, index, note or error tells them apart.
+/// On four fake H100s (`GPU-h100-0` to `-3`) and a fifth GPU that has fallen
+/// off the bus, each grant and selection reads exactly the GPUs `detect` is
+/// shown, and every GPU outside them (not granted, not selected, absent, lost,
+/// a foreign UUID or a MIG instance) reads the same: not there. No count,
+/// index, note or error tells them apart.
 #[test]
 fn gpu_telemetry_reads_exactly_the_gpus_detect_sees_and_tells_nothing_of_the_rest() {
     if !in_child(
         "gpu_telemetry_reads_exactly_the_gpus_detect_sees_and_tells_nothing_of_the_rest",
         &[
             (NVML_LIBRARY_ENV, fake_nvml_library()),
-            ("FAKE_NVML_GPUS", &h100s(4)),
+            ("FAKE_NVML_GPUS", &format!("{};lost", h100s(4))),
         ],
     ) {
         return;
     }
-    let cases: [(&str, Option<&str>, &[u32], &str); 12] = [
+    let cases: [(&str, Option<&str>, &[u32], &str); 14] = [
         (r#""1""#, None, &[1], "gpus=1"),
         (r#""1", "GPU-H100-3""#, None, &[1, 3], "gpus=1,GPU-H100-3"),
         (r#""*""#, None, &[0, 1, 2, 3], "gpus=all"),
@@ -1329,6 +1330,9 @@ fn gpu_telemetry_reads_exactly_the_gpus_detect_sees_and_tells_nothing_of_the_res
         (r#""0""#, Some("1,2"), &[], "gpus=0"),
         // Granted, absent.
         (r#""7""#, None, &[], "gpus=7"),
+        // Granted, present, but NVML cannot open it.
+        (r#""4""#, None, &[], "gpus=4"),
+        (r#""1", "4""#, Some("4, 1"), &[1], "gpus=1,4"),
         (
             r#""GPU-00000000-0000-0000-0000-000000000000""#,
             None,
