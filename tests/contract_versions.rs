@@ -128,6 +128,8 @@ impl Twins {
             gpu_selection: Default::default(),
             progress: Box::new(|_| {}),
             refusals: Default::default(),
+            dry_run: None,
+            host_gpus: None,
         }
     }
 

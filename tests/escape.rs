@@ -183,6 +183,8 @@ impl Harness {
             gpu_selection: Default::default(),
             progress: Box::new(|_| {}),
             refusals: Default::default(),
+            dry_run: None,
+            host_gpus: None,
         }
     }
 
@@ -1608,6 +1610,62 @@ fn every_import_denied(
         assert_record(record, import, Decision::Deny);
         assert_contains(record.reason.as_deref().unwrap(), &[because]);
     }
+}
+
+/// `start --dry-run` runs the provider's `start` against a host that only
+/// records: whatever the provider calls, nothing on the host changes, and
+/// each import that would change something is refused by the dry-run rule.
+#[test]
+fn a_dry_run_changes_nothing_whatever_the_provider_calls() {
+    let h = Harness::new(&grant(
+        "",
+        r#""session""#,
+        "[providers.escape.quotas]\ncontainers = 4",
+    ));
+    let cleanup = ContainerCleanup::new("escape-dry-run");
+    let home = h.home().display().to_string();
+    let own = victim(
+        &cleanup,
+        "own",
+        &[(LABEL_PROVIDER, ESCAPE), (LABEL_HOME, &home)],
+    );
+    let endpoint = Server::start(Some(http_reply("200 OK", "", "up 1\n")));
+    let record = h.write_record(ESCAPE, endpoint.port);
+    let recorder = jarvis_mine::host::dry_run::Recorder::default();
+    let mut session = h.session();
+    session.dry_run = Some(recorder.clone());
+    let error = h.attack_with(
+        session,
+        &[
+            ("attack", text("all-imports")),
+            ("image", text(fake_miner_image())),
+            ("container", text(own.clone())),
+            ("name", text(format!("escape-dry-run-{}", cleanup.value()))),
+        ],
+    );
+    let Error::Failed(text) = error else {
+        panic!("expected the report, got {error:?}");
+    };
+    let answers = report(&text);
+    for import in jarvis_mine::host::dry_run::REFUSED {
+        let (_, answer) = answers
+            .iter()
+            .find(|(i, _)| i == import)
+            .unwrap_or_else(|| panic!("{import} missing from {text}"));
+        assert!(
+            answer.starts_with("denied: ") && answer.contains("--dry-run"),
+            "{import}: {answer}"
+        );
+    }
+    for import in ["containers.run", "containers.run-all"] {
+        assert!(answers.contains(&(import.into(), "ok".into())), "{text}");
+    }
+    // Nothing moved: the provider's container runs, no other exists, the
+    // record is the one on disk; the plan holds what would have been made.
+    assert!(running(&own), "the provider's container was stopped");
+    assert_eq!(h.containers().len(), 1, "{:?}", h.containers());
+    assert_eq!(h.sidecar_bytes().as_deref(), Some(&record[..]));
+    assert_eq!(recorder.plan().containers.len(), 2, "{:?}", recorder.plan());
 }
 
 fn all_imports_from_start(h: &Harness, extra: &[(&str, ExtraValue)]) -> String {

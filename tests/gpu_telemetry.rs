@@ -453,6 +453,8 @@ fn a_granted_provider_reads_the_exact_readings_of_its_gpus_through_the_import() 
             gpu_selection: GpuSelection::new(selection),
             progress: Box::new(|_| {}),
             refusals: Default::default(),
+            dry_run: None,
+            host_gpus: None,
         };
         let config = MiningConfig {
             provider: "escape".into(),

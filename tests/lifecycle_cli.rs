@@ -1061,6 +1061,70 @@ fn three_gpus_mine_as_three_workers_and_a_killed_one_comes_back() {
 }
 
 #[test]
+fn a_dry_run_plans_eight_workers_and_touches_nothing() {
+    let _x = exclusive();
+    let home = Home::new().configured();
+    // Devices are requested (the plan is never started here).
+    let config = home.config_text().unwrap();
+    assert!(config.contains("gpu_request = \"none\""), "{config}");
+    std::fs::write(
+        home.config(),
+        config.replace("gpu_request = \"none\"", "gpu_request = \"auto\""),
+    )
+    .unwrap();
+    let before = miners().len();
+    let eight = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/facts/h200x8.json");
+    let facts = eight.to_str().unwrap();
+    let run = home.jarvis(&["mine", "start", "--dry-run", "--json", "--facts", facts]);
+    let plan = run.code(0).json();
+    let containers = plan["containers"].as_array().unwrap();
+    assert_eq!(containers.len(), 8, "{plan:#}");
+    for (index, container) in containers.iter().enumerate() {
+        let port = home.port + index as u16;
+        assert_eq!(
+            container["device_ids"],
+            serde_json::json!([index.to_string()])
+        );
+        assert!(
+            container["args"]
+                .as_array()
+                .unwrap()
+                .contains(&Value::from(port.to_string())),
+            "{container:#}"
+        );
+        let env: Vec<&str> = container["env"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+        assert!(env.contains(&"PEARLD_RPC_PASSWORD") && env.contains(&"CUDA_VISIBLE_DEVICES"));
+    }
+    assert_eq!(plan["session"]["workers"].as_array().unwrap().len(), 8);
+    assert!(!run.stdout.contains(PASSWORD) && !run.stdout.contains(HF_TOKEN));
+    // Nothing was created, written or started.
+    assert_eq!(miners().len(), before);
+    assert!(!home.sidecar().exists());
+    // The policy still decides: a quota of 2 refuses the eight.
+    let policy = home.path().join("mining/policy.toml");
+    std::fs::create_dir_all(policy.parent().unwrap()).unwrap();
+    std::fs::write(&policy, "[providers.vllm-pearl.quotas]\ncontainers = 2\n").unwrap();
+    home.jarvis(&["mine", "start", "--dry-run", "--facts", facts])
+        .stderr_has("may not create 8 more");
+    let text = home.jarvis(&[
+        "mine",
+        "start",
+        "--dry-run",
+        "--facts",
+        h100_facts().to_str().unwrap(),
+    ]);
+    text.code(0)
+        .stdout_has("Dry run: nothing was created")
+        .stdout_has("openjarvis-pearl-miner\n");
+    assert_eq!(miners().len(), before);
+}
+
+#[test]
 fn jarvis_killed_during_start_leaves_no_orphan() {
     let _x = exclusive();
     let home = Home::new().configured();

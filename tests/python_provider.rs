@@ -241,6 +241,8 @@ fn session(home: &Path) -> Session {
         gpu_selection: Default::default(),
         progress: Box::new(|_| {}),
         refusals: Default::default(),
+        dry_run: None,
+        host_gpus: None,
     }
 }
 

@@ -32,6 +32,8 @@ fn session(home: &std::path::Path) -> Session {
         gpu_selection: Default::default(),
         progress: Box::new(|_| {}),
         refusals: Default::default(),
+        dry_run: None,
+        host_gpus: None,
     }
 }
 

@@ -9,6 +9,7 @@ use super::{CliError, CliResult, exit};
 use crate::config::MiningConfig;
 use crate::docker::ImageProgress;
 use crate::doctor::check_address;
+use crate::host::dry_run::Plan;
 use crate::lifecycle::{StartOptions, Waiting};
 use crate::sandbox::SandboxLimits;
 use clap::Args;
@@ -29,8 +30,19 @@ const MAX_START_WAIT_SECONDS: i64 = 86_400;
 #[command(after_help = "Examples:
   jarvis mine start
   PEARLD_RPC_PASSWORD=... HF_TOKEN=... jarvis mine start   # HF_TOKEN for gated models
-  jarvis mine start --no-wait                              # return once the container runs")]
+  jarvis mine start --no-wait                              # return once the container runs
+  jarvis mine start --dry-run                              # the containers it would create, nothing done
+  jarvis mine start --dry-run --json --facts h100x8.json   # the plan for another host's GPUs")]
 pub struct StartArgs {
+    /// Print the plan (containers, images, devices, env names, ports, mounts) and change nothing.
+    #[arg(long, conflicts_with_all = ["wait", "no_wait"])]
+    dry_run: bool,
+    /// With --dry-run: print the plan as one JSON object.
+    #[arg(long, requires = "dry_run")]
+    json: bool,
+    /// With --dry-run: plan for the GPUs of this facts file (as `doctor --facts`).
+    #[arg(long, value_name = "FILE", requires = "dry_run")]
+    facts: Option<std::path::PathBuf>,
     /// Wait up to SECONDS for vLLM to answer (default [mining.extra].start_wait_seconds, else 1800).
     #[arg(long, value_name = "SECONDS", conflicts_with = "no_wait",
           value_parser = clap::value_parser!(u64).range(1..=MAX_START_WAIT_SECONDS as u64))]
@@ -46,6 +58,21 @@ pub fn run(args: &StartArgs, limits: SandboxLimits) -> CliResult {
         CliError::invalid_input("no [mining] section in config - run `jarvis mine init`")
     })?;
     preflight(mining)?;
+    if args.dry_run {
+        let facts = args
+            .facts
+            .as_deref()
+            .map(super::doctor::load_facts)
+            .transpose()?;
+        if let Err(err) = &opened.docker {
+            return Err(CliError {
+                code: exit::DOCKER_UNAVAILABLE,
+                message: format!("Docker unavailable: {err}"),
+            });
+        }
+        let plan = opened.miner().dry_run(facts.as_ref()).map_err(mine_error)?;
+        return super::output::print(args.json, &plan, write_plan).map(|()| ExitCode::SUCCESS);
+    }
     let ready_wait = match (args.no_wait, args.wait) {
         (true, _) => None,
         (false, Some(seconds)) => Some(Duration::from_secs(seconds)),
@@ -110,6 +137,53 @@ pub fn run(args: &StartArgs, limits: SandboxLimits) -> CliResult {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The dry run's plan, one block per container.
+fn write_plan(out: &mut impl std::io::Write, plan: &Plan) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "Dry run: nothing was created. `jarvis mine start` would create {} container{}:",
+        plan.containers.len(),
+        if plan.containers.len() == 1 { "" } else { "s" }
+    )?;
+    for container in &plan.containers {
+        let devices = match container.device_ids.as_slice() {
+            [] => container.gpus.clone(),
+            ids => format!("devices {}", ids.join(",")),
+        };
+        writeln!(out, "\n{}", one_line(&container.name))?;
+        let rows = [
+            ("image", container.image.clone()),
+            ("args", container.args.join(" ")),
+            ("gpus", devices),
+            ("env", container.env.join(" ")),
+            ("ports", join(&container.ports)),
+            ("mounts", container.mounts.join(" ")),
+            ("network", container.network.clone()),
+            ("restart", container.restart.clone()),
+        ];
+        for (label, value) in rows {
+            writeln!(out, "  {label:<8} {}", one_line(&value))?;
+        }
+    }
+    if let Some(session) = &plan.session {
+        writeln!(
+            out,
+            "\nsession record: {} (worker 0 of {})",
+            one_line(&session.vllm_endpoint),
+            session.workers.len().max(1)
+        )?;
+    }
+    Ok(())
+}
+
+fn join(ports: &[u16]) -> String {
+    ports
+        .iter()
+        .map(u16::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// `[mining.extra].start_wait_seconds`: how long `start` waits for vLLM

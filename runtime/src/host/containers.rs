@@ -50,6 +50,10 @@ impl Host for CallHost {
         self.privileged::<Containers, _>(IMPORT_ENSURE_IMAGE, |gate| {
             check_image(&image)?;
             let mut view = gate.permit(Request::EnsureImage { image: &image })?;
+            if let Some(plan) = view.dry_run() {
+                plan.image(&image);
+                return Ok(());
+            }
             let docker = view.docker()?;
             let (source, progress) = view.image_source();
             docker
@@ -209,8 +213,24 @@ fn run_all(
         let policy = plan.policy.clone();
         requests.push((policy, plan.finish(&view)?));
     }
+    let ids = match gate.dry_run() {
+        Some(plan) => requests
+            .iter()
+            .map(|(policy, request)| plan.container(request, &policy.host_ports))
+            .collect(),
+        None => create_all(gate, &requests)?,
+    };
+    gate.describe(summaries.join("; "));
+    Ok(ids)
+}
+
+/// Creates and starts each container; on a failure removes those created.
+fn create_all(
+    gate: &mut Gate<'_, Containers>,
+    requests: &[(RunRequest, docker::ContainerSpec)],
+) -> Result<Vec<String>, Error> {
     let mut ids = Vec::with_capacity(requests.len());
-    for (policy, request) in &requests {
+    for (policy, request) in requests {
         let view = gate.permit(Request::RunContainer(policy))?;
         match create_and_start(&view, request) {
             Ok(id) => ids.push(id),
@@ -223,7 +243,6 @@ fn run_all(
             }
         }
     }
-    gate.describe(summaries.join("; "));
     Ok(ids)
 }
 
@@ -271,16 +290,18 @@ fn check(gate: &mut Gate<'_, Containers>, spec: ContainerSpec) -> Result<Plan, E
         ));
     }
     // Only now, for paths the grant covers, does the host look at its disk.
-    plan.resolve_mounts().map_err(|refusal| match refusal {
-        MountRefusal::Forbidden(path) => gate.refuse(
-            HostRule::ForbiddenMounts,
-            format!(
-                "mounting {} into a container is not allowed",
-                path.display()
+    let dry_run = gate.dry_run().is_some();
+    plan.resolve_mounts(dry_run)
+        .map_err(|refusal| match refusal {
+            MountRefusal::Forbidden(path) => gate.refuse(
+                HostRule::ForbiddenMounts,
+                format!(
+                    "mounting {} into a container is not allowed",
+                    path.display()
+                ),
             ),
-        ),
-        MountRefusal::Invalid(error) => error,
-    })?;
+            MountRefusal::Invalid(error) => error,
+        })?;
     gate.decide(&Request::RunContainer(&plan.policy))?;
     Ok(plan)
 }
@@ -508,8 +529,13 @@ enum MountRefusal {
 impl Plan {
     /// Resolves the granted mounts on the host (links, `..` through links)
     /// and puts the canonical paths in the request, for the re-check.
-    fn resolve_mounts(&mut self) -> Result<(), MountRefusal> {
+    /// A dry run creates nothing: a missing Hugging Face cache stays as
+    /// configured.
+    fn resolve_mounts(&mut self, dry_run: bool) -> Result<(), MountRefusal> {
         for (index, mount) in self.request.mounts.iter_mut().enumerate() {
+            if self.hf_cache == Some(index) && dry_run && !mount.host_path.exists() {
+                continue;
+            }
             if self.hf_cache == Some(index) {
                 std::fs::create_dir_all(&mount.host_path).map_err(|err| {
                     MountRefusal::Invalid(Error::Failed(format!(

@@ -66,6 +66,11 @@ pub struct Session {
     pub progress: Box<dyn FnMut(ImageProgress) + Send>,
     /// What the host refuses in calls with this session.
     pub refusals: Refusals,
+    /// `start --dry-run`: where the plan is recorded instead of acted on.
+    pub dry_run: Option<super::dry_run::Recorder>,
+    /// The GPUs of a facts file a dry run plans for, instead of NVML's
+    /// (they size the containers quota).
+    pub host_gpus: Option<Vec<host_gpu::GpuFacts>>,
 }
 
 /// A lifecycle call's host: who calls, what the policy grants it, and the
@@ -217,6 +222,11 @@ impl HostContext {
             .count()
     }
 
+    /// The plan's recorder, in a dry run.
+    pub(super) fn dry_run(&self) -> Option<&super::dry_run::Recorder> {
+        self.session.dry_run.as_ref()
+    }
+
     pub(super) fn refusals(&self) -> &Refusals {
         &self.session.refusals
     }
@@ -259,7 +269,12 @@ impl HostContext {
     /// GPUs the policy lets this provider use on this host: the ones it
     /// names, else every GPU NVML reports.
     fn granted_gpus(&self) -> usize {
-        let host_gpus = || host_gpu::nvml::gpus(None).gpus;
+        let host_gpus = || {
+            self.session
+                .host_gpus
+                .clone()
+                .unwrap_or_else(|| host_gpu::nvml::gpus(None).gpus)
+        };
         match self.policy.granted_gpu_ids() {
             Some(ids) => host_gpus()
                 .iter()
@@ -330,6 +345,10 @@ impl Interface for Containers {
 impl ContainersView<'_> {
     pub fn docker(&self) -> Result<Arc<Docker>, Error> {
         self.host.docker()
+    }
+
+    pub fn dry_run(&self) -> Option<&super::dry_run::Recorder> {
+        self.host.dry_run()
     }
 
     /// Where to build the image from, and where its progress goes.
@@ -539,6 +558,10 @@ impl Interface for Sidecar {
 }
 
 impl SidecarView<'_> {
+    pub fn dry_run(&self) -> Option<&super::dry_run::Recorder> {
+        self.host.dry_run()
+    }
+
     pub fn path(&self) -> crate::home::HomePath {
         self.host.session.paths.sidecar()
     }

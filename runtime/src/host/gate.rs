@@ -228,6 +228,15 @@ impl CallHost {
         if let Some(withheld) = host.policy().withheld(capability) {
             return Err(withheld);
         }
+        if host.dry_run().is_some() && super::dry_run::REFUSED.contains(&import) {
+            return Err(Denial::host(
+                name,
+                HostRule::DryRun,
+                format!(
+                    "{import} is not run by `jarvis mine start --dry-run`, which changes nothing on the host"
+                ),
+            ));
+        }
         if self.host_time_left.is_zero() {
             return Err(Denial::host(
                 name,
@@ -272,6 +281,11 @@ impl<I: Interface> Gate<'_, I> {
             .policy()
             .check(capability, request)
             .map_err(|denial| self.deny(denial))
+    }
+
+    /// The plan's recorder, in a dry run (`jarvis mine start --dry-run`).
+    pub fn dry_run(&self) -> Option<super::dry_run::Recorder> {
+        self.host.dry_run().cloned()
     }
 
     /// What the last decision was about, for the call's audit record.

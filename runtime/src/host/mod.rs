@@ -12,6 +12,7 @@
 pub mod clock;
 pub mod containers;
 mod context;
+pub mod dry_run;
 mod env;
 mod gate;
 pub mod gpu_telemetry;

@@ -220,6 +220,10 @@ fn write(host: &SidecarView<'_>, session: Session) -> Result<(), Error> {
                 })
         })
         .map_err(|err| Error::Invalid(format!("session record rejected: {err}")))?;
+    if let Some(plan) = host.dry_run() {
+        plan.session(record);
+        return Ok(());
+    }
     sidecar::write(&host.path(), &record)
         .map_err(|err| Error::Failed(format!("cannot write the session record: {err}")))
 }

@@ -350,15 +350,45 @@ impl Miner<'_> {
     }
 
     /// The config as `provider`'s `start` receives it, with the GPUs it may
-    /// mine on: NVML's, narrowed by `cuda_visible_devices` and the policy.
+    /// mine on: NVML's (or those of `facts`, a facts file), narrowed by
+    /// `cuda_visible_devices` and the policy.
     fn mining_config(
         &self,
         provider: &LoadedProvider,
         config: &MiningConfig,
+        facts: Option<&host_gpu::HardwareFacts>,
     ) -> bindings::MiningConfig {
         let selection = GpuSelection::new(config.cuda_visible_devices().as_deref());
-        let gpus = facts::guest_gpus(&host_gpu::nvml::gpus(None).gpus, &selection);
+        let gpus = match facts {
+            Some(facts) => facts::guest_gpus(&facts.gpus, &selection),
+            None => facts::guest_gpus(&host_gpu::nvml::gpus(None).gpus, &selection),
+        };
         config.to_guest(provider.visible_gpus(gpus))
+    }
+
+    /// What `start` would create, recorded instead of done: the provider's
+    /// `start` against a dry-run host (`host::dry_run`), through the same
+    /// gate and checks. Takes no lock and repairs nothing; `facts` plans
+    /// for the GPUs of another host.
+    pub fn dry_run(
+        &self,
+        facts: Option<&host_gpu::HardwareFacts>,
+    ) -> Result<host::dry_run::Plan, MineError> {
+        let config = self.config()?;
+        let provider = self.provider()?;
+        let recorder = host::dry_run::Recorder::default();
+        let mut session = self.host_session(new_session_id(), Box::new(|_| {}));
+        session.dry_run = Some(recorder.clone());
+        session.host_gpus = facts.map(|facts| facts.gpus.clone());
+        let refusals = session.refusals.clone();
+        let host = provider.host_context(session);
+        let config = self.mining_config(provider, config, facts);
+        call_outcome(
+            provider,
+            &refusals,
+            provider.start(self.sandbox, host, &config),
+        )?;
+        Ok(recorder.plan())
     }
 
     fn docker(&self) -> Result<Arc<Docker>, MineError> {
@@ -390,6 +420,8 @@ impl Miner<'_> {
             ),
             progress,
             refusals: host::Refusals::default(),
+            dry_run: None,
+            host_gpus: None,
         }
     }
 
@@ -470,7 +502,11 @@ impl Miner<'_> {
         let started = call_outcome(
             provider,
             &refusals,
-            provider.start(self.sandbox, host, &self.mining_config(provider, config)),
+            provider.start(
+                self.sandbox,
+                host,
+                &self.mining_config(provider, config, None),
+            ),
         )
         .and_then(|()| self.session_of(provider.id(), &session_id));
         if started.is_ok() {

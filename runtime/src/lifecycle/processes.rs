@@ -99,7 +99,11 @@ impl Miner<'_> {
         let started = call_outcome(
             provider,
             &refusals,
-            provider.start(self.sandbox, host, &self.mining_config(provider, config)),
+            provider.start(
+                self.sandbox,
+                host,
+                &self.mining_config(provider, config, None),
+            ),
         )
         .and_then(|()| match sidecar::read_processes(&self.paths.sidecar()) {
             Ok(Some(record)) if record.session_id.as_deref() == Some(session_id.as_str()) => {

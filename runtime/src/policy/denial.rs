@@ -46,6 +46,8 @@ pub enum HostRule {
     HostTime,
     /// Privileged calls are refused while the audit log cannot record them.
     AuditLog,
+    /// `start --dry-run` changes nothing: imports that would are refused.
+    DryRun,
 }
 
 impl HostRule {
@@ -59,6 +61,7 @@ impl HostRule {
             HostRule::PayoutAddress => "payout-address",
             HostRule::HostTime => "host-time",
             HostRule::AuditLog => "audit-log",
+            HostRule::DryRun => "dry-run",
         }
     }
 }
