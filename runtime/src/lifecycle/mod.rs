@@ -358,12 +358,21 @@ impl Miner<'_> {
         config: &MiningConfig,
         facts: Option<&host_gpu::HardwareFacts>,
     ) -> bindings::MiningConfig {
-        let selection = GpuSelection::new(config.cuda_visible_devices().as_deref());
+        let selection = self.gpu_selection();
         let gpus = match facts {
             Some(facts) => facts::guest_gpus(&facts.gpus, &selection),
             None => facts::guest_gpus(&host_gpu::nvml::gpus(None).gpus, &selection),
         };
         config.to_guest(provider.visible_gpus(gpus))
+    }
+
+    /// `[mining.extra].cuda_visible_devices`, the user's GPU selection.
+    fn gpu_selection(&self) -> GpuSelection {
+        GpuSelection::new(
+            self.mining
+                .and_then(MiningConfig::cuda_visible_devices)
+                .as_deref(),
+        )
     }
 
     /// What `start` would create, recorded instead of done: the provider's
@@ -413,11 +422,7 @@ impl Miner<'_> {
                 })
                 .map(Into::into),
             wallet_address: self.mining.map(|m| m.wallet_address.clone()),
-            gpu_selection: crate::facts::GpuSelection::new(
-                self.mining
-                    .and_then(MiningConfig::cuda_visible_devices)
-                    .as_deref(),
-            ),
+            gpu_selection: self.gpu_selection(),
             progress,
             refusals: host::Refusals::default(),
             dry_run: None,
