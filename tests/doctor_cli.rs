@@ -195,21 +195,16 @@ fn cuda_visible_devices_narrows_the_gpus_detect_sees() {
     facts["gpus"].as_array_mut().unwrap().push(
         json!({"index": 2, "name": "NVIDIA GeForce RTX 4090", "vendor": "nvidia", "compute_capability": "8.9", "memory_total_mib": 24564}),
     );
+    // Unselected, the 4090 is left out of the plan: a note.
     let report = home.doctor_json(&facts, &[]);
-    let reason = provider(&report, "vllm-pearl")["reason"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let row = provider(&report, "vllm-pearl");
+    assert_eq!(row["supported"], true, "{row}");
+    let note = row["notes"][0].as_str().unwrap().to_owned();
     assert!(
-        reason.starts_with("GPU 2: needs compute_capability 9.0"),
-        "{reason}"
+        note.starts_with("GPU 2: needs compute_capability 9.0"),
+        "{note}"
     );
-    assert!(
-        reason.ends_with(
-            "set [mining.extra].cuda_visible_devices = \"0,1\" to mine on the GPUs that qualify"
-        ),
-        "{reason}"
-    );
+    assert!(note.contains("left out"), "{note}");
 
     home.write(
         "config.toml",
@@ -639,11 +634,8 @@ fn the_documented_example_facts_give_the_documented_verdicts() {
         verdict("mac-m4-max.json", "apple-mps-pearl"),
         (true, String::new())
     );
-    let (ok, reason) = verdict("mixed.json", "vllm-pearl");
-    assert!(
-        !ok && reason.contains("cuda_visible_devices = \"0,1\""),
-        "{reason}"
-    );
+    // The 4090 is left out of the plan, not a reason to refuse the H100s.
+    assert_eq!(verdict("mixed.json", "vllm-pearl"), (true, String::new()));
     assert_eq!(
         verdict("cpu-only.json", "vllm-pearl"),
         (false, "no GPU detected".into())
@@ -688,8 +680,8 @@ fn every_documented_machine_gets_a_verdict_and_next_steps() {
         (
             "mixed.json",
             "vllm-pearl",
-            "Not ready: no provider can mine on this host; 2 problems block vllm-pearl, the one it suits",
             "Not ready: 1 problem blocks vllm-pearl",
+            "Ready to mine with vllm-pearl on GPUs 0, 1 (2× NVIDIA H100 80GB HBM3) (if the 3 unknown checks pass)",
         ),
         (
             "cpu-only.json",
@@ -741,9 +733,43 @@ fn every_documented_machine_gets_a_verdict_and_next_steps() {
         }
     }
 
-    // The mixed box's one problem is the 4090, and the fix leaves it out.
+    // On the mixed box the 4090 is left out of the plan: information, and
+    // the provider's note says so; selecting it is a problem.
     let home = Home::new();
     home.write("config.toml", &config_for("vllm-pearl", &pearld));
+    let report = doctor(&home, "mixed.json");
+    let row = |report: &Value, name: &str| {
+        report["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == name)
+            .unwrap_or_else(|| panic!("no row {name}: {report}"))
+            .clone()
+    };
+    let cc = row(&report, "GPU 2 compute cap.");
+    assert_eq!(cc["status"], "info", "{cc}");
+    assert!(
+        cc["fix"].as_str().unwrap().starts_with(
+            "left out: `jarvis mine start` runs a worker on each GPU that qualifies (0,1)"
+        ),
+        "{cc}"
+    );
+    let notes = &provider(&report, "vllm-pearl")["notes"];
+    assert!(
+        notes[0]
+            .as_str()
+            .unwrap()
+            .starts_with("GPU 2: needs compute_capability 9.0"),
+        "{notes}"
+    );
+    home.write(
+        "config.toml",
+        &format!(
+            "{}cuda_visible_devices = \"0,1,2\"\n",
+            config_for("vllm-pearl", &pearld)
+        ),
+    );
     let report = doctor(&home, "mixed.json");
     let problem = &report["verdict"]["problems"][0];
     assert_eq!(

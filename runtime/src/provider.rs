@@ -40,6 +40,8 @@ pub struct Verdict {
     pub supported: bool,
     pub reason: Option<String>,
     pub estimated_hashrate: Option<f64>,
+    /// Lines for `doctor` under the verdict (GPUs a plan leaves out).
+    pub notes: Vec<String>,
 }
 
 pub struct LoadedProvider {
@@ -161,11 +163,14 @@ impl LoadedProvider {
             sandbox.call(&self.pre, &self.caller, None, |instance, store| {
                 instance.detect(store, &facts, engine_id, model)
             })?;
-        check_output(caps.reason.as_ref().map_or(0, String::len), &self.caller)?;
+        let returned = caps.reason.as_ref().map_or(0, String::len)
+            + caps.notes.iter().map(String::len).sum::<usize>();
+        check_output(returned, &self.caller)?;
         Ok(Verdict {
             supported: caps.supported,
             reason: caps.reason,
             estimated_hashrate: caps.estimated_hashrate.filter(|rate| rate.is_finite()),
+            notes: caps.notes,
         })
     }
 }

@@ -10,7 +10,8 @@ use pearl_catalog::{
 const SUPPORTED_ENGINE: &str = "vllm";
 
 /// The reference's checks, in its order; the first failure is the reason.
-pub fn check(facts: &HardwareFacts, engine_id: &str, model: &str) -> Result<(), String> {
+/// `Ok` carries notes for `doctor`: the GPUs `start` leaves out.
+pub fn check(facts: &HardwareFacts, engine_id: &str, model: &str) -> Result<Vec<String>, String> {
     if engine_id != SUPPORTED_ENGINE {
         return Err(format!(
             "engine '{engine_id}' has no Pearl plugin: Pearl mines through {SUPPORTED_ENGINE} (use --engine {SUPPORTED_ENGINE})"
@@ -21,7 +22,7 @@ pub fn check(facts: &HardwareFacts, engine_id: &str, model: &str) -> Result<(), 
     }
     let spec = pearl_catalog::find(model);
     let min_vram_gb = spec.map_or(FALLBACK_MIN_VRAM_GB, |s| s.min_vram_gb);
-    check_gpus(facts, model, min_vram_gb)?;
+    let notes = check_gpus(facts, model, min_vram_gb)?;
     if let Some(variant) = pearl_variant_for_base_model(model) {
         return Err(format!(
             "model '{model}' is a raw base model; planned Pearl variant is '{variant}'"
@@ -35,7 +36,7 @@ pub fn check(facts: &HardwareFacts, engine_id: &str, model: &str) -> Result<(), 
             "model '{model}' is {}; it needs Pearl quantization and H100/H200 validation before mining is enabled",
             spec.status.as_str()
         )),
-        Some(_) => Ok(()),
+        Some(_) => Ok(notes),
     }
 }
 
@@ -49,13 +50,15 @@ fn no_gpu_reason(facts: &HardwareFacts) -> String {
     }
 }
 
-/// Every considered GPU must pass, because the container gets all of them.
-/// Checks run in the reference's order (vendor, compute capability, VRAM)
-/// across all GPUs, so the reason names the most basic problem first.
+/// With no `cuda_visible_devices`, `start` runs a worker on each GPU that
+/// qualifies (`[mining.extra].workers = "auto"`), so the others are notes,
+/// not problems, as long as one qualifies. A GPU the user selected must
+/// pass. Checks run in the reference's order (vendor, compute capability,
+/// VRAM) across all GPUs, so the reason names the most basic problem first.
 /// One per-GPU check: the problem, if the GPU fails it.
 type GpuCheck<'a> = &'a dyn Fn(&Gpu) -> Option<String>;
 
-fn check_gpus(facts: &HardwareFacts, model: &str, min_vram_gb: f64) -> Result<(), String> {
+fn check_gpus(facts: &HardwareFacts, model: &str, min_vram_gb: f64) -> Result<Vec<String>, String> {
     let checks: [GpuCheck; 3] = [&vendor_problem, &compute_capability_problem, &|gpu| {
         vram_problem(gpu, model, min_vram_gb)
     }];
@@ -64,6 +67,21 @@ fn check_gpus(facts: &HardwareFacts, model: &str, min_vram_gb: f64) -> Result<()
         .iter()
         .filter(|gpu| checks.iter().all(|check| check(gpu).is_none()))
         .collect();
+    if facts.visible_devices.is_none() && !qualifying.is_empty() {
+        let ids: Vec<String> = qualifying.iter().map(|g| g.index.to_string()).collect();
+        return Ok(facts
+            .gpus
+            .iter()
+            .filter_map(|gpu| {
+                let problem = checks.iter().find_map(|check| check(gpu))?;
+                Some(format!(
+                    "GPU {}: {problem}; left out: `jarvis mine start` runs a worker on each GPU that qualifies ({}) ([mining.extra].workers = \"auto\")",
+                    gpu.index,
+                    ids.join(",")
+                ))
+            })
+            .collect());
+    }
     for check in checks {
         for gpu in &facts.gpus {
             if let Some(problem) = check(gpu) {
@@ -75,7 +93,7 @@ fn check_gpus(facts: &HardwareFacts, model: &str, min_vram_gb: f64) -> Result<()
             }
         }
     }
-    Ok(())
+    Ok(Vec::new())
 }
 
 fn vendor_problem(gpu: &Gpu) -> Option<String> {

@@ -35,7 +35,13 @@ impl Provider for VllmPearl {
     }
 
     fn detect(facts: HardwareFacts, engine_id: String, model: String) -> Capabilities {
-        detect::check(&facts, &engine_id, &model).into()
+        match detect::check(&facts, &engine_id, &model) {
+            Ok(notes) => Capabilities {
+                notes,
+                ..Capabilities::supported()
+            },
+            Err(reason) => Capabilities::unsupported(reason),
+        }
     }
 
     fn start(config: MiningConfig) -> Result<(), Error> {

@@ -302,14 +302,17 @@ fn write_provider(
     } else {
         writeln!(out, "{}", paint(DIM, format!(" ({})", notes.join(", "))))?;
     }
-    // Why, under the info column.
-    if let Some(why) = why {
-        // Foreign text: broken at spaces only (not at hyphens, nor inside
-        // long words), so nothing in it is split.
-        let options = textwrap::Options::new(REASON_WIDTH)
-            .break_words(false)
-            .word_splitter(textwrap::WordSplitter::NoHyphenation);
-        for line in textwrap::wrap(&one_line(why).to_string(), options) {
+    // Why, and the provider's notes, under the info column. Foreign text:
+    // broken at spaces only (not at hyphens, nor inside long words), so
+    // nothing in it is split.
+    let options = textwrap::Options::new(REASON_WIDTH)
+        .break_words(false)
+        .word_splitter(textwrap::WordSplitter::NoHyphenation);
+    for text in why
+        .into_iter()
+        .chain(provider.notes.iter().map(String::as_str))
+    {
+        for line in textwrap::wrap(&one_line(text).to_string(), &options) {
             writeln!(out, "  {:NAME_WIDTH$} {line}", "")?;
         }
     }

@@ -156,8 +156,23 @@ pub fn hardware(checks: &mut Vec<Check>, host: &HostFacts, vendor: Option<&str>,
         .filter(|gpu| gpu_qualifies(gpu, model))
         .map(|gpu| gpu.index.to_string())
         .collect();
+    // With no selection, `start` plans workers on the GPUs that qualify
+    // (`[mining.extra].workers = "auto"`): the others are left out, which
+    // is information, not a problem.
+    let planned_around = |gpu: &GpuFacts| {
+        vendor == Some("nvidia")
+            && host.selection.spec().is_none()
+            && !qualifying.is_empty()
+            && !gpu_qualifies(gpu, model)
+    };
+    let need = |gpu: &GpuFacts, need: Need| (!planned_around(gpu)).then_some(need);
     let leave_out = |gpu: &GpuFacts, fix: String| {
-        if vendor == Some("nvidia") && !qualifying.is_empty() && !gpu_qualifies(gpu, model) {
+        if planned_around(gpu) {
+            format!(
+                "left out: `jarvis mine start` runs a worker on each GPU that qualifies ({}) ([mining.extra].workers = \"auto\")",
+                qualifying.join(",")
+            )
+        } else if vendor == Some("nvidia") && !qualifying.is_empty() && !gpu_qualifies(gpu, model) {
             format!(
                 "leave GPU {} out: set [mining.extra].cuda_visible_devices = \"{}\" (the GPUs that qualify) in {}",
                 gpu.index,
@@ -182,7 +197,7 @@ pub fn hardware(checks: &mut Vec<Check>, host: &HostFacts, vendor: Option<&str>,
             Check::new(
                 HW,
                 label(gpu, "vendor", "GPU vendor"),
-                Some(gpu_need),
+                need(gpu, gpu_need),
                 Outcome::from(vendor_ok),
                 format!("{} ({})", gpu.vendor, gpu.name),
             )
@@ -212,7 +227,7 @@ pub fn hardware(checks: &mut Vec<Check>, host: &HostFacts, vendor: Option<&str>,
             Check::new(
                 HW,
                 label(gpu, "compute cap.", "Compute capability"),
-                Some(Need::NvidiaGpu),
+                need(gpu, Need::NvidiaGpu),
                 match cc {
                     None => Outcome::Unknown,
                     Some(cc) => Outcome::from(cc.starts_with(REQUIRED_COMPUTE_CAPABILITY)),
@@ -231,7 +246,7 @@ pub fn hardware(checks: &mut Vec<Check>, host: &HostFacts, vendor: Option<&str>,
             Some(mib) => Check::new(
                 HW,
                 label(gpu, "VRAM", "VRAM"),
-                Some(Need::NvidiaGpu),
+                need(gpu, Need::NvidiaGpu),
                 Outcome::from(mib >= needed_mib),
                 format!(
                     "{}; the model needs {} ({min_gb:.0} GB)",

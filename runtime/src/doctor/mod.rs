@@ -165,6 +165,9 @@ pub struct ProviderRow {
     /// GPUs of this host the policy keeps this provider from seeing.
     #[serde(skip_serializing_if = "is_zero")]
     pub hidden_gpus: usize,
+    /// What the provider noted beside its verdict (GPUs its plan leaves out).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 fn is_zero(n: &usize) -> bool {
@@ -319,10 +322,10 @@ fn provider_rows(
         .iter()
         .map(|provider| {
             let started = std::time::Instant::now();
-            let (supported, reason, error) =
+            let (supported, reason, notes, error) =
                 match provider.detect(sandbox, &guest_facts, engine, model) {
-                    Ok(verdict) => (verdict.supported, verdict.reason, None),
-                    Err(err) => (false, None, Some(err.to_string())),
+                    Ok(verdict) => (verdict.supported, verdict.reason, verdict.notes, None),
+                    Err(err) => (false, None, Vec::new(), Some(err.to_string())),
                 };
             tracing::info!(
                 "detect: {} {} in {:?}",
@@ -351,6 +354,7 @@ fn provider_rows(
                 reason,
                 error,
                 hidden_gpus,
+                notes,
             }
         })
         .collect();
@@ -362,6 +366,7 @@ fn provider_rows(
         error: Some(failure.error.clone()),
         selected: false,
         hidden_gpus: 0,
+        notes: Vec::new(),
     }));
     rows
 }

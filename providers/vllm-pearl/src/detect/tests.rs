@@ -103,19 +103,27 @@ fn a_real_80_gb_h100_meets_an_80_gb_model() {
 }
 
 #[test]
-fn every_gpu_is_considered() {
-    let mixed = facts(vec![
+fn every_gpu_is_considered_and_one_that_cannot_mine_is_left_out() {
+    let mut mixed = facts(vec![
         h100(0),
         h100(1),
         gpu(2, "NVIDIA GeForce RTX 4090", "nvidia", "8.9", 24_564),
     ]);
     assert_eq!(
-        reason(&mixed, "vllm", DEFAULT_PEARL_MODEL).unwrap(),
-        "GPU 2: needs compute_capability 9.0 (sm_90a / H100/H200); detected '8.9' (NVIDIA GeForce RTX 4090); set [mining.extra].cuda_visible_devices = \"0,1\" to mine on the GPUs that qualify"
+        check(&mixed, "vllm", DEFAULT_PEARL_MODEL).unwrap(),
+        [
+            "GPU 2: needs compute_capability 9.0 (sm_90a / H100/H200); detected '8.9' (NVIDIA GeForce RTX 4090); left out: `jarvis mine start` runs a worker on each GPU that qualifies (0,1) ([mining.extra].workers = \"auto\")"
+        ]
     );
     assert_eq!(
-        reason(&facts(vec![h100(0), h100(1)]), "vllm", DEFAULT_PEARL_MODEL),
-        None
+        check(&facts(vec![h100(0), h100(1)]), "vllm", DEFAULT_PEARL_MODEL).unwrap(),
+        Vec::<String>::new()
+    );
+    // A GPU the user selected must be able to mine.
+    mixed.visible_devices = Some("0,1,2".into());
+    assert_eq!(
+        reason(&mixed, "vllm", DEFAULT_PEARL_MODEL).unwrap(),
+        "GPU 2: needs compute_capability 9.0 (sm_90a / H100/H200); detected '8.9' (NVIDIA GeForce RTX 4090); remove it from [mining.extra].cuda_visible_devices"
     );
 }
 
