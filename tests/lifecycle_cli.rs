@@ -18,7 +18,7 @@ use jarvis_mine::host::LABEL_PROVIDER;
 use jarvis_mine_tests::run::{Run, all_at_once, wait_for};
 use jarvis_mine_tests::{
     ContainerCleanup, FAKE_MINER_REPOSITORY, MinerLock, fake_miner_image, fake_miner_init,
-    fake_nvml_library, free_port, h100_facts, h100s, miner_lock, raw_docker,
+    fake_nvml_library, free_port, free_port_block, h100_facts, h100s, miner_lock, raw_docker,
 };
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -957,19 +957,6 @@ fn a_container_killed_from_outside_is_failed_and_start_recovers() {
     home.jarvis(&["mine", "stop"]).code(0);
     assert_no_miner();
     assert!(!home.sidecar().exists());
-}
-
-/// A port `p` with `p..p + count` all free on loopback now.
-fn free_port_block(count: u16) -> u16 {
-    wait_for(Duration::from_secs(5), || {
-        let base = free_port();
-        let free = (0..count).all(|i| {
-            base.checked_add(i)
-                .is_some_and(|p| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok())
-        });
-        free.then_some(base)
-    })
-    .expect("a block of free ports")
 }
 
 #[test]

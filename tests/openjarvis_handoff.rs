@@ -16,8 +16,8 @@ use jarvis_mine::docker::{ContainerSpec, Docker};
 use jarvis_mine_tests::openjarvis::openjarvis_command;
 use jarvis_mine_tests::run::{Run, wait_for};
 use jarvis_mine_tests::{
-    ContainerCleanup, MinerLock, fake_miner_image, fake_miner_init, free_port,
-    gateway_metrics_flags, miner_lock,
+    ContainerCleanup, MinerLock, fake_miner_image, fake_miner_init, fake_nvml_library, free_port,
+    free_port_block, gateway_metrics_flags, h100s, miner_lock,
 };
 use serde_json::Value;
 use std::net::TcpStream;
@@ -93,6 +93,11 @@ impl Home {
 
     /// Our `jarvis`.
     fn ours(&self, args: &[&str]) -> Run {
+        self.ours_env(args, &[])
+    }
+
+    /// Our `jarvis` with `env` added.
+    fn ours_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
         let mut command = Command::new(JARVIS);
         command
             .args(args)
@@ -100,6 +105,7 @@ impl Home {
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("OPENJARVIS_HOME", self.path())
             .env("PEARLD_RPC_PASSWORD", PASSWORD)
+            .envs(env.iter().copied())
             .stdin(Stdio::null());
         if let Some(host) = std::env::var_os("DOCKER_HOST") {
             command.env("DOCKER_HOST", host);
@@ -219,6 +225,60 @@ fn openjarvis_discovers_our_session_and_reports_its_shares() {
     for misread in ["Shares submitted", "metrics error"] {
         assert!(theirs.row(misread).is_none(), "{misread}: {theirs}");
     }
+
+    home.ours(&["mine", "stop"]).code(0);
+    assert!(!home.sidecar().exists());
+}
+
+/// A session of three workers (three fake H100s): OpenJarvis routes to
+/// worker 0, whose endpoint and container are the record's own, and its
+/// own readers take the record with its `workers` list.
+#[test]
+fn openjarvis_routes_to_worker_0_of_a_session_of_three() {
+    let _one = one_miner_at_a_time();
+    let mut home = Home::new();
+    home.vllm_port = free_port_block(3);
+    let mut args = vec!["mine".to_owned()];
+    args.extend(fake_miner_init(WALLET, home.vllm_port));
+    args.extend(gateway_metrics_flags(home.gateway_metrics_port, false));
+    home.ours(&args.iter().map(String::as_str).collect::<Vec<_>>())
+        .code(0);
+    let gpus = h100s(3);
+    home.ours_env(
+        &["mine", "start"],
+        &[
+            ("JARVIS_NVML_LIBRARY", fake_nvml_library()),
+            ("FAKE_NVML_GPUS", &gpus),
+        ],
+    )
+    .code(0);
+    let _session = Session(&home);
+
+    let sidecar: Value =
+        serde_json::from_str(&std::fs::read_to_string(home.sidecar()).unwrap()).unwrap();
+    let workers = sidecar["workers"].as_array().unwrap();
+    assert_eq!(workers.len(), 3, "{sidecar:#}");
+    assert_eq!(workers[0]["vllm_endpoint"], sidecar["vllm_endpoint"]);
+    assert_eq!(workers[0]["container_id"], sidecar["container_id"]);
+
+    let discovery = home.openjarvis_python(DISCOVER_ENGINES);
+    let engines = discovery.code(0).json();
+    assert!(
+        engines["healthy"]
+            .as_array()
+            .unwrap()
+            .contains(&"vllm-pearl-mining".into()),
+        "{discovery}"
+    );
+    assert_eq!(
+        engines["host"],
+        format!("http://127.0.0.1:{}", home.vllm_port),
+        "{discovery}"
+    );
+    assert_eq!(engines["models"], serde_json::json!([MODEL]), "{discovery}");
+    let theirs = home.openjarvis(&["mine", "status"]);
+    assert_eq!(theirs.code, Some(0), "{theirs}");
+    assert_eq!(theirs.row("provider"), Some("vllm-pearl"), "{theirs}");
 
     home.ours(&["mine", "stop"]).code(0);
     assert!(!home.sidecar().exists());

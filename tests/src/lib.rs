@@ -410,6 +410,20 @@ pub fn free_port() -> u16 {
         .expect("binding 127.0.0.1:0")
 }
 
+/// A port `p` with `p..p + count` all free on loopback now (a block for
+/// the workers of one session: worker `i` serves `p + i`).
+pub fn free_port_block(count: u16) -> u16 {
+    run::wait_for(std::time::Duration::from_secs(5), || {
+        let base = free_port();
+        let free = (0..count).all(|i| {
+            base.checked_add(i)
+                .is_some_and(|p| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok())
+        });
+        free.then_some(base)
+    })
+    .expect("a block of free ports")
+}
+
 /// Raw Engine API access for what the product's facade deliberately cannot
 /// do (kill a container from outside) or to check what it really asked for.
 pub fn raw_docker<T>(future: impl FnOnce(bollard::Docker) -> T) -> T::Output
