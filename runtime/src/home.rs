@@ -134,8 +134,13 @@ impl HomePath {
 
     pub fn read(&self) -> io::Result<Vec<u8>> {
         use std::io::Read;
-        let mut bytes = Vec::new();
-        self.open()?.read_to_end(&mut bytes)?;
+        let mut file = self.open()?;
+        // cap-std's `File` gives `read_to_end` no size hint: without one it
+        // grows the buffer step by step, copying a compiled component
+        // several times over (most of a `doctor`'s user time).
+        let size = file.metadata().map_or(0, |m| m.len());
+        let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+        file.read_to_end(&mut bytes)?;
         Ok(bytes)
     }
 
