@@ -1544,6 +1544,30 @@ fn report(text: &str) -> Vec<(String, String)> {
         .collect()
 }
 
+/// What an import that got through would disturb: a running container the
+/// provider owns, its session record, a live session endpoint.
+struct Stage {
+    own: String,
+    endpoint: Server,
+    record: Vec<u8>,
+}
+
+fn stage(h: &Harness, cleanup: &ContainerCleanup) -> Stage {
+    let home = h.home().display().to_string();
+    let own = victim(
+        cleanup,
+        "own",
+        &[(LABEL_PROVIDER, ESCAPE), (LABEL_HOME, &home)],
+    );
+    let endpoint = Server::start(Some(http_reply("200 OK", "", "up 1\n")));
+    let record = h.write_record(ESCAPE, endpoint.port);
+    Stage {
+        own,
+        endpoint,
+        record,
+    }
+}
+
 /// Sets the stage so that any import that got through would leave a mark:
 /// a running container this provider would own, its own session record, a
 /// live session endpoint. Calls every import once, through `call`, and
@@ -1555,14 +1579,11 @@ fn every_import_denied(
     call: impl FnOnce(&Harness, &[(&str, ExtraValue)]) -> String,
 ) {
     let cleanup = ContainerCleanup::new("escape-table");
-    let home = h.home().display().to_string();
-    let own = victim(
-        &cleanup,
-        "own",
-        &[(LABEL_PROVIDER, ESCAPE), (LABEL_HOME, &home)],
-    );
-    let endpoint = Server::start(Some(http_reply("200 OK", "", "up 1\n")));
-    let record = h.write_record(ESCAPE, endpoint.port);
+    let Stage {
+        own,
+        endpoint,
+        record,
+    } = stage(h, &cleanup);
     let image = "jarvis-test/escape-never-pulled:1";
     let before = h.records().len();
     let answers = report(&call(
@@ -1623,14 +1644,7 @@ fn a_dry_run_changes_nothing_whatever_the_provider_calls() {
         "[providers.escape.quotas]\ncontainers = 4",
     ));
     let cleanup = ContainerCleanup::new("escape-dry-run");
-    let home = h.home().display().to_string();
-    let own = victim(
-        &cleanup,
-        "own",
-        &[(LABEL_PROVIDER, ESCAPE), (LABEL_HOME, &home)],
-    );
-    let endpoint = Server::start(Some(http_reply("200 OK", "", "up 1\n")));
-    let record = h.write_record(ESCAPE, endpoint.port);
+    let Stage { own, record, .. } = stage(&h, &cleanup);
     let recorder = jarvis_mine::host::dry_run::Recorder::default();
     let mut session = h.session();
     session.dry_run = Some(recorder.clone());

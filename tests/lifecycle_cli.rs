@@ -14,7 +14,7 @@
 //! openjarvis_handoff) take too.
 
 use jarvis_mine::docker::{ContainerSummary, Docker};
-use jarvis_mine::host::LABEL_PROVIDER;
+use jarvis_mine::host::{LABEL_HOME, LABEL_PROVIDER};
 use jarvis_mine_tests::run::{Run, all_at_once, wait_for};
 use jarvis_mine_tests::{
     ContainerCleanup, FAKE_MINER_REPOSITORY, MinerLock, fake_miner_image, fake_miner_init,
@@ -1109,6 +1109,83 @@ fn a_dry_run_plans_eight_workers_and_touches_nothing() {
         .stdout_has("Dry run: nothing was created")
         .stdout_has("openjarvis-pearl-miner\n");
     assert_eq!(miners().len(), before);
+}
+
+/// Unix seconds now, as `docker events` takes them.
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// On this engine (no NVIDIA runtime) a container that asks for GPUs is
+/// created but cannot start: the eight workers of an 8-GPU plan are all
+/// created before any is started, and when the first cannot start all eight
+/// are removed (Docker's events say so; each worker's device request and
+/// environment are what `a_dry_run_plans_eight_workers_and_touches_nothing`
+/// checks, through the same host code).
+#[test]
+fn an_eight_gpu_plan_is_created_whole_and_removed_whole_when_it_cannot_start() {
+    let _x = exclusive();
+    let mut home = Home::new();
+    home.port = free_port_block(8);
+    let home = home.configured();
+    let config = home.config_text().unwrap();
+    std::fs::write(
+        home.config(),
+        config.replace("gpu_request = \"none\"", "gpu_request = \"auto\""),
+    )
+    .unwrap();
+    let before = miners().len();
+    let gpus = h100s(8);
+    let since = unix_now();
+    let run = home.jarvis_env(
+        &["mine", "start", "--no-wait"],
+        &[
+            ("JARVIS_NVML_LIBRARY", Some(fake_nvml_library())),
+            ("FAKE_NVML_GPUS", Some(gpus.as_str())),
+        ],
+    );
+    assert_ne!(run.code, Some(0), "{run}");
+    assert_eq!(miners().len(), before, "nothing is left");
+    assert!(!home.sidecar().exists());
+
+    let label = format!(
+        "label={LABEL_HOME}={}",
+        std::fs::canonicalize(home.path()).unwrap().display()
+    );
+    let events = Command::new("docker")
+        .args([
+            "events",
+            "--since",
+            &since.to_string(),
+            "--until",
+            &(unix_now() + 1).to_string(),
+        ])
+        .args(["--filter", "type=container", "--filter", &label])
+        .args(["--format", "{{.Action}} {{.Actor.Attributes.name}}"])
+        .output()
+        .unwrap();
+    let events = String::from_utf8_lossy(&events.stdout);
+    let actions: Vec<&str> = events.lines().collect();
+    let created: Vec<&str> = actions
+        .iter()
+        .take_while(|line| line.starts_with("create "))
+        .copied()
+        .collect();
+    let names: Vec<String> = (0..8)
+        .map(|i| match i {
+            0 => format!("create {CONTAINER_NAME}"),
+            i => format!("create {CONTAINER_NAME}-{i}"),
+        })
+        .collect();
+    assert_eq!(created, names, "{events}");
+    assert_eq!(
+        actions.iter().filter(|a| a.starts_with("destroy ")).count(),
+        8,
+        "{events}"
+    );
 }
 
 #[test]

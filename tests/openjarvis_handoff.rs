@@ -160,6 +160,27 @@ impl Drop for Session<'_> {
     }
 }
 
+/// OpenJarvis's engine discovery registers the mining engine at our
+/// session's endpoint, and the engine answers with our model.
+#[track_caller]
+fn assert_discovered(home: &Home) {
+    let discovery = home.openjarvis_python(DISCOVER_ENGINES);
+    let engines = discovery.code(0).json();
+    assert!(
+        engines["healthy"]
+            .as_array()
+            .unwrap()
+            .contains(&"vllm-pearl-mining".into()),
+        "{discovery}"
+    );
+    assert_eq!(
+        engines["host"],
+        format!("http://127.0.0.1:{}", home.vllm_port),
+        "{discovery}"
+    );
+    assert_eq!(engines["models"], serde_json::json!([MODEL]), "{discovery}");
+}
+
 #[track_caller]
 fn assert_all_shares(stats: &Value) {
     assert_eq!(stats["shares_submitted"], SUBMITTED, "{stats:#}");
@@ -181,23 +202,7 @@ fn openjarvis_discovers_our_session_and_reports_its_shares() {
         assert!(sidecar.get(misread).is_none(), "{misread}: {sidecar:#}");
     }
 
-    // Its engine discovery registers the mining engine at our endpoint, and
-    // the engine answers with our model.
-    let discovery = home.openjarvis_python(DISCOVER_ENGINES);
-    let engines = discovery.code(0).json();
-    assert!(
-        engines["healthy"]
-            .as_array()
-            .unwrap()
-            .contains(&"vllm-pearl-mining".into()),
-        "{discovery}"
-    );
-    assert_eq!(
-        engines["host"],
-        format!("http://127.0.0.1:{}", home.vllm_port),
-        "{discovery}"
-    );
-    assert_eq!(engines["models"], serde_json::json!([MODEL]), "{discovery}");
+    assert_discovered(&home);
 
     // Its `mine status` reads the gateway's counters through its provider's
     // stats (lower-case rows): the shares our own status reports.
@@ -261,21 +266,7 @@ fn openjarvis_routes_to_worker_0_of_a_session_of_three() {
     assert_eq!(workers[0]["vllm_endpoint"], sidecar["vllm_endpoint"]);
     assert_eq!(workers[0]["container_id"], sidecar["container_id"]);
 
-    let discovery = home.openjarvis_python(DISCOVER_ENGINES);
-    let engines = discovery.code(0).json();
-    assert!(
-        engines["healthy"]
-            .as_array()
-            .unwrap()
-            .contains(&"vllm-pearl-mining".into()),
-        "{discovery}"
-    );
-    assert_eq!(
-        engines["host"],
-        format!("http://127.0.0.1:{}", home.vllm_port),
-        "{discovery}"
-    );
-    assert_eq!(engines["models"], serde_json::json!([MODEL]), "{discovery}");
+    assert_discovered(&home);
     let theirs = home.openjarvis(&["mine", "status"]);
     assert_eq!(theirs.code, Some(0), "{theirs}");
     assert_eq!(theirs.row("provider"), Some("vllm-pearl"), "{theirs}");

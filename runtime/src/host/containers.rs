@@ -224,26 +224,44 @@ fn run_all(
     Ok(ids)
 }
 
-/// Creates and starts each container; on a failure removes those created.
+/// Creates every container, then starts them: a container Docker refuses
+/// to create stops the call before any runs. On a failure every container
+/// created is removed (every container or none).
 fn create_all(
     gate: &mut Gate<'_, Containers>,
     requests: &[(RunRequest, docker::ContainerSpec)],
 ) -> Result<Vec<String>, Error> {
     let mut ids = Vec::with_capacity(requests.len());
-    for (policy, request) in requests {
-        let view = gate.permit(Request::RunContainer(policy))?;
-        match create_and_start(&view, request) {
-            Ok(id) => ids.push(id),
-            Err(error) => {
-                // Every container or none.
-                for id in &ids {
-                    let _ = view.docker().map(|docker| docker.remove(id));
-                }
-                return Err(error);
+    let created = create_then_start(gate, requests, &mut ids);
+    if let Err(error) = created {
+        let view = gate.permit(Request::RunContainer(&requests[0].0));
+        if let Ok(docker) = view.and_then(|view| view.docker()) {
+            for id in &ids {
+                let _ = docker.remove(id);
             }
         }
+        return Err(error);
     }
     Ok(ids)
+}
+
+/// [`create_all`]'s work; `ids` holds what was created, also on failure.
+fn create_then_start(
+    gate: &mut Gate<'_, Containers>,
+    requests: &[(RunRequest, docker::ContainerSpec)],
+    ids: &mut Vec<String>,
+) -> Result<(), Error> {
+    for (policy, request) in requests {
+        let view = gate.permit(Request::RunContainer(policy))?;
+        ids.push(create(&view, request)?);
+    }
+    let docker = gate
+        .permit(Request::RunContainer(&requests[0].0))?
+        .docker()?;
+    for id in ids.iter() {
+        docker.start(id).map_err(docker_error)?;
+    }
+    Ok(())
 }
 
 /// One spec through everything but the quota: its text, the payout rule,
@@ -306,13 +324,10 @@ fn check(gate: &mut Gate<'_, Containers>, spec: ContainerSpec) -> Result<Plan, E
     Ok(plan)
 }
 
-/// Creates and starts the container. A name held by a finished container of
-/// this provider (kept for `jarvis mine logs`) is taken over; one held by
+/// Creates the container. A name held by a finished container of this
+/// provider (kept for `jarvis mine logs`) is taken over; one held by
 /// anything else is an error.
-fn create_and_start(
-    view: &ContainersView<'_>,
-    request: &docker::ContainerSpec,
-) -> Result<String, Error> {
+fn create(view: &ContainersView<'_>, request: &docker::ContainerSpec) -> Result<String, Error> {
     let docker = view.docker()?;
     let name = request.name.clone().unwrap_or_default();
     let id = match docker.create(request) {
@@ -329,11 +344,6 @@ fn create_and_start(
         },
         other => other.map_err(docker_error)?,
     };
-    if let Err(err) = docker.start(&id) {
-        // A created-but-never-started container would be an orphan.
-        let _ = docker.remove(&id);
-        return Err(docker_error(err));
-    }
     Ok(id)
 }
 
