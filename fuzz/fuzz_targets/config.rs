@@ -36,7 +36,9 @@ fuzz_target!(|data: &[u8]| {
                 let _ = mining.pearld_rpc_url();
                 let _ = mining.pearld_rpc_user();
                 let _ = mining.pearld_password_env();
-                let guest = mining.to_guest();
+                // A config that loaded has a workers setting the host can hand over.
+                let _ = mining.workers();
+                let guest = mining.to_guest(Vec::new());
                 assert_eq!(guest.provider, mining.provider);
                 assert_eq!(guest.wallet_address, mining.wallet_address);
                 assert_eq!(guest.fee_bps, mining.fee_bps);
