@@ -254,6 +254,19 @@ impl MiningConfig {
     }
 }
 
+/// A `[mining]` table for vllm-pearl whose `[mining.extra]` is `extra`
+/// (TOML lines), for unit tests.
+#[cfg(test)]
+pub(crate) fn test_mining(extra: &str) -> MiningConfig {
+    let text = format!(
+        "[mining]\nprovider = \"vllm-pearl\"\nwallet_address = \"prl1q\"\n[mining.extra]\n{extra}\n"
+    );
+    Config::parse(&text, Path::new("config.toml"))
+        .unwrap()
+        .mining
+        .unwrap()
+}
+
 /// `[mining.extra].workers` as `pearl_catalog::workers` reads it.
 fn workers_setting(value: &Value) -> Result<WorkersSetting, WorkersSettingError> {
     fn setting(value: &Value) -> SettingValue {

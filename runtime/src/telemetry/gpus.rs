@@ -110,15 +110,7 @@ fn cuda_visible_devices(mining: &MiningConfig) -> Option<Vec<String>> {
 mod tests {
     use super::*;
 
-    fn mining(extra: &str) -> MiningConfig {
-        let text = format!(
-            "[mining]\nprovider = \"vllm-pearl\"\nwallet_address = \"prl1q\"\n[mining.extra]\n{extra}\n"
-        );
-        crate::config::Config::parse(&text, std::path::Path::new("config.toml"))
-            .unwrap()
-            .mining
-            .unwrap()
-    }
+    use crate::config::test_mining as mining;
 
     fn ids(ids: &[&str]) -> Option<Vec<String>> {
         Some(ids.iter().map(|id| (*id).to_owned()).collect())

@@ -136,15 +136,7 @@ pub fn price_per_kwh(mining: &MiningConfig) -> Option<f64> {
 mod tests {
     use super::*;
 
-    fn mining(extra: &str) -> MiningConfig {
-        let text = format!(
-            "[mining]\nprovider = \"vllm-pearl\"\nwallet_address = \"prl1q\"\n[mining.extra]\n{extra}\n"
-        );
-        crate::config::Config::parse(&text, std::path::Path::new("config.toml"))
-            .unwrap()
-            .mining
-            .unwrap()
-    }
+    use crate::config::test_mining as mining;
 
     #[test]
     fn the_price_is_read_as_a_number() {
