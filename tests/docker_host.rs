@@ -459,8 +459,17 @@ fn the_fake_miner_runs_logs_follows_and_stops() {
     assert!(state.finished_at.is_some());
     docker.stop(&id, Duration::from_secs(10)).unwrap(); // already stopped: Ok
 
+    // Several at once answer as each alone would, in order.
+    let gone = "jarvis-test-no-such-container".to_owned();
+    let both = docker.inspect_all(&[id.clone(), gone.clone()]).unwrap();
+    assert_eq!(both, [docker.inspect(&id).unwrap(), None]);
+
     docker.remove(&id).unwrap();
     assert_eq!(docker.inspect(&id).unwrap(), None);
+    assert_eq!(
+        docker.inspect_all(&[gone, id.clone()]).unwrap(),
+        [None, None]
+    );
     docker.remove(&id).unwrap(); // gone: Ok
     assert!(matches!(
         docker.stop(&id, Duration::from_secs(1)),

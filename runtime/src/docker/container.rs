@@ -3,6 +3,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
+use bollard::errors::Error as BollardError;
 use bollard::models::{ContainerInspectResponse, ContainerStateStatusEnum, DeviceRequest};
 use bollard::query_parameters::{
     InspectContainerOptions, ListContainersOptionsBuilder, RemoveContainerOptionsBuilder,
@@ -173,6 +174,32 @@ impl Docker {
             self.client
                 .inspect_container(id, None::<InspectContainerOptions>),
         )?;
+        self.inspected(id, result)
+    }
+
+    /// [`inspect`](Self::inspect) of each of `ids`, the requests in flight
+    /// together (a session of several workers has a container each).
+    pub fn inspect_all(&self, ids: &[String]) -> Result<Vec<Option<ContainerState>>, DockerError> {
+        let requests = ids.iter().map(|id| {
+            self.client
+                .inspect_container(id, None::<InspectContainerOptions>)
+        });
+        let results = self.call(
+            &format!("inspecting {} containers", ids.len()),
+            self.timeouts.request,
+            futures_util::future::join_all(requests),
+        )?;
+        ids.iter()
+            .zip(results)
+            .map(|(id, result)| self.inspected(id, result))
+            .collect()
+    }
+
+    fn inspected(
+        &self,
+        id: &str,
+        result: Result<ContainerInspectResponse, BollardError>,
+    ) -> Result<Option<ContainerState>, DockerError> {
         match result {
             Ok(response) => Ok(Some(container_state(response))),
             Err(error) => match classify(&error) {

@@ -1083,12 +1083,13 @@ impl Miner<'_> {
             ),
             Err(err) => return Err(MineError::Session(err.to_string())),
         };
-        let mut states = Vec::new();
-        for summary in self.own_containers(docker)? {
-            if let Some(state) = docker.inspect(&summary.id)? {
-                states.push((summary.created, state));
-            }
-        }
+        let summaries = self.own_containers(docker)?;
+        let ids: Vec<String> = summaries.iter().map(|s| s.id.clone()).collect();
+        let states: Vec<(i64, docker::ContainerState)> = summaries
+            .iter()
+            .zip(docker.inspect_all(&ids)?)
+            .filter_map(|(summary, state)| Some((summary.created, state?)))
+            .collect();
         let mut observation = Observation {
             configured: self.mining.is_some() || self.config_error.is_some(),
             started_before: history::any(&self.paths.last_session()),
