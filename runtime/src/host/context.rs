@@ -68,8 +68,9 @@ pub struct Session {
     pub refusals: Refusals,
     /// `start --dry-run`: where the plan is recorded instead of acted on.
     pub dry_run: Option<super::dry_run::Recorder>,
-    /// The GPUs of a facts file a dry run plans for, instead of NVML's
-    /// (they size the containers quota).
+    /// The host's GPUs as the command read them for `start` (a facts
+    /// file's in a dry run); they size the containers quota. `None`: NVML
+    /// is asked when a quota needs them.
     pub host_gpus: Option<Vec<host_gpu::GpuFacts>>,
 }
 

@@ -349,21 +349,27 @@ impl Miner<'_> {
             .ok_or_else(|| MineError::UnknownProvider(id.clone()))
     }
 
-    /// The config as `provider`'s `start` receives it, with the GPUs it may
-    /// mine on: NVML's (or those of `facts`, a facts file), narrowed by
+    /// The provider's `start` in `session`, on the host's GPUs `gpus` (read
+    /// once per command: NVML's, or a facts file's for a dry run). They size
+    /// the containers quota, and the provider receives them narrowed by
     /// `cuda_visible_devices` and the policy.
-    fn mining_config(
+    fn call_start(
         &self,
         provider: &LoadedProvider,
         config: &MiningConfig,
-        facts: Option<&host_gpu::HardwareFacts>,
-    ) -> bindings::MiningConfig {
-        let selection = self.gpu_selection();
-        let gpus = match facts {
-            Some(facts) => facts::guest_gpus(&facts.gpus, &selection),
-            None => facts::guest_gpus(&host_gpu::nvml::gpus(None).gpus, &selection),
-        };
-        config.to_guest(provider.visible_gpus(gpus))
+        mut session: host::Session,
+        gpus: Vec<host_gpu::GpuFacts>,
+    ) -> Result<(), MineError> {
+        let offered = facts::guest_gpus(&gpus, &self.gpu_selection());
+        let config = config.to_guest(provider.visible_gpus(offered));
+        session.host_gpus = Some(gpus);
+        let refusals = session.refusals.clone();
+        let host = provider.host_context(session);
+        call_outcome(
+            provider,
+            &refusals,
+            provider.start(self.sandbox, host, &config),
+        )
     }
 
     /// `[mining.extra].cuda_visible_devices`, the user's GPU selection.
@@ -388,15 +394,11 @@ impl Miner<'_> {
         let recorder = host::dry_run::Recorder::default();
         let mut session = self.host_session(new_session_id(), Box::new(|_| {}));
         session.dry_run = Some(recorder.clone());
-        session.host_gpus = facts.map(|facts| facts.gpus.clone());
-        let refusals = session.refusals.clone();
-        let host = provider.host_context(session);
-        let config = self.mining_config(provider, config, facts);
-        call_outcome(
-            provider,
-            &refusals,
-            provider.start(self.sandbox, host, &config),
-        )?;
+        let gpus = match facts {
+            Some(facts) => facts.gpus.clone(),
+            None => host_gpu::nvml::gpus(None).gpus,
+        };
+        self.call_start(provider, config, session, gpus)?;
         Ok(recorder.plan())
     }
 
@@ -502,18 +504,9 @@ impl Miner<'_> {
             mut on_wait,
         } = options;
         let session = self.host_session(session_id.clone(), image_progress);
-        let refusals = session.refusals.clone();
-        let host = provider.host_context(session);
-        let started = call_outcome(
-            provider,
-            &refusals,
-            provider.start(
-                self.sandbox,
-                host,
-                &self.mining_config(provider, config, None),
-            ),
-        )
-        .and_then(|()| self.session_of(provider.id(), &session_id));
+        let started = self
+            .call_start(provider, config, session, host_gpu::nvml::gpus(None).gpus)
+            .and_then(|()| self.session_of(provider.id(), &session_id));
         if started.is_ok() {
             self.record_energy_baseline(&docker, &session_id);
         }
@@ -955,15 +948,15 @@ impl Miner<'_> {
 
     /// Whether every worker's container runs.
     fn is_running(&self, docker: &Docker, record: &SessionRecord) -> Result<bool, MineError> {
-        for worker in record.worker_list() {
-            if !docker
-                .inspect(&worker.container_id)?
-                .is_some_and(|s| s.running)
-            {
-                return Ok(false);
-            }
-        }
-        Ok(true)
+        let ids: Vec<String> = record
+            .worker_list()
+            .into_iter()
+            .map(|worker| worker.container_id)
+            .collect();
+        Ok(docker
+            .inspect_all(&ids)?
+            .iter()
+            .all(|state| state.as_ref().is_some_and(|s| s.running)))
     }
 
     /// A degraded session's workers whose containers stopped are started

@@ -7,7 +7,7 @@
 
 use super::{
     Cleanup, Ending, MineError, Miner, Scope, StartFailure, StartReport, StatusReport, StopReport,
-    call_outcome, new_session_id, unix_now,
+    new_session_id, unix_now,
 };
 use crate::bindings::Capability;
 use crate::process::identity::{self, Observed};
@@ -94,25 +94,16 @@ impl Miner<'_> {
         }
         let session_id = new_session_id();
         let session = self.host_session(session_id.clone(), Box::new(|_| {}));
-        let refusals = session.refusals.clone();
-        let host = provider.host_context(session);
-        let started = call_outcome(
-            provider,
-            &refusals,
-            provider.start(
-                self.sandbox,
-                host,
-                &self.mining_config(provider, config, None),
-            ),
-        )
-        .and_then(|()| match sidecar::read_processes(&self.paths.sidecar()) {
-            Ok(Some(record)) if record.session_id.as_deref() == Some(session_id.as_str()) => {
-                Ok(record)
-            }
-            _ => Err(MineError::NoRecord {
-                provider: provider.id().to_owned(),
-            }),
-        });
+        let started = self
+            .call_start(provider, config, session, host_gpu::nvml::gpus(None).gpus)
+            .and_then(|()| match sidecar::read_processes(&self.paths.sidecar()) {
+                Ok(Some(record)) if record.session_id.as_deref() == Some(session_id.as_str()) => {
+                    Ok(record)
+                }
+                _ => Err(MineError::NoRecord {
+                    provider: provider.id().to_owned(),
+                }),
+            });
         match started {
             Ok(record) => Ok(StartReport {
                 already_running: false,
