@@ -117,19 +117,12 @@ impl Twins {
     }
 
     fn session(&self) -> Session {
+        let docker = Docker::connect()
+            .map(Arc::new)
+            .map_err(|err| err.to_string());
         Session {
-            id: "contract-session".into(),
-            paths: self.paths.clone(),
-            docker: Docker::connect()
-                .map(Arc::new)
-                .map_err(|err| err.to_string()),
-            pearl_source_dir: None,
             wallet_address: Some(WALLET.into()),
-            gpu_selection: Default::default(),
-            progress: Box::new(|_| {}),
-            refusals: Default::default(),
-            dry_run: None,
-            host_gpus: None,
+            ..Session::new("contract-session", self.paths.clone(), docker)
         }
     }
 

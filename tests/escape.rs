@@ -175,16 +175,8 @@ impl Harness {
 
     fn session_with(&self, id: &str) -> Session {
         Session {
-            id: id.into(),
-            paths: self.paths.clone(),
-            docker: self.docker.clone(),
-            pearl_source_dir: None,
             wallet_address: Some(USER_WALLET.into()),
-            gpu_selection: Default::default(),
-            progress: Box::new(|_| {}),
-            refusals: Default::default(),
-            dry_run: None,
-            host_gpus: None,
+            ..Session::new(id, self.paths.clone(), self.docker.clone())
         }
     }
 

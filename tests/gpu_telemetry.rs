@@ -445,16 +445,12 @@ fn a_granted_provider_reads_the_exact_readings_of_its_gpus_through_the_import() 
         ));
         let provider = load_with_policy(&sandbox, &escape_component(), &policy);
         let session = Session {
-            id: "telemetry-session".into(),
-            paths: Paths::with_home(home.path()),
-            docker: Err("no Docker in this test".into()),
-            pearl_source_dir: None,
-            wallet_address: None,
             gpu_selection: GpuSelection::new(selection),
-            progress: Box::new(|_| {}),
-            refusals: Default::default(),
-            dry_run: None,
-            host_gpus: None,
+            ..Session::new(
+                "telemetry-session",
+                Paths::with_home(home.path()),
+                Err("no Docker in this test".into()),
+            )
         };
         let config = MiningConfig {
             provider: "escape".into(),

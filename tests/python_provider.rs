@@ -232,18 +232,11 @@ fn the_second_run_loads_the_compiled_component_from_the_cache() {
 
 /// The host session for a lifecycle call in `home`, with no Docker.
 fn session(home: &Path) -> Session {
-    Session {
-        id: "python-test-session".into(),
-        paths: Paths::with_home(home),
-        docker: Err("Docker is not used by this test".into()),
-        pearl_source_dir: None,
-        wallet_address: None,
-        gpu_selection: Default::default(),
-        progress: Box::new(|_| {}),
-        refusals: Default::default(),
-        dry_run: None,
-        host_gpus: None,
-    }
+    Session::new(
+        "python-test-session",
+        Paths::with_home(home),
+        Err("Docker is not used by this test".into()),
+    )
 }
 
 /// The registry of `home` under a user policy `grant`, with a cache warm from [`first_run`].

@@ -23,18 +23,11 @@ secrets = ["MINER_TOKEN"]
 "#;
 
 fn session(home: &std::path::Path) -> Session {
-    Session {
-        id: "template-session".into(),
-        paths: Paths::with_home(home),
-        docker: Err("no Docker in this test".into()),
-        pearl_source_dir: None,
-        wallet_address: None,
-        gpu_selection: Default::default(),
-        progress: Box::new(|_| {}),
-        refusals: Default::default(),
-        dry_run: None,
-        host_gpus: None,
-    }
+    Session::new(
+        "template-session",
+        Paths::with_home(home),
+        Err("no Docker in this test".into()),
+    )
 }
 
 fn config(image: Option<&str>) -> MiningConfig {

@@ -74,6 +74,30 @@ pub struct Session {
     pub host_gpus: Option<Vec<host_gpu::GpuFacts>>,
 }
 
+impl Session {
+    /// A session with nothing configured beyond its id, home and Docker:
+    /// no Pearl checkout, wallet or GPU selection, progress dropped, not a
+    /// dry run, the host's GPUs read when needed.
+    pub fn new(
+        id: impl Into<String>,
+        paths: Paths,
+        docker: Result<Arc<Docker>, String>,
+    ) -> Session {
+        Session {
+            id: id.into(),
+            paths,
+            docker,
+            pearl_source_dir: None,
+            wallet_address: None,
+            gpu_selection: GpuSelection::default(),
+            progress: Box::new(|_| {}),
+            refusals: Refusals::default(),
+            dry_run: None,
+            host_gpus: None,
+        }
+    }
+}
+
 /// A lifecycle call's host: who calls, what the policy grants it, and the
 /// session. Absent during `info` and `detect`, which are pure.
 pub struct HostContext {

@@ -412,9 +412,6 @@ impl Miner<'_> {
         progress: Box<dyn FnMut(ImageProgress) + Send>,
     ) -> host::Session {
         host::Session {
-            id,
-            paths: self.paths.clone(),
-            docker: self.docker.clone(),
             pearl_source_dir: self
                 .mining
                 .and_then(|m| {
@@ -426,9 +423,7 @@ impl Miner<'_> {
             wallet_address: self.mining.map(|m| m.wallet_address.clone()),
             gpu_selection: self.gpu_selection(),
             progress,
-            refusals: host::Refusals::default(),
-            dry_run: None,
-            host_gpus: None,
+            ..host::Session::new(id, self.paths.clone(), self.docker.clone())
         }
     }
 
