@@ -604,6 +604,20 @@ fn energy_per_share_per_block_and_cost_over_the_window_since_start() {
             {"index": 1, "uuid": "GPU-h100-1", "energy_j": 3_600_000.0, "counter_reset": false},
         ])
     );
+    // One worker per GPU (vllm-pearl's `auto`), each over its own GPU and
+    // its own two accepted blocks.
+    assert_eq!(miners, 2, "{json:#}");
+    for index in 0..2 {
+        let worker = &energy["workers"][index];
+        assert_eq!(worker["index"], index, "{energy:#}");
+        assert_eq!(worker["gpus"], json!([index.to_string()]));
+        assert_eq!(worker["energy_kwh"], 1.0);
+        assert_eq!(worker["shares_accepted"], 2);
+        assert_eq!(worker["joules_per_share"], 1_800_000.0);
+        assert_eq!(worker["joules_per_block"], 1_800_000.0);
+        assert_eq!(worker["shares_per_kwh"], 2.0);
+        assert_eq!(worker["cost"], 0.25);
+    }
     // The window: from the baseline to this sample.
     let since = energy["since"].as_f64().unwrap();
     assert_eq!(since, baseline["taken_at"].as_f64().unwrap());
@@ -633,6 +647,20 @@ fn energy_per_share_per_block_and_cost_over_the_window_since_start() {
         Some(format!("{miners}.00").as_str())
     );
     assert_eq!(text.row("cost (estimate)"), Some("0.5000 at 0.25 per kWh"));
+    let energy_rows: Vec<&str> = text
+        .stdout
+        .lines()
+        .skip_while(|line| !line.starts_with("cost (estimate)"))
+        .filter(|line| line.starts_with("  worker "))
+        .collect();
+    assert_eq!(
+        energy_rows,
+        [
+            "  worker 0:         1.0000 kWh, 1.80 MJ per accepted share (2), 2.00 shares per kWh",
+            "  worker 1:         1.0000 kWh, 1.80 MJ per accepted share (2), 2.00 shares per kWh",
+        ],
+        "{text}"
+    );
     text.stdout_has("energy figures are estimates over the window measured");
 
     // The session ends: so does its baseline.

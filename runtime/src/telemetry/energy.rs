@@ -11,7 +11,10 @@
 //! - joules per accepted share and per block: that energy divided by the
 //!   session's counts (the miner counts from its start, as the window does);
 //!   none yet is no figure (`null`), not infinity;
-//! - shares per kWh, and the cost at `[mining.extra].electricity_price_per_kwh`.
+//! - shares per kWh, and the cost at `[mining.extra].electricity_price_per_kwh`;
+//! - the same for each worker of a session of several, over its own GPUs
+//!   and its own counts (a worker the host restarted counts from its
+//!   container's first start, as the window does).
 //!
 //! What the GPUs drew before the window and what the rest of the machine
 //! draws (CPU, fans, power supply losses) are not in it.
@@ -51,6 +54,36 @@ pub struct EnergyReport {
     pub electricity_price_per_kwh: Option<f64>,
     /// `energy_kwh` × the price.
     pub cost: Option<f64>,
+    /// Each worker's share, for a session of several workers.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub workers: Vec<WorkerEnergy>,
+}
+
+/// One worker's energy and what it cost per share, over its GPUs.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WorkerEnergy {
+    pub index: usize,
+    /// Host GPU ids (NVML indexes or UUIDs), as the session records them.
+    pub gpus: Vec<String>,
+    /// `None`: one of its GPUs gave no energy (the session's `unknown`
+    /// says why), or none of them was read.
+    pub energy_j: Option<f64>,
+    pub energy_kwh: Option<f64>,
+    pub shares_accepted: Option<u64>,
+    pub blocks_found: Option<u64>,
+    pub joules_per_share: Option<f64>,
+    pub joules_per_block: Option<f64>,
+    pub shares_per_kwh: Option<f64>,
+    pub cost: Option<f64>,
+}
+
+/// A worker of the session, and its counts (`None`: the provider gave
+/// none for it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkerShares {
+    pub index: usize,
+    pub gpus: Vec<String>,
+    pub counts: Option<Counts>,
 }
 
 /// One GPU's energy in the window.
@@ -94,6 +127,7 @@ pub fn report(
         shares_per_kwh: None,
         electricity_price_per_kwh: price,
         cost: None,
+        workers: Vec::new(),
     };
     let baseline = match baseline {
         Ok(baseline) => baseline,
@@ -152,6 +186,65 @@ pub fn report(
             (energy_kwh > 0.0).then(|| counts.shares_accepted as f64 / energy_kwh);
     }
     report
+}
+
+/// Each worker's energy from the GPUs' shares in `report` (matched by
+/// NVML index or UUID), divided by its own counts, at `price` per kWh.
+pub fn per_worker(report: &EnergyReport, workers: &[WorkerShares]) -> Vec<WorkerEnergy> {
+    workers
+        .iter()
+        .map(|worker| {
+            let gpus: Vec<Option<f64>> = worker
+                .gpus
+                .iter()
+                .map(|id| {
+                    report
+                        .gpus
+                        .iter()
+                        .find(|gpu| is_gpu(gpu, id))
+                        .and_then(|gpu| gpu.energy_j)
+                })
+                .collect();
+            // Every GPU's share known, or no figure: never a partial sum.
+            let energy_j = (!gpus.is_empty() && report.energy_j.is_some())
+                .then(|| gpus.iter().copied().sum::<Option<f64>>())
+                .flatten();
+            let energy_kwh = energy_j.map(|j| j * 1000.0 / MJ_PER_KWH);
+            let counts = worker.counts;
+            WorkerEnergy {
+                index: worker.index,
+                gpus: worker.gpus.clone(),
+                energy_j,
+                energy_kwh,
+                shares_accepted: counts.map(|c| c.shares_accepted),
+                blocks_found: counts.map(|c| c.blocks_found),
+                joules_per_share: energy_j
+                    .zip(counts)
+                    .and_then(|(j, c)| per(j, c.shares_accepted)),
+                joules_per_block: energy_j
+                    .zip(counts)
+                    .and_then(|(j, c)| per(j, c.blocks_found)),
+                shares_per_kwh: energy_kwh
+                    .zip(counts)
+                    .filter(|(kwh, _)| *kwh > 0.0)
+                    .map(|(kwh, c)| c.shares_accepted as f64 / kwh),
+                cost: energy_kwh
+                    .zip(report.electricity_price_per_kwh)
+                    .map(|(kwh, price)| kwh * price),
+            }
+        })
+        .collect()
+}
+
+/// Whether the session's GPU id `id` (an NVML index or a UUID) is `gpu`.
+fn is_gpu(gpu: &GpuEnergy, id: &str) -> bool {
+    match id.parse::<u32>() {
+        Ok(index) => gpu.index == index,
+        Err(_) => gpu
+            .uuid
+            .as_deref()
+            .is_some_and(|uuid| uuid.eq_ignore_ascii_case(id)),
+    }
 }
 
 /// `total / count`; none for a count of 0.
@@ -338,6 +431,95 @@ mod tests {
         baseline.gpus.iter_mut().for_each(|gpu| gpu.uuid = None);
         let report = super::report(Ok(&baseline), &sample, None, None);
         assert_eq!(report.energy_j, Some(1.4));
+    }
+
+    fn worker(index: usize, gpus: &[&str], accepted: Option<u64>) -> WorkerShares {
+        WorkerShares {
+            index,
+            gpus: gpus.iter().map(|id| (*id).to_owned()).collect(),
+            counts: accepted.map(|shares_accepted| Counts {
+                shares_accepted,
+                blocks_found: shares_accepted / 2,
+            }),
+        }
+    }
+
+    #[test]
+    fn each_worker_has_its_own_gpus_energy_and_counts() {
+        // Three GPUs: 1, 2 and 3 kWh. Worker 0 mines on GPU 0 (by index),
+        // worker 1 on GPUs 1 and 2 (one by UUID, one by index).
+        let kwh = 3_600_000_000u64;
+        let report = report(
+            Ok(&start(&[(0, Some(0)), (1, Some(0)), (2, Some(0))])),
+            &now(&[(0, Some(kwh)), (1, Some(2 * kwh)), (2, Some(3 * kwh))]),
+            Some(COUNTS),
+            Some(0.5),
+        );
+        let workers = per_worker(
+            &report,
+            &[
+                worker(0, &["0"], Some(4)),
+                worker(1, &["gpu-1", "2"], Some(10)),
+                worker(2, &["1"], None),
+            ],
+        );
+        assert_eq!(workers[0].energy_kwh, Some(1.0));
+        assert_eq!(workers[0].joules_per_share, Some(900_000.0));
+        assert_eq!(workers[0].joules_per_block, Some(1_800_000.0));
+        assert_eq!(workers[0].shares_per_kwh, Some(4.0));
+        assert_eq!(workers[0].cost, Some(0.5));
+        assert_eq!(workers[1].gpus, ["gpu-1", "2"]);
+        assert_eq!(workers[1].energy_kwh, Some(5.0));
+        assert_eq!(workers[1].joules_per_share, Some(1_800_000.0));
+        assert_eq!(workers[1].shares_per_kwh, Some(2.0));
+        // No counts from the provider for worker 2: energy, nothing per share.
+        assert_eq!(workers[2].energy_kwh, Some(2.0));
+        assert_eq!(workers[2].shares_accepted, None);
+        assert_eq!(
+            (workers[2].joules_per_share, workers[2].shares_per_kwh),
+            (None, None)
+        );
+    }
+
+    #[test]
+    fn a_worker_with_an_unknown_or_unread_gpu_has_no_figure() {
+        let report = report(
+            Ok(&start(&[(0, Some(0)), (1, None)])),
+            &now(&[(0, Some(5_000)), (1, Some(9_000))]),
+            Some(COUNTS),
+            None,
+        );
+        let workers = per_worker(
+            &report,
+            &[
+                worker(0, &["0"], Some(1)),
+                worker(1, &["0", "1"], Some(1)),
+                worker(2, &["7"], Some(1)),
+                worker(3, &[], Some(1)),
+            ],
+        );
+        // The session's energy is unknown (GPU 1 had no counter), so no
+        // worker gets a figure, not even the one whose GPU was read.
+        assert!(report.energy_j.is_none());
+        for worker in &workers {
+            assert_eq!(
+                (worker.energy_j, worker.joules_per_share),
+                (None, None),
+                "{worker:?}"
+            );
+        }
+        let report = super::report(
+            Ok(&start(&[(0, Some(0))])),
+            &now(&[(0, Some(5_000))]),
+            None,
+            None,
+        );
+        let workers = per_worker(
+            &report,
+            &[worker(0, &["0"], None), worker(1, &["GPU-9"], None)],
+        );
+        assert_eq!(workers[0].energy_j, Some(5.0));
+        assert_eq!(workers[1].energy_j, None);
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! and says why.
 
 use super::baseline::{self, Baseline};
-use super::energy::{self, Counts, EnergyReport};
+use super::energy::{self, Counts, EnergyReport, WorkerShares};
 use super::gpus::{GpuSource, SessionGpus};
 use crate::config::MiningConfig;
 use crate::home::HomePath;
@@ -66,23 +66,25 @@ impl Sampling {
 }
 
 /// The section for a session `session_id` using `gpus`: one sample, and the
-/// energy against the baseline at `baseline_path`, divided by `counts`.
+/// energy against the baseline at `baseline_path`, divided by `counts`, and
+/// for each of `workers` (a session of several) over its own GPUs.
 pub fn section(
     gpus: &SessionGpus,
     session_id: Option<&str>,
     baseline_path: &HomePath,
-    counts: Option<Counts>,
+    (counts, workers): (Option<Counts>, &[WorkerShares]),
     mining: Option<&MiningConfig>,
     sampling: &Sampling,
 ) -> (GpuSection, EnergyReport) {
     let sample = sampling.sample(gpus);
     let baseline = session_baseline(baseline_path, session_id);
-    let energy = energy::report(
+    let mut energy = energy::report(
         baseline.as_ref().map_err(Clone::clone),
         &sample,
         counts,
         mining.and_then(price_per_kwh),
     );
+    energy.workers = energy::per_worker(&energy, workers);
     let section = GpuSection {
         source: gpus.source,
         requested: gpus.selection.clone(),

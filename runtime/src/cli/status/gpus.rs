@@ -9,7 +9,8 @@ use super::super::session::Opened;
 use super::{duration, row};
 use crate::host::LABEL_SESSION;
 use crate::lifecycle::StatusReport;
-use crate::telemetry::energy::Counts;
+use crate::telemetry::energy::WorkerEnergy;
+use crate::telemetry::energy::{Counts, WorkerShares};
 use crate::telemetry::{EnergyReport, GpuSection, GpuSource, Sampling, section};
 use host_gpu::telemetry::GpuTelemetry;
 use serde::Serialize;
@@ -60,11 +61,28 @@ pub(super) fn section(
         shares_accepted: stats.shares_accepted,
         blocks_found: stats.blocks_found,
     });
+    // The host's record of each worker's GPUs, the provider's counts.
+    let workers: Vec<WorkerShares> = report
+        .workers
+        .iter()
+        .map(|worker| WorkerShares {
+            index: worker.index,
+            gpus: worker.gpus.clone(),
+            counts: report
+                .stats
+                .as_ref()
+                .and_then(|s| s.workers.iter().find(|c| c.index as usize == worker.index))
+                .map(|c| Counts {
+                    shares_accepted: c.shares_accepted,
+                    blocks_found: c.blocks_found,
+                }),
+        })
+        .collect();
     let (telemetry, energy) = section::section(
         gpus,
         session_id,
         &opened.paths.energy_baseline(),
-        counts,
+        (counts, &workers),
         opened.config.mining.as_ref(),
         sampling,
     );
@@ -235,6 +253,13 @@ fn write_energy(out: &mut impl Write, energy: &EnergyReport) -> std::io::Result<
             format!("{cost:.4} at {price} per kWh"),
         )?;
     }
+    for worker in &energy.workers {
+        row(
+            out,
+            &format!("  worker {}", worker.index),
+            worker_energy(worker),
+        )?;
+    }
     let reset: Vec<String> = energy
         .gpus
         .iter()
@@ -258,6 +283,22 @@ fn write_energy(out: &mut impl Write, energy: &EnergyReport) -> std::io::Result<
              only (not CPU, fans or the power supply), from `jarvis mine start` to now"
         )
     )
+}
+
+/// "0.0123 kWh, 45.6 kJ per accepted share (12), 81.3 shares per kWh".
+fn worker_energy(worker: &WorkerEnergy) -> String {
+    let Some(kwh) = worker.energy_kwh else {
+        return "energy unknown".to_owned();
+    };
+    let per_share = match (worker.joules_per_share, worker.shares_accepted) {
+        (Some(j), Some(n)) => format!("{} per accepted share ({n})", si_joules(j)),
+        (_, Some(_)) => "no accepted share yet".to_owned(),
+        (_, None) => "no share counts".to_owned(),
+    };
+    let per_kwh = worker
+        .shares_per_kwh
+        .map_or_else(String::new, |n| format!(", {n:.2} shares per kWh"));
+    format!("{kwh:.4} kWh, {per_share}{per_kwh}")
 }
 
 /// `7.20 MJ`, `900 J`: three significant digits with an SI prefix.
@@ -339,6 +380,7 @@ mod tests {
             shares_per_kwh: Some(1.0),
             electricity_price_per_kwh: Some(0.25),
             cost: Some(0.5),
+            workers: vec![],
         }
     }
 
@@ -387,6 +429,50 @@ mod tests {
             line_fields(&section),
             " gpus=2 gpu_power_w=- energy_kwh=2.000000 j_per_share=3600000.0"
         );
+    }
+
+    #[test]
+    fn each_worker_gets_an_energy_row() {
+        let worker = |index: usize,
+                      energy_kwh: Option<f64>,
+                      shares_accepted: Option<u64>,
+                      joules_per_share| WorkerEnergy {
+            index,
+            gpus: vec![index.to_string()],
+            energy_j: energy_kwh.map(|kwh| kwh * 3.6e6),
+            energy_kwh,
+            shares_accepted,
+            blocks_found: None,
+            joules_per_share,
+            joules_per_block: None,
+            shares_per_kwh: energy_kwh
+                .zip(shares_accepted)
+                .map(|(kwh, n)| n as f64 / kwh),
+            cost: None,
+        };
+        let mut report = energy();
+        report.workers = vec![
+            worker(0, Some(1.5), Some(3), Some(1_800_000.0)),
+            worker(1, Some(0.5), Some(0), None),
+            worker(2, Some(0.25), None, None),
+            worker(3, None, Some(4), None),
+        ];
+        let mut out = Vec::new();
+        write_energy(&mut out, &report).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let rows: Vec<&str> = text.lines().filter(|l| l.starts_with("  worker")).collect();
+        assert_eq!(
+            rows,
+            [
+                "  worker 0:         1.5000 kWh, 1.80 MJ per accepted share (3), 2.00 shares per kWh",
+                "  worker 1:         0.5000 kWh, no accepted share yet, 0.00 shares per kWh",
+                "  worker 2:         0.2500 kWh, no share counts",
+                "  worker 3:         energy unknown",
+            ]
+        );
+        let json = serde_json::to_value(&report).unwrap();
+        assert_eq!(json["workers"][0]["joules_per_share"], 1_800_000.0);
+        assert_eq!(json["workers"][3]["energy_kwh"], serde_json::Value::Null);
     }
 
     #[test]
