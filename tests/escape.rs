@@ -1196,6 +1196,213 @@ fn log_searches_are_bounded_in_patterns() {
 }
 
 // ---------------------------------------------------------------------------
+// Batches (`grep-logs-all`, `scrape-all`).
+
+/// Class: batches. A batch is decided whole before anything is fetched:
+/// one URL the policy refuses, or one that is not a URL, refuses the call
+/// (naming the request) and no endpoint in it gets a request; too many is
+/// refused the same way. Admitted, each URL gets its own answer, in order,
+/// and the call leaves one record naming every URL.
+#[test]
+fn a_scrape_batch_is_decided_whole_before_any_endpoint_is_asked() {
+    let ok_metrics = http_reply(
+        "200 OK",
+        "Content-Type: text/plain\r\n",
+        "# TYPE up gauge\nup 1\nother 2\n",
+    );
+    let granted = Server::start(Some(ok_metrics));
+    let broken = Server::start(Some(http_reply("500 Internal Server Error", "", "")));
+    let bystander = Server::start(Some(http_reply("200 OK", "", "up 1\n")));
+    let h = Harness::new(&grant(
+        "",
+        &format!(
+            r#""session", "http://127.0.0.1:{}", "http://127.0.0.1:{}""#,
+            granted.port, broken.port
+        ),
+        "",
+    ));
+    let url = |port: u16| format!("http://127.0.0.1:{port}/metrics");
+    let batch = |urls: &[String]| {
+        let urls: Vec<&str> = urls.iter().map(String::as_str).collect();
+        h.attack(&[("attack", text("scrape-all")), ("urls", texts(&urls))])
+    };
+
+    // One refused URL, anywhere in the batch: nothing is fetched.
+    for urls in [
+        vec![url(granted.port), url(bystander.port)],
+        vec![url(bystander.port), url(granted.port)],
+        vec![
+            url(granted.port),
+            url(granted.port),
+            "http://10.1.2.3:9100/metrics".into(),
+        ],
+    ] {
+        let refused = urls
+            .iter()
+            .position(|u| !u.contains(&granted.port.to_string()))
+            .unwrap();
+        let before = h.records().len();
+        let message = denied(batch(&urls));
+        assert_contains(
+            &message,
+            &[
+                &format!("request {refused}: "),
+                "is not one of this session's loopback endpoints and is not in providers.\"escape\".metrics.endpoints",
+            ],
+        );
+        one_record(&h, before, "metrics.scrape-all", Decision::Deny);
+    }
+    // Not a URL, or too many: invalid, nothing fetched.
+    let message = invalid(batch(&[url(granted.port), "ftp://127.0.0.1/x".into()]));
+    assert_contains(
+        &message,
+        &["request 1: ", "only http:// endpoints may be scraped"],
+    );
+    let many: Vec<String> = (0..33).map(|_| url(granted.port)).collect();
+    assert_contains(
+        &invalid(batch(&many)),
+        &["scrape-all takes at most 32 URLs, not 33"],
+    );
+    assert_eq!(granted.accepted(), 0);
+    assert_eq!(bystander.accepted(), 0);
+
+    // Admitted: each URL answered in order, a failure being its own.
+    let before = h.records().len();
+    let answers = steps(batch(&[
+        url(granted.port),
+        url(broken.port),
+        url(granted.port),
+    ]));
+    assert_eq!(
+        answers,
+        [
+            ("request#0".to_owned(), "ok 2 samples".to_owned()),
+            (
+                "request#1".to_owned(),
+                format!("failed: {}: HTTP 500", url(broken.port))
+            ),
+            ("request#2".to_owned(), "ok 2 samples".to_owned()),
+        ]
+    );
+    let record = one_record(&h, before, "metrics.scrape-all", Decision::Allow);
+    assert_eq!(record.outcome.as_deref(), Some("ok"));
+    assert_contains(
+        &record.action,
+        &[
+            &format!("url=http://127.0.0.1:{}", granted.port),
+            &format!("url=http://127.0.0.1:{}", broken.port),
+        ],
+    );
+    assert_eq!(granted.accepted(), 2);
+    assert_eq!(broken.accepted(), 1);
+    // An empty batch is an empty answer.
+    assert_eq!(batch(&[]), Error::Failed(String::new()));
+}
+
+/// Class: batches, references. In one `grep-logs-all`, a container the
+/// provider does not own (unlabelled, another home's, another provider's)
+/// and one that does not exist each read as an empty log, exactly as
+/// `grep-logs` answers them, while its own container's lines come back.
+#[test]
+fn a_grep_batch_reads_only_its_own_containers_and_the_rest_read_as_absent() {
+    let cleanup = ContainerCleanup::new("escape-batch");
+    let h = Harness::new(&default_grant());
+    let home = h.home().display().to_string();
+    let own = victim(
+        &cleanup,
+        "own",
+        &[(LABEL_PROVIDER, ESCAPE), (LABEL_HOME, &home)],
+    );
+    let foreign = [
+        victim(&cleanup, "plain", &[]),
+        victim(
+            &cleanup,
+            "other-home",
+            &[
+                (LABEL_PROVIDER, ESCAPE),
+                (LABEL_HOME, "/somewhere/else/.openjarvis"),
+            ],
+        ),
+        victim(
+            &cleanup,
+            "other-provider",
+            &[(LABEL_PROVIDER, "vllm-pearl"), (LABEL_HOME, &home)],
+        ),
+    ];
+    wait_until(
+        "the own container's first log line",
+        Duration::from_secs(20),
+        || !h.docker().logs(&own, 10).unwrap_or_default().is_empty(),
+    );
+    let mut references = vec![own.clone()];
+    for id in &foreign {
+        references.push(id.clone());
+        references.push(id[..12].to_owned());
+    }
+    references.push("escape-no-such-container".to_owned());
+    let refs: Vec<&str> = references.iter().map(String::as_str).collect();
+    let before = h.records().len();
+    let answers = steps(h.attack(&[
+        ("attack", text("grep-logs-all")),
+        ("containers", texts(&refs)),
+        ("patterns", texts(&[""])),
+    ]));
+    one_record(&h, before, "containers.grep-logs-all", Decision::Allow);
+    assert_eq!(answers.len(), references.len());
+    assert!(
+        answers[0].1.starts_with("ok ") && !answers[0].1.starts_with("ok 0 "),
+        "{answers:?}"
+    );
+    for (reference, (_, answer)) in references.iter().zip(&answers).skip(1) {
+        assert_eq!(answer, "ok 0 lines []", "{reference}");
+    }
+    for id in &foreign {
+        assert!(running(id), "{id} was touched");
+    }
+    // What comes back is redacted, in a batch as alone.
+    assert!(!answers[0].1.contains("victim-password"), "{answers:?}");
+    assert!(!h.audit_text().contains("victim-password"));
+    // A reference that is not a container name refuses the batch, naming it.
+    let message = invalid(h.attack(&[
+        ("attack", text("grep-logs-all")),
+        ("containers", texts(&[&own, "../../etc/passwd"])),
+    ]));
+    assert_contains(&message, &["request 1: ", "is not valid"]);
+    let many: Vec<&str> = (0..33).map(|_| own.as_str()).collect();
+    assert_contains(
+        &invalid(h.attack(&[
+            ("attack", text("grep-logs-all")),
+            ("containers", texts(&many)),
+        ])),
+        &["grep-logs-all takes at most 32 requests, not 33"],
+    );
+}
+
+/// Class: quotas. Each request of a batch is a privileged call against
+/// `quotas.privileged_calls`, so batching is no way around it.
+#[test]
+fn each_request_of_a_batch_counts_against_the_privileged_calls_quota() {
+    let endpoint = Server::start(Some(http_reply("200 OK", "", "up 1\n")));
+    let h = Harness::new(&grant(
+        "",
+        &format!(r#""session", "http://127.0.0.1:{}""#, endpoint.port),
+        "[providers.escape.quotas]\nprivileged_calls = 5\n",
+    ));
+    let url = format!("http://127.0.0.1:{}/metrics", endpoint.port);
+    let batch = |count: usize| {
+        let urls: Vec<&str> = (0..count).map(|_| url.as_str()).collect();
+        h.attack(&[("attack", text("scrape-all")), ("urls", texts(&urls))])
+    };
+    assert_contains(&denied(batch(6)), &["quotas.privileged_calls"]);
+    assert_eq!(endpoint.accepted(), 0);
+    assert_eq!(steps(batch(5)).len(), 5);
+    assert_eq!(endpoint.accepted(), 5);
+    // 32 requests, past the quota of 5: refused, whatever the batch's size.
+    assert_contains(&denied(batch(32)), &["quotas.privileged_calls"]);
+    assert_eq!(endpoint.accepted(), 5);
+}
+
+// ---------------------------------------------------------------------------
 // GPUs.
 
 #[test]
@@ -1918,6 +2125,26 @@ fn log_searches_cannot_rebuild_a_granted_secret_byte_by_byte() {
     let (on_a, on_b) = (probe(&a), probe(&b));
     assert_eq!(on_a.len(), guesses.len());
     assert_eq!(on_a, on_b, "counts depend on the secret's value");
+    // The same guesses in batches of both containers.
+    for guess in &refs {
+        let answers = steps(h.attack(&[
+            ("attack", text("grep-logs-all")),
+            ("containers", texts(&[&a, &b])),
+            ("patterns", texts(&[guess])),
+        ]));
+        let count = |answer: &str| answer.split(' ').nth(1).unwrap().to_owned();
+        assert_eq!(
+            count(&answers[0].1),
+            count(&answers[1].1),
+            "{guess}: {answers:?}"
+        );
+        assert!(
+            !answers
+                .iter()
+                .any(|(_, a)| a.contains(&first) || a.contains(&second)),
+            "{answers:?}"
+        );
+    }
     for id in [&a, &b] {
         let error = h.attack(&[
             ("attack", text("grep-logs")),

@@ -6,8 +6,9 @@
 //! ours to read.
 
 use crate::PROVIDER_ID;
+use mining_provider_sdk::host::containers::{self, LogGrep};
 use mining_provider_sdk::host::metrics::{self, Sample};
-use mining_provider_sdk::host::{clock, containers, sidecar};
+use mining_provider_sdk::host::{clock, sidecar};
 use mining_provider_sdk::types::{MiningStats, WorkerStats};
 use pearl_provider_kit::gateway_metrics::{apply_gateway, total, uptime};
 
@@ -34,70 +35,93 @@ pub fn collect() -> MiningStats {
         }
     };
     let now = clock::now().ok();
+    // A session of one container records no workers: it is worker 0.
+    let workers: Vec<(&str, &str)> = if session.workers.is_empty() {
+        vec![(&session.metrics_url, &session.container_id)]
+    } else {
+        session
+            .workers
+            .iter()
+            .map(|w| (w.metrics_url.as_str(), w.container_id.as_str()))
+            .collect()
+    };
     let gateway = format!(
         "{}/metrics",
         session.gateway_metrics_url.trim_end_matches('/')
     );
+    let mut counts = count_workers(&workers, &gateway, now);
     if session.workers.is_empty() {
-        collect_worker(
-            &mut stats,
-            &session.metrics_url,
-            &session.container_id,
-            Some(&gateway),
-            now,
-        );
-        return stats;
+        return counts.pop().unwrap_or(stats);
     }
-    // Several workers: each one's counts, and their sums. Only worker 0
-    // has the gateway's declared metrics port.
-    for (index, worker) in (0u32..).zip(&session.workers) {
-        let mut one = MiningStats::empty(PROVIDER_ID);
-        let gateway = (index == 0).then_some(gateway.as_str());
-        collect_worker(
-            &mut one,
-            &worker.metrics_url,
-            &worker.container_id,
-            gateway,
-            now,
-        );
+    for ((index, worker), one) in (0u32..).zip(&session.workers).zip(counts) {
         add_worker(&mut stats, index, worker.gpus.clone(), one);
     }
     stats
 }
 
-/// One worker's counts: vLLM's metrics, then the gateway's metrics where
-/// they are served, else the container's log lines.
-fn collect_worker(
-    stats: &mut MiningStats,
-    metrics_url: &str,
-    container_id: &str,
-    gateway: Option<&str>,
-    now: Option<f64>,
-) {
-    match metrics::scrape(metrics_url) {
-        Ok(samples) => apply_vllm(stats, &samples, now),
-        Err(err) => {
-            stats.last_error = Some(format!("vLLM metrics unavailable: {}", err.describe()))
+/// Each worker's counts from `(metrics URL, container)`: vLLM's metrics,
+/// then the gateway's metrics where they are served (only worker 0 has the
+/// gateway's declared port), else the container's log lines. Two host
+/// calls for all the workers, which the host answers concurrently.
+fn count_workers(workers: &[(&str, &str)], gateway: &str, now: Option<f64>) -> Vec<MiningStats> {
+    let mut counts: Vec<MiningStats> = workers
+        .iter()
+        .map(|_| MiningStats::empty(PROVIDER_ID))
+        .collect();
+    let mut urls: Vec<String> = workers.iter().map(|(url, _)| (*url).to_owned()).collect();
+    urls.push(gateway.to_owned());
+    let mut scrapes = metrics::scrape_all(&urls).unwrap_or_else(|err| vec![Err(err); urls.len()]);
+    let gateway_scrape = scrapes.pop().expect("one answer per URL");
+    for (one, scrape) in counts.iter_mut().zip(scrapes) {
+        match scrape {
+            Ok(samples) => apply_vllm(one, &samples, now),
+            Err(err) => {
+                one.last_error = Some(format!("vLLM metrics unavailable: {}", err.describe()))
+            }
         }
     }
-    let gateway_error = match gateway.map(metrics::scrape) {
-        Some(Ok(samples)) => return apply_gateway(stats, &samples, now),
-        Some(Err(err)) => Some(err),
-        None => None,
+    let gateway_error = match gateway_scrape {
+        Ok(samples) => {
+            apply_gateway(&mut counts[0], &samples, now);
+            None
+        }
+        Err(err) => Some(err),
     };
-    if container_id == ATTACHED {
-        let why = gateway_error.map_or_else(String::new, |err| format!(" ({})", err.describe()));
-        stats.last_error = Some(format!(
-            "no share counts for an attached miner: its gateway metrics are unavailable{why}"
-        ));
-        return;
-    }
-    match containers::grep_logs(container_id, &LOG_PATTERNS.map(String::from), MAX_LOG_LINES) {
-        Ok(lines) => apply_log_lines(stats, &lines),
-        Err(err) => {
-            stats.last_error = Some(format!("cannot read the miner's logs: {}", err.describe()))
+    // The workers whose shares the gateway's metrics do not count.
+    let mut from_logs: Vec<usize> = (1..workers.len()).collect();
+    if let Some(err) = gateway_error {
+        if workers[0].1 == ATTACHED {
+            counts[0].last_error = Some(format!(
+                "no share counts for an attached miner: its gateway metrics are unavailable ({})",
+                err.describe()
+            ));
+        } else {
+            from_logs.insert(0, 0);
         }
     }
+    if from_logs.is_empty() {
+        return counts;
+    }
+    let requests: Vec<LogGrep> = from_logs
+        .iter()
+        .map(|&index| LogGrep {
+            id: workers[index].1.to_owned(),
+            patterns: LOG_PATTERNS.map(String::from).to_vec(),
+            limit: MAX_LOG_LINES,
+        })
+        .collect();
+    let answers =
+        containers::grep_logs_all(&requests).unwrap_or_else(|err| vec![Err(err); requests.len()]);
+    for (&index, answer) in from_logs.iter().zip(answers) {
+        match answer {
+            Ok(lines) => apply_log_lines(&mut counts[index], &lines),
+            Err(err) => {
+                counts[index].last_error =
+                    Some(format!("cannot read the miner's logs: {}", err.describe()))
+            }
+        }
+    }
+    counts
 }
 
 /// Adds one worker's counts to the session's, and lists them.

@@ -95,6 +95,65 @@ impl Docker {
         .map_err(|error| self.error(&what, &error))
     }
 
+    /// For each `(id, limit)` of `searches`, the lines among the container's
+    /// last `tail` that `keep` turns into a line to keep (it is given the
+    /// search's index), the newest `limit` of them. The logs are read
+    /// concurrently and only kept lines are held, so a long log costs time,
+    /// not memory.
+    pub fn grep_logs_all(
+        &self,
+        searches: &[(&str, usize)],
+        tail: usize,
+        keep: &(dyn Fn(usize, String) -> Option<String> + Sync),
+    ) -> Result<Vec<Result<Vec<String>, DockerError>>, DockerError> {
+        let options = LogsOptionsBuilder::default()
+            .stdout(true)
+            .stderr(true)
+            .follow(false)
+            .tail(&tail_option(tail))
+            .build();
+        let reads = searches.iter().enumerate().map(|(index, &(id, limit))| {
+            let mut stream = self.client.logs(id, Some(options.clone()));
+            async move {
+                let mut kept = std::collections::VecDeque::new();
+                let mut splitter = Lines::default();
+                let mut emit = |line: String| {
+                    if let Some(line) = keep(index, line) {
+                        if kept.len() == limit {
+                            kept.pop_front();
+                        }
+                        if limit > 0 {
+                            kept.push_back(line);
+                        }
+                    }
+                    true
+                };
+                while let Some(chunk) = stream.next().await {
+                    splitter.push(chunk?, &mut emit);
+                }
+                splitter.finish(&mut emit);
+                Ok::<_, bollard::errors::Error>(Vec::from(kept))
+            }
+        });
+        let results = self.call(
+            &format!("reading the logs of {} containers", searches.len()),
+            self.timeouts.request,
+            futures_util::future::join_all(reads),
+        )?;
+        Ok(searches
+            .iter()
+            .zip(results)
+            .map(|((id, _), result)| {
+                result.map_err(|error| {
+                    self.error(
+                        &format!("failed to read the logs of container '{id}'"),
+                        &error,
+                    )
+                })
+            })
+            .collect())
+    }
+
     /// Calls `on_line` with the last `tail` lines, then with each new line as
     /// the container writes it. Returns when the container stops (its log
     /// stream ends) or when `on_line` returns `false`. There is no time limit

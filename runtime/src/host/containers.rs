@@ -11,7 +11,7 @@ use super::env::{Env, valid_name};
 use super::gate::Gate;
 use super::{CallHost, IMPORT_ENSURE_IMAGE, LABEL_SECRETS, docker_error};
 use crate::bindings::openjarvis::mining::containers::{
-    ContainerSpec, ContainerState, GpuRequest, Host, MountSource,
+    ContainerSpec, ContainerState, GpuRequest, Host, LogGrep, MountSource,
 };
 use crate::bindings::openjarvis::mining::types::Error;
 use crate::docker::{self, Docker};
@@ -121,36 +121,98 @@ impl Host for CallHost {
         limit: u32,
     ) -> Result<Vec<String>, Error> {
         self.privileged::<Containers, _>("containers.grep-logs", |gate| {
-            check_id(&id)?;
-            if patterns.len() > MAX_PATTERNS || patterns.iter().any(|p| p.len() > MAX_PATTERN_BYTES)
-            {
-                return Err(invalid(format!(
-                    "grep-logs takes at most {MAX_PATTERNS} patterns of {MAX_PATTERN_BYTES} bytes each"
-                )));
-            }
-            let view = gate.permit(Request::Own { target: &id })?;
-            let Some(state) = view.find(&id)? else {
-                return Ok(Vec::new());
+            let request = LogGrep {
+                id,
+                patterns,
+                limit,
             };
-            let redactor = redactor_for(&state.labels);
-            let lines = view
-                .docker()?
-                .logs(&state.id, GREP_WINDOW)
-                .map_err(docker_error)?;
-            // Patterns meet the redacted text only: what matches, and how
-            // often, must not depend on a secret's value.
-            let mut matching: Vec<String> = lines
-                .iter()
-                .map(|line| redactor.redact_owned(line))
-                .filter(|line| patterns.iter().any(|p| line.contains(p.as_str())))
-                .collect();
-            let keep = limit as usize;
-            if matching.len() > keep {
-                matching.drain(..matching.len() - keep);
-            }
-            Ok(matching)
+            check_grep(&request)?;
+            let view = gate.permit(Request::Own {
+                target: &request.id,
+            })?;
+            let mut answers = grep(&view, std::slice::from_ref(&request))?;
+            answers.pop().expect("one answer per request")
         })
     }
+
+    fn grep_logs_all(
+        &mut self,
+        requests: Vec<LogGrep>,
+    ) -> Result<Vec<Result<Vec<String>, Error>>, Error> {
+        self.privileged_batch::<Containers, _>("containers.grep-logs-all", requests.len(), |gate| {
+            super::check_batch("grep-logs-all", "requests", requests.len())?;
+            for (index, request) in requests.iter().enumerate() {
+                check_grep(request).map_err(|err| super::in_request(index, err))?;
+            }
+            let targets: Vec<Request> = requests
+                .iter()
+                .map(|r| Request::Own { target: &r.id })
+                .collect();
+            let view = gate.permit_all(&targets)?;
+            grep(&view, &requests)
+        })
+    }
+}
+
+/// A grep's patterns, bounded: the search is host time the guest's
+/// deadline does not see.
+fn check_grep(request: &LogGrep) -> Result<(), Error> {
+    check_id(&request.id)?;
+    if request.patterns.len() > MAX_PATTERNS
+        || request.patterns.iter().any(|p| p.len() > MAX_PATTERN_BYTES)
+    {
+        return Err(invalid(format!(
+            "grep-logs takes at most {MAX_PATTERNS} patterns of {MAX_PATTERN_BYTES} bytes each"
+        )));
+    }
+    Ok(())
+}
+
+/// Each request's matching lines, the logs of the containers read
+/// together. A reference to no container of this provider's reads as an
+/// empty log, exactly like a container that printed nothing that matches.
+fn grep(
+    view: &ContainersView<'_>,
+    requests: &[LogGrep],
+) -> Result<Vec<Result<Vec<String>, Error>>, Error> {
+    let references: Vec<&str> = requests.iter().map(|r| r.id.as_str()).collect();
+    let found = view.find_listed(&references)?;
+    // (request index, container) of the requests that name one.
+    let present: Vec<(usize, &docker::ContainerSummary)> = found
+        .iter()
+        .enumerate()
+        .filter_map(|(index, container)| Some((index, container.as_ref()?)))
+        .collect();
+    let mut answers: Vec<Result<Vec<String>, Error>> = vec![Ok(Vec::new()); requests.len()];
+    if present.is_empty() {
+        return Ok(answers);
+    }
+    let redactors: Vec<Redactor> = present
+        .iter()
+        .map(|(_, container)| redactor_for(&container.labels))
+        .collect();
+    let searches: Vec<(&str, usize)> = present
+        .iter()
+        .map(|(index, container)| (container.id.as_str(), requests[*index].limit as usize))
+        .collect();
+    // Patterns meet the redacted text only: what matches, and how often,
+    // must not depend on a secret's value.
+    let keep = |search: usize, line: String| {
+        let line = redactors[search].redact_owned(&line);
+        let patterns = &requests[present[search].0].patterns;
+        patterns
+            .iter()
+            .any(|p| line.contains(p.as_str()))
+            .then_some(line)
+    };
+    let results = view
+        .docker()?
+        .grep_logs_all(&searches, GREP_WINDOW, &keep)
+        .map_err(docker_error)?;
+    for ((index, _), result) in present.iter().zip(results) {
+        answers[*index] = result.map_err(docker_error);
+    }
+    Ok(answers)
 }
 
 /// `containers.run`: decide on the request as described, resolve what the

@@ -387,19 +387,33 @@ impl ContainersView<'_> {
     /// own. Absent and someone else's read the same: `None`, found without
     /// ever asking Docker about the reference itself.
     pub fn find(&self, reference: &str) -> Result<Option<ContainerState>, Error> {
+        match self.find_listed(&[reference])?.pop().flatten() {
+            Some(container) => self.docker()?.inspect(&container.id).map_err(docker_error),
+            None => Ok(None),
+        }
+    }
+
+    /// [`find`](Self::find) of each of `references`, as Docker lists the
+    /// containers (one listing for all of them, no inspection).
+    pub fn find_listed(&self, references: &[&str]) -> Result<Vec<Option<ContainerSummary>>, Error> {
         let owned = self.host.owned()?;
-        let matches: Vec<&ContainerSummary> = owned
+        Ok(references
             .iter()
-            .filter(|c| {
-                c.id == reference
-                    || (reference.len() >= 12 && c.id.starts_with(reference))
-                    || c.labels.get(LABEL_NAME).map(String::as_str) == Some(reference)
+            .map(|reference| {
+                let matches: Vec<&ContainerSummary> = owned
+                    .iter()
+                    .filter(|c| {
+                        c.id == *reference
+                            || (reference.len() >= 12 && c.id.starts_with(reference))
+                            || c.labels.get(LABEL_NAME).map(String::as_str) == Some(reference)
+                    })
+                    .collect();
+                match matches.as_slice() {
+                    [container] => Some((*container).clone()),
+                    _ => None,
+                }
             })
-            .collect();
-        let [container] = matches.as_slice() else {
-            return Ok(None);
-        };
-        self.docker()?.inspect(&container.id).map_err(docker_error)
+            .collect())
     }
 
     /// A finished container of this provider holding `name`, to take over.

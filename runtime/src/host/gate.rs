@@ -192,6 +192,23 @@ impl CallHost {
         result
     }
 
+    /// [`privileged`](Self::privileged) for a batch of `items` requests
+    /// (`grep-logs-all`, `scrape-all`): each counts against the
+    /// privileged-calls quota as a call of its own would, so a batch is no
+    /// way around it. Past [`super::MAX_BATCH`] the import refuses the
+    /// batch itself.
+    pub(super) fn privileged_batch<I: Interface, T>(
+        &mut self,
+        import: &str,
+        items: usize,
+        act: impl FnOnce(&mut Gate<'_, I>) -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        // `privileged` counts the call itself.
+        let more = items.clamp(1, super::MAX_BATCH) - 1;
+        self.privileged_calls = self.privileged_calls.saturating_add(more as u32);
+        self.privileged(import, act)
+    }
+
     /// The checks before the policy's specifics.
     fn admit<I: Interface>(&mut self, import: &str) -> Result<(), Denial> {
         let capability = I::CAPABILITY.expect("a privileged interface names its capability");
@@ -268,6 +285,25 @@ impl<I: Interface> Gate<'_, I> {
     /// import acts through.
     pub fn permit(&mut self, request: Request<'_>) -> Result<I::View<'_>, Error> {
         self.decide(&request)?;
+        Ok(I::view(self.host))
+    }
+
+    /// [`permit`](Self::permit) for a batch: every request is decided, in
+    /// order, before the view is handed out, so one refusal refuses the
+    /// batch (naming the request) before anything is acted on.
+    pub fn permit_all(&mut self, requests: &[Request<'_>]) -> Result<I::View<'_>, Error> {
+        let mut summaries = Vec::with_capacity(requests.len());
+        for (index, request) in requests.iter().enumerate() {
+            if let Err(error) = self.decide(request) {
+                let error = super::in_request(index, error);
+                if let Some(denial) = &mut self.denial {
+                    denial.reason = format!("request {index}: {}", denial.reason);
+                }
+                return Err(error);
+            }
+            summaries.push(std::mem::take(&mut self.summary));
+        }
+        self.summary = summaries.join(" ");
         Ok(I::view(self.host))
     }
 

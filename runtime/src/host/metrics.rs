@@ -25,18 +25,59 @@ impl Host for CallHost {
     fn scrape(&mut self, url: String) -> Result<Vec<Sample>, Error> {
         self.privileged::<Metrics, _>("metrics.scrape", |gate| {
             let timeout = SCRAPE_TIMEOUT.min(gate.time_left());
-            let (host, port) = endpoint(&url)?;
-            let session = is_loopback(&host) && gate.session_ports().contains(&port);
-            gate.permit(Request::Scrape(&ScrapeRequest {
-                host,
-                port,
-                session,
-            }))?;
-            let text = fetch(&url, timeout)?;
-            parse_samples(&text)
-                .map_err(|err| Error::Failed(format!("{url} is not Prometheus text: {err}")))
+            let request = scrape_request(&url, &gate.session_ports())?;
+            gate.permit(Request::Scrape(&request))?;
+            fetch_samples(&url, timeout)
         })
     }
+
+    fn scrape_all(&mut self, urls: Vec<String>) -> Result<Vec<Result<Vec<Sample>, Error>>, Error> {
+        self.privileged_batch::<Metrics, _>("metrics.scrape-all", urls.len(), |gate| {
+            super::check_batch("scrape-all", "URLs", urls.len())?;
+            let timeout = SCRAPE_TIMEOUT.min(gate.time_left());
+            let ports = gate.session_ports();
+            let requests = urls
+                .iter()
+                .enumerate()
+                .map(|(index, url)| {
+                    scrape_request(url, &ports).map_err(|err| super::in_request(index, err))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let requests: Vec<Request> = requests.iter().map(Request::Scrape).collect();
+            gate.permit_all(&requests)?;
+            // One thread per URL: each fetch waits on its endpoint, not on
+            // the others.
+            Ok(std::thread::scope(|scope| {
+                let fetches: Vec<_> = urls
+                    .iter()
+                    .map(|url| scope.spawn(move || fetch_samples(url, timeout)))
+                    .collect();
+                fetches
+                    .into_iter()
+                    .map(|fetch| fetch.join().expect("a scrape does not panic"))
+                    .collect()
+            }))
+        })
+    }
+}
+
+/// What the policy decides on for a scrape of `url`: its host and port,
+/// and whether that is one of the session's own loopback `ports`.
+fn scrape_request(url: &str, ports: &[u16]) -> Result<ScrapeRequest, Error> {
+    let (host, port) = endpoint(url)?;
+    let session = is_loopback(&host) && ports.contains(&port);
+    Ok(ScrapeRequest {
+        host,
+        port,
+        session,
+    })
+}
+
+/// GETs `url` within `timeout` and parses its samples.
+fn fetch_samples(url: &str, timeout: Duration) -> Result<Vec<Sample>, Error> {
+    let text = fetch(url, timeout)?;
+    parse_samples(&text)
+        .map_err(|err| Error::Failed(format!("{url} is not Prometheus text: {err}")))
 }
 
 /// The host and port of an `http://` URL (the only scheme fetched).

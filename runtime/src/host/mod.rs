@@ -51,6 +51,31 @@ pub const LABEL_NAME: &str = "org.openjarvis.mining.name";
 /// denied (and recorded once), then runs out of time.
 pub const MAX_PRIVILEGED_CALLS: u32 = crate::policy::quotas::DEFAULT_PRIVILEGED_CALLS as u32;
 
+/// Requests one batched import (`grep-logs-all`, `scrape-all`) may make:
+/// a session's workers (at most 16) and more.
+pub const MAX_BATCH: usize = 32;
+
+/// A batch of `count` requests is refused past [`MAX_BATCH`].
+fn check_batch(import: &str, what: &str, count: usize) -> Result<(), Error> {
+    if count > MAX_BATCH {
+        return Err(Error::Invalid(format!(
+            "{import} takes at most {MAX_BATCH} {what}, not {count}"
+        )));
+    }
+    Ok(())
+}
+
+/// A batch's error that is one request's: it says which.
+fn in_request(index: usize, error: Error) -> Error {
+    let name = |m: String| format!("request {index}: {m}");
+    match error {
+        Error::Denied(m) => Error::Denied(name(m)),
+        Error::Invalid(m) => Error::Invalid(name(m)),
+        Error::Unavailable(m) => Error::Unavailable(name(m)),
+        Error::Failed(m) => Error::Failed(name(m)),
+    }
+}
+
 /// How the linker reaches the host part of a store.
 struct Imports;
 

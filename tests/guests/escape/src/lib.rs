@@ -5,7 +5,9 @@
 //! import's answer as its own result, so a test sees the host's error as is.
 //! Attacks that make several calls (`all-imports`, `scrape` with a `count`,
 //! `loop`) report every answer in one `failed` error, one line each:
-//! `<import>\t<answer>` where the answer is `ok` or `<kind>: <message>`.
+//! `<import>\t<answer>` where the answer is `ok` or `<kind>: <message>`;
+//! the batch imports (`grep-logs-all`, `scrape-all`) report each request's
+//! answer so, as `request#<i>`, or the whole call's error as it is.
 //! `gpu-telemetry` reports what `gpu-telemetry.sample` read, in one `failed`
 //! error too: `<n> GPUs`, then each reading's `Debug` text on a line.
 //!
@@ -86,6 +88,30 @@ impl Provider for Escape {
                     Err(err) => Err(err),
                 }
             }
+            // One batch over `containers` (default: `container`), each
+            // request's answer (or the whole call's error).
+            "grep-logs-all" => {
+                let mut ids = params.texts("containers");
+                if ids.is_empty() {
+                    ids.push(params.container());
+                }
+                let limit = params.text("limit", "100").parse().unwrap_or(100);
+                let requests: Vec<containers::LogGrep> = ids
+                    .iter()
+                    .map(|id| containers::LogGrep {
+                        id: id.clone(),
+                        patterns: params.patterns(),
+                        limit,
+                    })
+                    .collect();
+                batch_report(containers::grep_logs_all(&requests), |lines| {
+                    format!("ok {} lines {lines:?}", lines.len())
+                })
+            }
+            // One batch over `urls`, each answer (or the whole call's error).
+            "scrape-all" => batch_report(metrics::scrape_all(&params.texts("urls")), |samples| {
+                format!("ok {} samples", samples.len())
+            }),
             "sidecar-write" => sidecar::write(&params.session()),
             "sidecar-read" => sidecar::read().map(drop),
             "sidecar-remove" => sidecar::remove(),
@@ -440,6 +466,23 @@ impl Params {
     }
 }
 
+/// A batch import's answers, one `request#<i>\t<answer>` line each, in a
+/// `failed` error; the whole call's error as it is.
+fn batch_report<T>(
+    answers: Result<Vec<Result<T, Error>>, Error>,
+    ok: impl Fn(&T) -> String,
+) -> Result<(), Error> {
+    let lines: Vec<String> = answers?
+        .iter()
+        .enumerate()
+        .map(|(i, answer)| match answer {
+            Ok(value) => format!("request#{i}\t{}", ok(value)),
+            Err(err) => format!("request#{i}\t{}", self::answer::<()>(Err(err.clone()))),
+        })
+        .collect();
+    Err(Error::Failed(lines.join("\n")))
+}
+
 /// `ok`, or `<kind>: <message>`.
 fn answer<T>(result: Result<T, Error>) -> String {
     match result {
@@ -474,6 +517,14 @@ fn all_imports(params: &Params) -> String {
             "containers.grep-logs",
             answer(containers::grep_logs(&container, &params.patterns(), 100)),
         ),
+        (
+            "containers.grep-logs-all",
+            answer(containers::grep_logs_all(&[containers::LogGrep {
+                id: container.clone(),
+                patterns: params.patterns(),
+                limit: 100,
+            }])),
+        ),
         ("sidecar.write", answer(sidecar::write(&params.session()))),
         (
             "sidecar.write-processes",
@@ -487,6 +538,12 @@ fn all_imports(params: &Params) -> String {
             answer(metrics::scrape(
                 &params.text("url", "http://127.0.0.1:1/metrics"),
             )),
+        ),
+        (
+            "metrics.scrape-all",
+            answer(metrics::scrape_all(&[
+                params.text("url", "http://127.0.0.1:1/metrics")
+            ])),
         ),
         (
             "processes.spawn",
