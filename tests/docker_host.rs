@@ -728,6 +728,78 @@ fn list_labelled_without_a_value_matches_the_key() {
     );
 }
 
+/// The API version comes from `/_ping`'s `Api-Version` header (one quick
+/// request, never `/version`, which makes Docker ask containerd and runc);
+/// a daemon whose ping does not say (a proxy in front of it) is asked
+/// `/version`; a version newer than bollard's is spoken at bollard's.
+#[test]
+fn the_api_version_is_the_pings_else_versions() {
+    use jarvis_mine::docker::Timeouts;
+    use std::io::BufRead;
+    use std::os::unix::net::UnixListener;
+    use std::sync::{Arc, Mutex};
+
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = |name: &str, ping_header: &'static str, version: &'static str| {
+        let socket = dir.path().join(name);
+        let listener = UnixListener::bind(&socket).unwrap();
+        let asked = Arc::new(Mutex::new(Vec::<String>::new()));
+        let seen = Arc::clone(&asked);
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
+                let mut request_line = String::new();
+                let _ = reader.read_line(&mut request_line);
+                let path = request_line
+                    .split(' ')
+                    .nth(1)
+                    .unwrap_or_default()
+                    .to_owned();
+                let body = if path.ends_with("/version") {
+                    format!(r#"{{"Version":"test","ApiVersion":"{version}"}}"#)
+                } else {
+                    "OK".to_owned()
+                };
+                seen.lock().unwrap().push(path);
+                let _ = write!(
+                    &stream,
+                    "HTTP/1.1 200 OK\r\n{ping_header}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        });
+        (format!("unix://{}", socket.display()), asked)
+    };
+    let timeouts = Timeouts {
+        connect: Duration::from_millis(500),
+        ..Timeouts::default()
+    };
+
+    let (host, asked) = daemon("ping.sock", "Api-Version: 1.41\r\n", "1.99");
+    assert_eq!(
+        Docker::connect_with(&host, timeouts).unwrap().api_version(),
+        "1.41"
+    );
+    assert_eq!(*asked.lock().unwrap(), ["/_ping"]);
+
+    let (host, asked) = daemon("proxy.sock", "", "1.40");
+    assert_eq!(
+        Docker::connect_with(&host, timeouts).unwrap().api_version(),
+        "1.40"
+    );
+    assert_eq!(
+        asked.lock().unwrap().len(),
+        2,
+        "{:?}",
+        asked.lock().unwrap()
+    );
+    assert!(asked.lock().unwrap()[1].ends_with("/version"));
+
+    let (host, _) = daemon("newer.sock", "Api-Version: 9.99\r\n", "9.99");
+    let spoken = Docker::connect_with(&host, timeouts).unwrap().api_version();
+    assert_eq!(spoken, bollard::API_DEFAULT_VERSION.to_string());
+}
+
 /// A "daemon" on a Unix socket that answers the version handshake and then
 /// never answers anything else: every call must give up on its own.
 #[test]
@@ -745,12 +817,11 @@ fn a_hung_daemon_times_out() {
             let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
             let mut request_line = String::new();
             let _ = reader.read_line(&mut request_line);
-            if request_line.contains("/version") {
-                let body = r#"{"Version":"hung","ApiVersion":"1.41"}"#;
+            // The API version is asked with `/_ping`, as the docker CLI does.
+            if request_line.contains("/_ping") {
                 let _ = write!(
                     &stream,
-                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-                    body.len()
+                    "HTTP/1.1 200 OK\r\nApi-Version: 1.41\r\nContent-Length: 2\r\n\r\nOK"
                 );
             }
             held.push(stream); // never answered, never closed

@@ -136,8 +136,11 @@ impl State {
     /// Writes the checkpoint atomically, 0600. Not fsynced: a checkpoint
     /// lost in a crash only costs the next command a re-read of the log.
     pub fn store(&self, path: &HomePath) -> std::io::Result<()> {
+        // Serialized first: written straight to the file, serde_json makes
+        // a system call per token.
+        let bytes = serde_json::to_vec(self)?;
         path.replace_unsynced(crate::atomic_file::Mode::Fixed(0o600), |file| {
-            serde_json::to_writer(file, self).map_err(std::io::Error::from)
+            std::io::Write::write_all(file, &bytes)
         })
     }
 }

@@ -17,8 +17,9 @@
 //! One file per responsibility: `container.rs` (create, start, stop, remove,
 //! inspect, list), `spec.rs` (the container spec and its create request),
 //! `image.rs` (presence, pull, ensure), `build.rs` (BuildKit builds and their
-//! progress), `context.rs` (the build context tar), `logs.rs` (tail and
-//! follow), `info.rs` (`docker info`), `error.rs`.
+//! progress), `context.rs` (the build context tar), `logs.rs` (tail, follow
+//! and search), `info.rs` (`docker info`), `ping.rs` (the API version),
+//! `error.rs`.
 
 mod build;
 mod container;
@@ -27,6 +28,7 @@ mod error;
 mod image;
 mod info;
 mod logs;
+mod ping;
 mod spec;
 
 use std::future::Future;
@@ -92,6 +94,52 @@ impl std::fmt::Debug for Docker {
     }
 }
 
+/// A bollard client for `host` speaking `version` (bollard's own when
+/// `None`). Time limits are ours (per call, and idle limits for streams);
+/// bollard's would cut long pulls and builds short.
+fn bollard_client(
+    host: &str,
+    version: Option<&bollard::ClientVersion>,
+) -> Result<bollard::Docker, BollardError> {
+    const NO_LIMIT: u64 = 24 * 60 * 60;
+    let version = version.unwrap_or(bollard::API_DEFAULT_VERSION);
+    if host.starts_with("unix://") {
+        bollard::Docker::connect_with_unix(host, NO_LIMIT, version)
+    } else if host.starts_with("tcp://") || host.starts_with("http://") {
+        bollard::Docker::connect_with_http(host, NO_LIMIT, version)
+    } else {
+        Err(BollardError::UnsupportedURISchemeError {
+            uri: host.to_owned(),
+        })
+    }
+}
+
+/// bollard's negotiation (`GET /version`), for a daemon whose `/_ping` did
+/// not name its API version.
+fn negotiate(
+    runtime: &tokio::runtime::Runtime,
+    client: bollard::Docker,
+    host: &str,
+    limit: Duration,
+) -> Result<bollard::Docker, DockerError> {
+    // The timer must be made inside the runtime, hence the async block.
+    match runtime.block_on(async { tokio::time::timeout(limit, client.negotiate_version()).await })
+    {
+        Ok(Ok(client)) => Ok(client),
+        Ok(Err(error)) => {
+            let detail = match classify(&error) {
+                Cause::Daemon { status, message } => format!("HTTP {status}: {message}"),
+                Cause::Transport(detail) | Cause::Stream(detail) | Cause::Other(detail) => detail,
+            };
+            Err(DockerError::Unavailable(unreachable_message(host, &detail)))
+        }
+        Err(_) => Err(DockerError::Unavailable(unreachable_message(
+            host,
+            &format!("no answer within {}", seconds(limit)),
+        ))),
+    }
+}
+
 impl Docker {
     /// Connects to the daemon named by `DOCKER_HOST`, else the local socket,
     /// and negotiates the API version. Fails within [`Timeouts::connect`]
@@ -133,43 +181,25 @@ impl Docker {
             .map_err(|error| {
                 DockerError::Failed(format!("cannot start the Docker client's runtime: {error}"))
             })?;
+        // The daemon's API version, ours if it is older (see ping.rs).
+        let server = ping::api_version(&host, timeouts.connect)
+            .map_err(|detail| DockerError::Unavailable(unreachable_message(&host, &detail)))?;
+        let ours = bollard::API_DEFAULT_VERSION;
+        let version = server.map(|server| if server < *ours { server } else { *ours });
         // bollard's transports expect to be made inside the runtime.
         let entered = runtime.enter();
-        let client = bollard::Docker::connect_with_host(&host)
-            .map_err(|error| match error {
-                BollardError::UnsupportedURISchemeError { .. } => DockerError::Unavailable(format!(
-                    "cannot reach the Docker daemon at {host}: unsupported address; \
-                     set DOCKER_HOST to unix:///path/to/docker.sock, tcp://host:port or http://host:port"
-                )),
-                other => DockerError::Unavailable(unreachable_message(&host, &describe(&other))),
-            })?
-            // Time limits are ours (per call, and idle limits for streams);
-            // bollard's would cut long pulls and builds short.
-            .with_timeout(Duration::from_secs(24 * 60 * 60));
+        let client = bollard_client(&host, version.as_ref()).map_err(|error| match error {
+            BollardError::UnsupportedURISchemeError { .. } => DockerError::Unavailable(format!(
+                "cannot reach the Docker daemon at {host}: unsupported address; \
+                 set DOCKER_HOST to unix:///path/to/docker.sock, tcp://host:port or http://host:port"
+            )),
+            other => DockerError::Unavailable(unreachable_message(&host, &describe(&other))),
+        })?;
         drop(entered);
-        // The timer must be made inside the runtime, hence the async block.
-        let negotiated = runtime.block_on(async {
-            tokio::time::timeout(timeouts.connect, client.negotiate_version()).await
-        });
-        let client = match negotiated {
-            Ok(Ok(client)) => client,
-            Ok(Err(error)) => {
-                let detail = match classify(&error) {
-                    Cause::Daemon { status, message } => format!("HTTP {status}: {message}"),
-                    Cause::Transport(detail) | Cause::Stream(detail) | Cause::Other(detail) => {
-                        detail
-                    }
-                };
-                return Err(DockerError::Unavailable(unreachable_message(
-                    &host, &detail,
-                )));
-            }
-            Err(_) => {
-                return Err(DockerError::Unavailable(unreachable_message(
-                    &host,
-                    &format!("no answer within {}", seconds(timeouts.connect)),
-                )));
-            }
+        let client = match version {
+            Some(_) => client,
+            // A daemon that did not say: bollard asks `/version`.
+            None => negotiate(&runtime, client, &host, timeouts.connect)?,
         };
         Ok(Docker {
             client,
