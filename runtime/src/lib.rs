@@ -33,5 +33,6 @@ pub mod release_gate;
 pub mod rewards;
 pub mod sandbox;
 pub mod session;
+pub mod supervise;
 pub mod telemetry;
 pub mod text_position;
