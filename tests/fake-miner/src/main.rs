@@ -22,11 +22,17 @@
 //!   `/v1/models` with 503 until N ms after it started, like vLLM loading
 //!   a model; `--fake-blocks N` submits N blocks instead of
 //!   `FAKE_MINER_BLOCKS` (0: a miner that never finds one).
+//! - Serves `POST /v1/completions` too: answered at once, or with
+//!   `--fake-queue` by a single-queue model of a vLLM server whose
+//!   `/metrics` say how long mineable prefill was in service (idle-fill's
+//!   tests and benchmark); its flags are in `queue.rs`.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+mod queue;
 
 static REQUESTS: AtomicU64 = AtomicU64::new(0);
 static BLOCKS_SUBMITTED: AtomicU64 = AtomicU64::new(0);
@@ -49,6 +55,10 @@ struct Args {
     exit_code: i32,
     ready_after: Duration,
     blocks: Option<u64>,
+    /// `--fake-queue`: the single-queue model and its parameters.
+    queue: Option<queue::Model>,
+    /// `--fake-completions-status CODE`: every completion answered so.
+    completions_status: Option<u16>,
 }
 
 fn parse_args() -> Args {
@@ -83,6 +93,21 @@ fn parse_args() -> Args {
             .unwrap_or(3),
         ready_after: millis("--fake-ready-after-ms").unwrap_or_default(),
         blocks: value("--fake-blocks").and_then(|v| v.parse().ok()),
+        queue: argv
+            .iter()
+            .any(|a| a == "--fake-queue")
+            .then(|| queue::Model {
+                prefill_tokens_per_s: value("--fake-prefill-tokens-per-s")
+                    .and_then(|v| v.parse().ok())
+                    .filter(|&v: &f64| v > 0.0)
+                    .unwrap_or(20_000.0),
+                decode_per_token: millis("--fake-decode-ms-per-token")
+                    .unwrap_or(Duration::from_millis(20)),
+                min_mining_tokens: value("--fake-min-mining-tokens")
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(1024),
+            }),
+        completions_status: value("--fake-completions-status").and_then(|v| v.parse().ok()),
         model,
     }
 }
@@ -191,20 +216,24 @@ fn main() {
             }
         });
     }
+    if let Some(model) = args.queue {
+        queue::start(model);
+    }
     let ready_at = Instant::now() + args.ready_after;
+    let completions_status = args.completions_status;
     for stream in listener.incoming().flatten() {
         let served = args.served.clone();
         let model = args.model.clone();
         let ready = Instant::now() >= ready_at;
         std::thread::spawn(move || {
-            let _ = serve(stream, &served, &model, started, ready);
+            let _ = serve(stream, &served, &model, started, ready, completions_status);
         });
     }
 }
 
-/// Reads one request (its body, up to 1 MiB, is read and dropped); returns
-/// the method and the path.
-fn read_request(reader: &mut BufReader<TcpStream>) -> std::io::Result<(String, String)> {
+/// Reads one request (its body, up to 1 MiB); returns the method, the path
+/// and the body.
+fn read_request(reader: &mut BufReader<TcpStream>) -> std::io::Result<(String, String, String)> {
     let mut request_line = String::new();
     reader.read_line(&mut request_line)?;
     let mut length = 0usize;
@@ -222,7 +251,7 @@ fn read_request(reader: &mut BufReader<TcpStream>) -> std::io::Result<(String, S
     let mut parts = request_line.split_whitespace();
     let method = parts.next().unwrap_or("").to_owned();
     let path = parts.next().unwrap_or("").to_owned();
-    Ok((method, path))
+    Ok((method, path, String::from_utf8_lossy(&body).into_owned()))
 }
 
 fn respond(
@@ -248,7 +277,7 @@ fn not_found() -> (&'static str, &'static str, String) {
 
 fn serve_gateway_metrics(stream: TcpStream, started: f64) -> std::io::Result<()> {
     let mut reader = BufReader::new(stream);
-    let (method, path) = read_request(&mut reader)?;
+    let (method, path, _) = read_request(&mut reader)?;
     let reply = match (method.as_str(), path.as_str()) {
         ("GET", "/metrics") => {
             let accepted = BLOCKS_ACCEPTED.load(Ordering::Relaxed);
@@ -285,9 +314,10 @@ fn serve(
     model: &str,
     started: f64,
     ready: bool,
+    completions_status: Option<u16>,
 ) -> std::io::Result<()> {
     let mut reader = BufReader::new(stream);
-    let (method, path) = read_request(&mut reader)?;
+    let (method, path, body) = read_request(&mut reader)?;
     let reply = match (method.as_str(), path.as_str()) {
         ("GET", "/v1/models") if !ready => (
             "503 Service Unavailable",
@@ -311,6 +341,17 @@ fn serve(
                 ),
             )
         }
+        ("POST", "/v1/completions") => completion(&body, served, completions_status),
+        ("GET", "/metrics") if queue::enabled() => (
+            "200 OK",
+            "text/plain; version=0.0.4",
+            format!(
+                "# HELP process_start_time_seconds Start time of the process since unix epoch in seconds.\n\
+                 # TYPE process_start_time_seconds gauge\n\
+                 process_start_time_seconds {started}\n{}",
+                queue::metrics(served, REQUESTS.load(Ordering::Relaxed))
+            ),
+        ),
         ("GET", "/metrics") => {
             let requests = REQUESTS.load(Ordering::Relaxed);
             (
@@ -337,4 +378,43 @@ fn serve(
         _ => not_found(),
     };
     respond(reader, reply)
+}
+
+/// `POST /v1/completions`: refused with `--fake-completions-status`, served
+/// by the queue model with `--fake-queue`, else answered at once.
+fn completion(
+    body: &str,
+    served: &str,
+    status: Option<u16>,
+) -> (&'static str, &'static str, String) {
+    if let Some(code) = status.filter(|&code| code != 200) {
+        queue::refused();
+        let status = match code {
+            500 => "500 Internal Server Error",
+            503 => "503 Service Unavailable",
+            400 => "400 Bad Request",
+            _ => "500 Internal Server Error",
+        };
+        return (
+            status,
+            "application/json",
+            r#"{"object":"error","message":"simulated failure","type":"InternalServerError","code":500}"#.into(),
+        );
+    }
+    let request = queue::parse(body);
+    if queue::enabled() {
+        queue::serve(&request);
+    } else {
+        REQUESTS.fetch_add(1, Ordering::Relaxed);
+    }
+    (
+        "200 OK",
+        "application/json",
+        format!(
+            r#"{{"id":"cmpl-fake","object":"text_completion","model":"{served}","choices":[{{"index":0,"text":" mined","finish_reason":"length"}}],"usage":{{"prompt_tokens":{},"completion_tokens":{},"total_tokens":{}}}}}"#,
+            request.prompt_tokens,
+            request.max_tokens,
+            request.prompt_tokens + request.max_tokens
+        ),
+    )
 }
