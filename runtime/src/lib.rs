@@ -16,6 +16,7 @@ pub mod config_edit;
 pub mod docker;
 pub mod doctor;
 pub mod facts;
+pub mod history;
 pub mod home;
 pub mod host;
 pub mod image_reference;

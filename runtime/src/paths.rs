@@ -171,6 +171,12 @@ impl Paths {
     pub fn process_table(&self) -> HomePath {
         self.root.join("runtime/processes.json")
     }
+
+    /// `<home>/telemetry/mining.db`: the mining history `jarvis mine
+    /// supervise` records and `jarvis mine history` reads (`history`).
+    pub fn mining_history(&self) -> HomePath {
+        self.root.join("telemetry/mining.db")
+    }
 }
 
 /// Creates `home` if missing, then resolves it to its canonical path.
