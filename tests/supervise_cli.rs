@@ -1,0 +1,440 @@
+//! `jarvis mine supervise` and `jarvis mine service` end to end: the real
+//! binary, a temporary home per test, the machine's Docker engine and the
+//! fake miner image, three workers on three fake H100s. The watchdog
+//! restarts a killed worker through the lifecycle (audited), leaves a
+//! crash-looping one stopped, obeys a `jarvis mine stop`, leaves the miners
+//! running on SIGTERM unless `--stop-on-exit`; the exporter serves what it
+//! saw; systemd hears READY, STATUS and WATCHDOG.
+#![cfg(target_os = "linux")]
+
+use jarvis_mine::docker::Docker;
+use jarvis_mine::host::LABEL_HOME;
+use jarvis_mine_tests::run::{Run, jarvis_mine, output_within, wait_for};
+use jarvis_mine_tests::{
+    HomeContainers, MinerLock, fake_miner_init, fake_nvml_library, free_port_block, h100s, kill,
+    miner_lock, raw_docker,
+};
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+const JARVIS: &str = env!("CARGO_BIN_EXE_jarvis-under-test");
+const WALLET: &str = "prl1qexampleaddress";
+const PASSWORD: &str = "supervise-password";
+const DEADLINE: Duration = Duration::from_secs(120);
+
+/// One fixed-name miner at a time: in this process, and on this machine.
+fn one_miner_at_a_time() -> (MutexGuard<'static, ()>, MinerLock) {
+    static MINER: Mutex<()> = Mutex::new(());
+    let guard = MINER.lock().unwrap_or_else(|p| p.into_inner());
+    (guard, miner_lock())
+}
+
+/// A home with a running session of three workers, stopped and cleaned up
+/// when dropped.
+struct Session {
+    home: tempfile::TempDir,
+    _containers: HomeContainers,
+    _one: (MutexGuard<'static, ()>, MinerLock),
+}
+
+impl Session {
+    /// `init` with `vllm_args` for the fake miner, then `start START_ARGS`.
+    fn start(vllm_args: &[&str], start_args: &[&str]) -> Session {
+        let one = one_miner_at_a_time();
+        let home = tempfile::tempdir().unwrap();
+        let containers = HomeContainers::new(&home.path().canonicalize().unwrap());
+        let session = Session {
+            home,
+            _containers: containers,
+            _one: one,
+        };
+        let mut init = fake_miner_init(WALLET, free_port_block(3));
+        init.extend(vllm_args.iter().map(|arg| format!("--vllm-arg={arg}")));
+        session
+            .run(&init.iter().map(String::as_str).collect::<Vec<_>>())
+            .code(0);
+        let mut start = vec!["start"];
+        start.extend(start_args);
+        session.run(&start).code(0);
+        session
+    }
+
+    fn path(&self) -> &Path {
+        self.home.path()
+    }
+
+    fn command(&self, args: &[&str]) -> std::process::Command {
+        let mut command = jarvis_mine(JARVIS, self.path(), args);
+        if let Some(host) = std::env::var_os("DOCKER_HOST") {
+            command.env("DOCKER_HOST", host);
+        }
+        command
+            .env("PEARLD_RPC_PASSWORD", PASSWORD)
+            .env("JARVIS_NVML_LIBRARY", fake_nvml_library())
+            .env("FAKE_NVML_GPUS", h100s(3));
+        command
+    }
+
+    fn run(&self, args: &[&str]) -> Run {
+        Run::new(
+            format!("jarvis mine {}", args.join(" ")),
+            output_within(&mut self.command(args), DEADLINE),
+        )
+    }
+
+    /// The workers' container ids, worker 0 first.
+    fn workers(&self) -> Vec<String> {
+        let text = std::fs::read_to_string(self.path().join("runtime/mining.json")).unwrap();
+        let record: serde_json::Value = serde_json::from_str(&text).unwrap();
+        record["workers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|w| w["container_id"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
+    fn audit(&self) -> String {
+        std::fs::read_to_string(self.path().join("logs/mining-audit.jsonl")).unwrap_or_default()
+    }
+
+    /// `jarvis mine supervise ARGS`, running.
+    fn supervise(&self, args: &[&str]) -> Supervisor {
+        let mut all = vec![
+            "supervise",
+            "--listen",
+            "127.0.0.1:0",
+            "--interval",
+            "200ms",
+        ];
+        all.extend(args);
+        let mut child = self
+            .command(&all)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (send, lines) = mpsc::channel();
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = send.send(line);
+            }
+        });
+        let mut supervisor = Supervisor {
+            child,
+            lines,
+            seen: Vec::new(),
+            metrics: String::new(),
+        };
+        let line = supervisor.wait_line("supervising session");
+        let url = line
+            .split("metrics on ")
+            .nth(1)
+            .and_then(|rest| rest.split(';').next())
+            .unwrap_or_else(|| panic!("no metrics address in {line:?}"))
+            .trim_end_matches(')')
+            .to_owned();
+        supervisor.metrics = url;
+        supervisor
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        let _ = self.run(&["stop"]);
+    }
+}
+
+struct Supervisor {
+    child: Child,
+    lines: Receiver<String>,
+    seen: Vec<String>,
+    metrics: String,
+}
+
+impl Supervisor {
+    /// Waits for a line of its stderr containing `text`.
+    #[track_caller]
+    fn wait_line(&mut self, text: &str) -> String {
+        let found = wait_for(DEADLINE, || {
+            while let Ok(line) = self.lines.try_recv() {
+                self.seen.push(line);
+            }
+            self.seen
+                .iter()
+                .find(|l| l.contains(text))
+                .cloned()
+                .or_else(|| {
+                    // Block briefly on the next line rather than spin.
+                    if let Ok(line) = self.lines.recv_timeout(Duration::from_millis(100)) {
+                        self.seen.push(line);
+                    }
+                    None
+                })
+        });
+        found.unwrap_or_else(|| panic!("no line with {text:?} in:\n{}", self.seen.join("\n")))
+    }
+
+    /// One scrape of its exporter.
+    fn scrape(&self) -> String {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .timeout_global(Some(Duration::from_secs(5)))
+            .build()
+            .into();
+        agent
+            .get(&self.metrics)
+            .call()
+            .unwrap()
+            .body_mut()
+            .read_to_string()
+            .unwrap()
+    }
+
+    /// The value of the first sample starting with `prefix`.
+    fn sample(&self, prefix: &str) -> Option<f64> {
+        let text = self.scrape();
+        text.lines()
+            .find(|l| l.starts_with(prefix))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+    }
+
+    #[track_caller]
+    fn wait_sample(&self, prefix: &str, value: f64) {
+        let got = wait_for(DEADLINE, || {
+            (self.sample(prefix) == Some(value)).then_some(())
+        });
+        assert!(
+            got.is_some(),
+            "{prefix} never became {value}:\n{}",
+            self.scrape()
+        );
+    }
+
+    /// Waits for it to exit; its exit code.
+    #[track_caller]
+    fn exit_code(&mut self) -> i32 {
+        let status = wait_for(DEADLINE, || self.child.try_wait().unwrap())
+            .unwrap_or_else(|| panic!("supervise did not exit:\n{}", self.seen.join("\n")));
+        while let Ok(line) = self.lines.recv_timeout(Duration::from_millis(200)) {
+            self.seen.push(line);
+        }
+        status.code().unwrap_or(-1)
+    }
+}
+
+impl Drop for Supervisor {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn docker() -> Docker {
+    Docker::connect().expect("the test machine runs a Docker engine")
+}
+
+fn running(id: &str) -> bool {
+    docker().inspect(id).unwrap().is_some_and(|s| s.running)
+}
+
+/// SIGKILL from outside, as the OOM killer or `docker kill` would.
+fn kill_container(id: &str) {
+    raw_docker(|client| async move {
+        client
+            .kill_container(id, None::<bollard::query_parameters::KillContainerOptions>)
+            .await
+            .unwrap();
+    });
+}
+
+fn home_containers(home: &Path) -> usize {
+    docker()
+        .list_labelled(
+            LABEL_HOME,
+            Some(&home.canonicalize().unwrap().display().to_string()),
+        )
+        .unwrap()
+        .len()
+}
+
+#[test]
+fn a_killed_worker_is_restarted_and_a_stop_is_obeyed() {
+    let session = Session::start(&[], &[]);
+    let workers = session.workers();
+    assert_eq!(workers.len(), 3);
+    let mut supervisor = session.supervise(&["--stats-interval", "1s"]);
+    supervisor.wait_sample(r#"jarvis_mine_worker_up{worker="2""#, 1.0);
+    supervisor.wait_sample(r#"jarvis_mine_shares_accepted_total{worker="1""#, 2.0);
+
+    kill_container(&workers[1]);
+    supervisor.wait_line("worker 1 is exited: restarting it");
+    supervisor.wait_sample(r#"jarvis_mine_worker_restarts_total{worker="1""#, 1.0);
+    supervisor.wait_sample(r#"jarvis_mine_worker_up{worker="1""#, 1.0);
+    assert!(
+        running(&workers[1]),
+        "worker 1 runs again, in its own container"
+    );
+    assert!(running(&workers[0]) && running(&workers[2]));
+    let audit = session.audit();
+    assert!(
+        audit.contains("host.restart-worker worker=1") && audit.contains("reason=exited"),
+        "{audit}"
+    );
+    assert_eq!(
+        supervisor.sample(r#"jarvis_mine_worker_restarts_total{worker="0""#),
+        Some(0.0)
+    );
+
+    // A stop from outside is obeyed: the supervisor ends, nothing restarts.
+    session.run(&["stop"]).code(0);
+    assert_eq!(supervisor.exit_code(), 0);
+    supervisor.wait_line("the session ended: it was stopped");
+    assert_eq!(home_containers(session.path()), 0);
+    assert!(!session.path().join("runtime/mining.json").exists());
+}
+
+#[test]
+fn sigterm_leaves_the_miners_running_unless_told_to_stop_them() {
+    let session = Session::start(&[], &[]);
+    let workers = session.workers();
+    let mut supervisor = session.supervise(&[]);
+    kill(supervisor.child.id(), "-TERM");
+    assert_eq!(supervisor.exit_code(), 0);
+    supervisor.wait_line("the miners keep running");
+    assert!(workers.iter().all(|id| running(id)));
+    session.run(&["status"]).code(0).stdout_has("running");
+
+    let mut supervisor = session.supervise(&["--stop-on-exit"]);
+    kill(supervisor.child.id(), "-INT");
+    assert_eq!(supervisor.exit_code(), 0);
+    supervisor.wait_line("stopping the miners (--stop-on-exit)");
+    assert_eq!(home_containers(session.path()), 0);
+}
+
+#[test]
+fn a_crash_looping_worker_is_left_stopped_after_the_hourly_cap() {
+    // Every worker crashes 1.5 s after it starts; Docker restarts it
+    // (`unless-stopped`), which counts against the cap.
+    let session = Session::start(&["--fake-exit-after-ms", "1500"], &["--no-wait"]);
+    let workers = session.workers();
+    let mut supervisor = session.supervise(&["--restarts-per-hour", "2"]);
+    for index in 0..3 {
+        supervisor.wait_line(&format!("worker {index}: "));
+    }
+    let line = supervisor.wait_line("left stopped");
+    assert!(
+        line.contains("the cap is 2") && line.contains("crash-loop"),
+        "{line}"
+    );
+    for index in 0..3 {
+        supervisor.wait_sample(
+            &format!(r#"jarvis_mine_worker_failed{{worker="{index}""#),
+            1.0,
+        );
+    }
+    // Stopped for good: Docker restarts it no more.
+    for id in &workers {
+        let stopped = wait_for(DEADLINE, || (!running(id)).then_some(()));
+        assert!(stopped.is_some(), "{id} still runs");
+    }
+    assert!(
+        session.audit().contains("host.fail-worker"),
+        "{}",
+        session.audit()
+    );
+}
+
+#[test]
+fn systemd_hears_ready_status_and_watchdog_pings() {
+    use std::os::unix::net::UnixDatagram;
+    let session = Session::start(&[], &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let socket_path = dir.path().join("notify.sock");
+    let socket = UnixDatagram::bind(&socket_path).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut command = session.command(&["supervise", "--listen", "none", "--interval", "5s"]);
+    command
+        .env("NOTIFY_SOCKET", &socket_path)
+        .env("WATCHDOG_USEC", "400000")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let mut child = command.spawn().unwrap();
+    let mut heard = Vec::new();
+    let mut buffer = [0u8; 4096];
+    // READY first, then watchdog pings well inside 5 s looks (every 200 ms).
+    while heard
+        .iter()
+        .filter(|m: &&String| m.contains("WATCHDOG=1"))
+        .count()
+        < 3
+    {
+        let n = socket.recv(&mut buffer).expect("a notice within 30 s");
+        heard.push(String::from_utf8_lossy(&buffer[..n]).into_owned());
+    }
+    assert!(heard[0].contains("READY=1"), "{heard:?}");
+    assert!(
+        heard[0].contains("STATUS=session ") && heard[0].contains("3 of 3 workers up"),
+        "{heard:?}"
+    );
+    kill(child.id(), "-TERM");
+    let stopping = wait_for(DEADLINE, || {
+        let n = socket.recv(&mut buffer).ok()?;
+        let message = String::from_utf8_lossy(&buffer[..n]).into_owned();
+        message.contains("STOPPING=1").then_some(())
+    });
+    assert!(stopping.is_some(), "{heard:?}");
+    assert!(child.wait().unwrap().success());
+}
+
+#[test]
+fn service_install_writes_a_unit_systemd_accepts_and_uninstall_removes_it() {
+    let home = tempfile::tempdir().unwrap();
+    let config = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        let mut command = jarvis_mine(JARVIS, home.path(), args);
+        command.env("XDG_CONFIG_HOME", config.path());
+        Run::new(
+            format!("jarvis mine {}", args.join(" ")),
+            output_within(&mut command, DEADLINE),
+        )
+    };
+    run(&["service", "install", "--no-systemctl"]).code(0);
+    let unit_path = config.path().join("systemd/user/jarvis-mine.service");
+    let unit = std::fs::read_to_string(&unit_path).unwrap();
+    let home_path = home.path().canonicalize().unwrap();
+    assert!(unit.contains("Type=notify\n"), "{unit}");
+    assert!(unit.contains(" mine supervise\n"), "{unit}");
+    assert!(
+        unit.contains(&format!(
+            "Environment=\"OPENJARVIS_HOME={}\"",
+            home_path.display()
+        )),
+        "{unit}"
+    );
+    assert!(!unit.contains(PASSWORD));
+    // What systemd itself says of it, where its tool is installed: nothing.
+    if let Ok(tool) = which::which("systemd-analyze") {
+        let output = std::process::Command::new(tool)
+            .arg("verify")
+            .arg(&unit_path)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "{stderr}");
+        assert!(!stderr.contains(unit_path.to_str().unwrap()), "{stderr}");
+    }
+    run(&["service", "uninstall", "--no-systemctl"]).code(0);
+    assert!(!unit_path.exists());
+    run(&["service", "uninstall", "--no-systemctl"])
+        .code(0)
+        .stdout_has("was not installed");
+    run(&["service", "install", "--no-systemctl", "--name", "../evil"]).code(2);
+}
