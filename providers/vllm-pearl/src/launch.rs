@@ -6,7 +6,10 @@
 //! vLLM uses only the GPUs it is given and, without a tensor-parallel flag,
 //! only the first, so one container with every GPU visible mines on one.
 //! Worker 0 keeps the reference's container name and ports; worker `i` is
-//! `openjarvis-pearl-miner-<i>` on `vllm_port + i`. Only worker 0 declares
+//! `openjarvis-pearl-miner-<i>` on `vllm_port + i`. `[mining.extra].
+//! container_name` renames them all (two homes on one Docker engine, each
+//! with its own GPUs, need two names; OpenJarvis's tooling then no longer
+//! finds worker 0 by its reference name). Only worker 0 declares
 //! the gateway's ports: each container's gateway speaks to its miner over
 //! a socket in the container's own /tmp, so the others need none.
 
@@ -68,6 +71,7 @@ pub fn plan(config: &MiningConfig) -> Result<Launch, Error> {
         }
     };
     let image = config.extra_text_or("docker_image_tag", DEFAULT_IMAGE);
+    let base_name = config.extra_text_or("container_name", CONTAINER_NAME);
     let model = config.extra_text_or("model", pearl_catalog::DEFAULT_PEARL_MODEL);
     let spec_defaults = pearl_catalog::find(&model);
     let vllm_port = port(config, "vllm_port", 8000)?;
@@ -150,7 +154,7 @@ pub fn plan(config: &MiningConfig) -> Result<Launch, Error> {
             ports.extend([gateway_port, gateway_metrics_port]);
         }
         specs.push(ContainerSpec {
-            name: worker_name(index),
+            name: worker_name(&base_name, index),
             image: image.clone(),
             args,
             env: env.iter().cloned().chain(worker.env).collect(),
@@ -202,11 +206,12 @@ pub fn plan(config: &MiningConfig) -> Result<Launch, Error> {
 /// Where `--port`'s value sits in the shared arguments.
 const PORT_ARG: usize = 4;
 
-/// Worker 0 keeps the reference's name, so OpenJarvis's tooling finds it.
-pub fn worker_name(index: u32) -> String {
+/// Worker 0 keeps the base name (by default the reference's, so
+/// OpenJarvis's tooling finds it); worker `n` is `<base>-<n>`.
+pub fn worker_name(base: &str, index: u32) -> String {
     match index {
-        0 => CONTAINER_NAME.to_owned(),
-        n => format!("{CONTAINER_NAME}-{n}"),
+        0 => base.to_owned(),
+        n => format!("{base}-{n}"),
     }
 }
 

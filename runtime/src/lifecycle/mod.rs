@@ -8,6 +8,9 @@
 //! prevent cleanup.
 
 mod processes;
+mod supervision;
+
+pub use supervision::{Acted, WorkerAction};
 
 pub use processes::{ProcessStatus, StoppedProcess, runs_processes};
 

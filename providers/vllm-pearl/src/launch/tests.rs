@@ -233,6 +233,18 @@ fn one_worker_per_h100_on_an_eight_gpu_host() {
 }
 
 #[test]
+fn container_name_renames_every_worker() {
+    let launch = plan(&on(
+        h100s(3),
+        WorkersSetting::Auto,
+        vec![("container_name", text("miner-alice"))],
+    ))
+    .unwrap();
+    let names: Vec<&str> = launch.specs.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["miner-alice", "miner-alice-1", "miner-alice-2"]);
+}
+
+#[test]
 fn a_4090_beside_h100s_is_left_out() {
     let mut gpus = h100s(2);
     gpus.push(gpu(2, "NVIDIA GeForce RTX 4090", "8.9", 24_564));
