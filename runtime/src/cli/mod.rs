@@ -9,6 +9,7 @@ mod attach;
 mod audit;
 mod doctor;
 mod escape;
+mod history;
 mod init;
 mod inspect_model;
 mod logs;
@@ -180,6 +181,8 @@ enum MineCommand {
     Stop,
     /// Print live mining stats.
     Status(status::StatusArgs),
+    /// Shares per hour, energy, and energy per share per day, from the supervisor's history.
+    History(history::HistoryArgs),
     /// Manual mode: write a sidecar for an externally-started miner.
     Attach(attach::AttachArgs),
     /// Inspect a Pearl model artifact before spending GPU time.
@@ -221,6 +224,7 @@ pub fn main() -> ExitCode {
             MineCommand::Start(args) => start::run(&args, mine.sandbox.limits()),
             MineCommand::Stop => stop::run(mine.sandbox.limits()),
             MineCommand::Status(args) => status::run(&args, mine.sandbox.limits()),
+            MineCommand::History(args) => history::run(&args),
             MineCommand::Attach(args) => attach::run(&args),
             MineCommand::Logs(args) => logs::run(&args),
             MineCommand::InspectModel(args) => inspect_model::run(&args),
