@@ -33,30 +33,57 @@ fn one_miner_at_a_time() -> (MutexGuard<'static, ()>, MinerLock) {
     (guard, miner_lock())
 }
 
-/// A home with a running session of three workers, stopped and cleaned up
-/// when dropped.
+/// A home with a running session, stopped and cleaned up when dropped.
 struct Session {
     home: tempfile::TempDir,
+    /// Fake H100s, one worker each.
+    gpus: u32,
     _containers: HomeContainers,
-    _one: (MutexGuard<'static, ()>, MinerLock),
+    _one: Option<(MutexGuard<'static, ()>, MinerLock)>,
 }
 
 impl Session {
-    /// `init` with `vllm_args` for the fake miner, then `start START_ARGS`.
+    /// Three workers: `init` with `vllm_args` for the fake miner, then
+    /// `start START_ARGS`.
     fn start(vllm_args: &[&str], start_args: &[&str]) -> Session {
-        let one = one_miner_at_a_time();
+        let init: Vec<String> = vllm_args
+            .iter()
+            .map(|arg| format!("--vllm-arg={arg}"))
+            .collect();
+        let port = free_port_block(3);
+        Session::start_with(Some(one_miner_at_a_time()), 3, port, &init, "", start_args)
+    }
+
+    /// `init` (vLLM on `vllm_port`, with `init_args` after the fake
+    /// miner's, and `extra` lines in `[mining.extra]`) on `gpus` fake
+    /// H100s, then `start START_ARGS`.
+    fn start_with(
+        one: Option<(MutexGuard<'static, ()>, MinerLock)>,
+        gpus: u32,
+        vllm_port: u16,
+        init_args: &[String],
+        extra: &str,
+        start_args: &[&str],
+    ) -> Session {
         let home = tempfile::tempdir().unwrap();
         let containers = HomeContainers::new(&home.path().canonicalize().unwrap());
         let session = Session {
             home,
+            gpus,
             _containers: containers,
             _one: one,
         };
-        let mut init = fake_miner_init(WALLET, free_port_block(3));
-        init.extend(vllm_args.iter().map(|arg| format!("--vllm-arg={arg}")));
+        let mut init = fake_miner_init(WALLET, vllm_port);
+        init.extend(init_args.iter().cloned());
         session
             .run(&init.iter().map(String::as_str).collect::<Vec<_>>())
             .code(0);
+        if !extra.is_empty() {
+            let config = session.path().join("config.toml");
+            let text = std::fs::read_to_string(&config).unwrap();
+            let text = text.replacen("[mining.extra]\n", &format!("[mining.extra]\n{extra}\n"), 1);
+            std::fs::write(&config, text).unwrap();
+        }
         let mut start = vec!["start"];
         start.extend(start_args);
         session.run(&start).code(0);
@@ -75,7 +102,7 @@ impl Session {
         command
             .env("PEARLD_RPC_PASSWORD", PASSWORD)
             .env("JARVIS_NVML_LIBRARY", fake_nvml_library())
-            .env("FAKE_NVML_GPUS", h100s(3));
+            .env("FAKE_NVML_GPUS", h100s(self.gpus));
         command
     }
 
@@ -90,12 +117,13 @@ impl Session {
     fn workers(&self) -> Vec<String> {
         let text = std::fs::read_to_string(self.path().join("runtime/mining.json")).unwrap();
         let record: serde_json::Value = serde_json::from_str(&text).unwrap();
-        record["workers"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|w| w["container_id"].as_str().unwrap().to_owned())
-            .collect()
+        match record["workers"].as_array() {
+            Some(workers) => workers
+                .iter()
+                .map(|w| w["container_id"].as_str().unwrap().to_owned())
+                .collect(),
+            None => vec![record["container_id"].as_str().unwrap().to_owned()],
+        }
     }
 
     fn audit(&self) -> String {
@@ -437,4 +465,124 @@ fn service_install_writes_a_unit_systemd_accepts_and_uninstall_removes_it() {
         .code(0)
         .stdout_has("was not installed");
     run(&["service", "install", "--no-systemctl", "--name", "../evil"]).code(2);
+}
+
+/// Three homes on this machine stand for three hosts: each runs its own
+/// session (its own container names and ports) and its own supervisor; the
+/// real Prometheus scrapes the three exporters, and its query API says each
+/// is up and sums their accepted shares.
+#[test]
+fn a_real_prometheus_scrapes_three_supervisors() {
+    let prometheus = which::which("prometheus")
+        .expect("Prometheus is installed (scripts/test installs Debian's `prometheus` package)");
+    let one = one_miner_at_a_time();
+    let pid = std::process::id();
+    let sessions: Vec<Session> = (0..3)
+        .map(|host| {
+            let ports = free_port_block(3);
+            let init = [
+                "--gateway-port".to_owned(),
+                (ports + 1).to_string(),
+                "--gateway-metrics-port".to_owned(),
+                (ports + 2).to_string(),
+            ];
+            let extra = format!("container_name = \"jarvis-test-host{host}-{pid}\"");
+            Session::start_with(None, 1, ports, &init, &extra, &[])
+        })
+        .collect();
+    let supervisors: Vec<Supervisor> = sessions
+        .iter()
+        .map(|s| s.supervise(&["--stats-interval", "1s"]))
+        .collect();
+    let targets: Vec<String> = supervisors
+        .iter()
+        .map(|s| {
+            s.metrics
+                .trim_start_matches("http://")
+                .trim_end_matches("/metrics")
+                .to_owned()
+        })
+        .collect();
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
+             scrape_configs:\n  - job_name: jarvis-mine\n    static_configs:\n      \
+             - targets: [{}]\n",
+            targets
+                .iter()
+                .map(|t| format!("'{t}'"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    )
+    .unwrap();
+    let web = free_port_block(1);
+    let server = std::process::Command::new(prometheus)
+        .arg(format!("--config.file={}", config.display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.path().join("data").display()
+        ))
+        .arg(format!("--web.listen-address=127.0.0.1:{web}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _server = KillOnDrop(server);
+    let query = |promql: &str| -> Option<Vec<serde_json::Value>> {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .timeout_global(Some(Duration::from_secs(5)))
+            .build()
+            .into();
+        let body = agent
+            .get(format!("http://127.0.0.1:{web}/api/v1/query"))
+            .query("query", promql)
+            .call()
+            .ok()?
+            .body_mut()
+            .read_to_string()
+            .ok()?;
+        let answer: serde_json::Value = serde_json::from_str(&body).ok()?;
+        answer["data"]["result"].as_array().cloned()
+    };
+    let value = |sample: &serde_json::Value| sample["value"][1].as_str().unwrap().to_owned();
+    let up = wait_for(DEADLINE, || {
+        let result = query(r#"up{job="jarvis-mine"} == 1"#)?;
+        (result.len() == 3).then_some(result)
+    })
+    .expect("Prometheus never saw the three supervisors up");
+    let mut instances: Vec<String> = up
+        .iter()
+        .map(|s| s["metric"]["instance"].as_str().unwrap().to_owned())
+        .collect();
+    instances.sort();
+    let mut expected = targets.clone();
+    expected.sort();
+    assert_eq!(instances, expected);
+    // Each fake miner logs three blocks, two of them accepted.
+    let total = wait_for(DEADLINE, || {
+        let result = query("sum(jarvis_mine_shares_accepted_total)")?;
+        let total = value(result.first()?);
+        (total == "6").then_some(total)
+    });
+    assert_eq!(total.as_deref(), Some("6"));
+    let per_host = query("sum by (instance) (jarvis_mine_shares_accepted_total)").unwrap();
+    assert_eq!(per_host.len(), 3);
+    assert!(per_host.iter().all(|s| value(s) == "2"), "{per_host:?}");
+    drop(supervisors);
+    drop(sessions);
+    drop(one);
+}
+
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
