@@ -252,6 +252,16 @@ impl MiningConfig {
             .and_then(|value| workers_setting(value).ok())
             .unwrap_or_default()
     }
+
+    /// `[mining.extra].idle_fill`; `auto` when unset (validation refused
+    /// anything but "auto" and "off" at load).
+    pub fn idle_fill(&self) -> crate::supervise::idle_fill::IdleFillMode {
+        extra_string(&self.extra, "idle_fill")
+            .ok()
+            .flatten()
+            .and_then(|text| crate::supervise::idle_fill::IdleFillMode::parse(&text))
+            .unwrap_or_default()
+    }
 }
 
 /// A `[mining]` table for vllm-pearl whose `[mining.extra]` is `extra`
@@ -393,6 +403,20 @@ pearld_rpc_password_env = "PEARLD_RPC_PASSWORD"
                 url: "https://pool.openjarvis.ai/submit".into(),
                 worker_id: None
             }
+        );
+    }
+
+    #[test]
+    fn idle_fill_defaults_to_auto() {
+        use crate::supervise::idle_fill::IdleFillMode;
+        assert_eq!(test_mining("").idle_fill(), IdleFillMode::Auto);
+        assert_eq!(
+            test_mining("idle_fill = \"off\"").idle_fill(),
+            IdleFillMode::Off
+        );
+        assert_eq!(
+            test_mining("idle_fill = \"auto\"").idle_fill(),
+            IdleFillMode::Auto
         );
     }
 

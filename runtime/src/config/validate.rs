@@ -59,7 +59,7 @@ enum Kind {
 }
 
 /// The `[mining.extra]` keys the built-in providers and the host read.
-const EXTRA_KEYS: [(&str, Kind); 21] = [
+const EXTRA_KEYS: [(&str, Kind); 22] = [
     ("model", Kind::Model),
     ("local_model_path", Kind::ExistingDir),
     ("pearld_rpc_url", Kind::HttpUrl),
@@ -81,13 +81,19 @@ const EXTRA_KEYS: [(&str, Kind); 21] = [
     ("start_wait_seconds", Kind::Integer(0, 86_400)),
     ("electricity_price_per_kwh", Kind::Price),
     ("workers", Kind::Workers),
+    (
+        "idle_fill",
+        Kind::OneOf(&crate::supervise::idle_fill::IdleFillMode::VALUES),
+    ),
 ];
 
 /// The keys the host itself reads, checked whatever the provider.
-const HOST_KEYS: [&str; 3] = [
+const HOST_KEYS: [&str; 4] = [
     "pearld_rpc_url",
     "pearld_rpc_password_env",
     "electricity_price_per_kwh",
+    // `jarvis mine supervise` reads it.
+    "idle_fill",
 ];
 
 const MINING_KEYS: [&str; 6] = [
@@ -584,6 +590,29 @@ mod tests {
                 )),
                 Ok(vec![])
             );
+        }
+    }
+
+    #[test]
+    fn idle_fill_is_auto_or_off_whatever_the_provider() {
+        for head in [
+            HEAD,
+            "[mining]\nprovider = \"acme\"\nwallet_address = \"w\"\n",
+        ] {
+            for value in ["\"auto\"", "\"off\""] {
+                assert_eq!(
+                    findings(&format!("{head}[mining.extra]\nidle_fill = {value}\n")),
+                    Ok(vec![])
+                );
+            }
+            for value in ["\"on\"", "false", "1"] {
+                assert!(
+                    error(&format!("{head}[mining.extra]\nidle_fill = {value}\n")).starts_with(
+                        "[mining.extra].idle_fill must be one of \"auto\", \"off\", found"
+                    ),
+                    "{value}"
+                );
+            }
         }
     }
 

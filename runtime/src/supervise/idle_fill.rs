@@ -1,1 +1,0 @@
-//! Idle-fill (being written).
