@@ -7,6 +7,7 @@ use jarvis_mine::policy::Policy;
 use jarvis_mine::provider::{LoadedProvider, ProviderSource};
 use jarvis_mine::sandbox::{Sandbox, SandboxLimits};
 use std::path::Path;
+pub mod fake_queue;
 pub mod openjarvis;
 pub mod python;
 pub mod run;
