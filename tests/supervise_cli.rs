@@ -296,6 +296,16 @@ fn a_killed_worker_is_restarted_and_a_stop_is_obeyed() {
     let session = Session::start(&[], &[]);
     let workers = session.workers();
     assert_eq!(workers.len(), 3);
+    // Every fake miner has logged its three blocks before the supervisor's
+    // first look, so what the history counts is what came after.
+    let settled = wait_for(DEADLINE, || {
+        let status = session.run(&["status", "--json"]).json();
+        (status["stats"]["shares_submitted"] == 9).then_some(())
+    });
+    assert!(
+        settled.is_some(),
+        "the fake miners never logged their blocks"
+    );
     let mut supervisor = session.supervise(&["--stats-interval", "1s"]);
     supervisor.wait_sample(r#"jarvis_mine_worker_up{worker="2""#, 1.0);
     supervisor.wait_sample(r#"jarvis_mine_shares_accepted_total{worker="1""#, 2.0);
@@ -318,6 +328,8 @@ fn a_killed_worker_is_restarted_and_a_stop_is_obeyed() {
         supervisor.sample(r#"jarvis_mine_worker_restarts_total{worker="0""#),
         Some(0.0)
     );
+    // The restarted miner logs its three blocks again, two accepted.
+    supervisor.wait_sample(r#"jarvis_mine_shares_accepted_total{worker="1""#, 4.0);
 
     // A stop from outside is obeyed: the supervisor ends, nothing restarts.
     session.run(&["stop"]).code(0);
@@ -325,6 +337,12 @@ fn a_killed_worker_is_restarted_and_a_stop_is_obeyed() {
     supervisor.wait_line("the session ended: it was stopped");
     assert_eq!(home_containers(session.path()), 0);
     assert!(!session.path().join("runtime/mining.json").exists());
+
+    // Every look was recorded: the history counts what was accepted while
+    // it watched (the restarted worker's two), from its first look on.
+    let history = session.run(&["history", "--json"]).code(0).json();
+    assert_eq!(history["totals"]["shares_accepted"], 2, "{history:#}");
+    assert_eq!(history["totals"]["shares_submitted"], 3, "{history:#}");
 }
 
 #[test]
@@ -585,4 +603,55 @@ impl Drop for KillOnDrop {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// `jarvis mine top` once through a pseudo-terminal: it reads the running
+/// supervisor's exporter (`--from`), draws the workers and GPUs, and `q`
+/// ends it with exit 0; without a supervisor it looks itself.
+#[test]
+fn top_draws_the_supervisors_look_on_a_terminal_and_q_ends_it() {
+    use rexpect::process::wait::WaitStatus;
+    use rexpect::session::spawn_command;
+    let session = Session::start(&[], &[]);
+    let supervisor = session.supervise(&[]);
+    supervisor.wait_sample(r#"jarvis_mine_worker_up{worker="2""#, 1.0);
+    let on_terminal = |args: &[&str]| {
+        // A new pty has no size: give it one (as a terminal window would)
+        // before top starts, through the shell that then becomes top.
+        let inner = session.command(args);
+        let mut command = std::process::Command::new("sh");
+        command
+            .arg("-c")
+            .arg("stty rows 30 cols 120 && exec \"$0\" \"$@\"")
+            .arg(inner.get_program())
+            .args(inner.get_args())
+            .env_clear()
+            .envs(inner.get_envs().filter_map(|(k, v)| Some((k, v?))))
+            .env("TERM", "xterm")
+            // The pty is fds 0, 1 and 2: keep it.
+            .stdin(Stdio::inherit());
+        spawn_command(command, Some(60_000)).expect("a pty session")
+    };
+    let mut term = on_terminal(&["top", "--from", &supervisor.metrics]);
+    // ratatui moves the cursor between words: expect them one by one.
+    term.exp_string("supervisor").unwrap();
+    term.exp_string("workers").unwrap();
+    term.exp_string("running").unwrap();
+    term.exp_string("GPUs").unwrap();
+    term.send("q").unwrap();
+    term.flush().unwrap();
+    assert!(matches!(
+        term.process.wait().unwrap(),
+        WaitStatus::Exited(_, 0)
+    ));
+    // No supervisor answers there: top looks itself.
+    let mut term = on_terminal(&["top", "--from", "http://127.0.0.1:9/metrics"]);
+    term.exp_string("looks").unwrap();
+    term.exp_string("answers)").unwrap();
+    term.send("q").unwrap();
+    term.flush().unwrap();
+    assert!(matches!(
+        term.process.wait().unwrap(),
+        WaitStatus::Exited(_, 0)
+    ));
 }

@@ -7,6 +7,8 @@ use super::session::{mine_error, open_tolerant};
 use super::{CliError, CliResult};
 use crate::sandbox::SandboxLimits;
 use crate::supervise::exporter::DEFAULT_LISTEN;
+use crate::supervise::recording::Recording;
+use crate::supervise::snapshot::Snapshot;
 use crate::supervise::supervisor::{Ending, Options, Supervisor};
 use crate::supervise::systemd;
 use crate::supervise::watchdog::Rules;
@@ -66,7 +68,7 @@ fn parse_listen(text: &str) -> Result<Listen, String> {
 }
 
 /// `10s`, `15m`, `2h`, `1d`: at least 100 ms.
-fn parse_span(text: &str) -> Result<Duration, String> {
+pub(super) fn parse_span(text: &str) -> Result<Duration, String> {
     let span = humantime::parse_duration(text.trim())
         .map_err(|err| format!("'{text}' is not a duration ({err}): use e.g. 10s, 15m or 2h"))?;
     if span < Duration::from_millis(100) {
@@ -101,6 +103,7 @@ pub fn run(args: &SuperviseArgs, limits: SandboxLimits) -> CliResult {
             stall_after: args.stall_after.0,
             ..defaults
         },
+        act: true,
     };
     // Ctrl-C and SIGTERM end the wait between looks at once.
     let (interrupt, interrupted) = mpsc::channel();
@@ -109,8 +112,14 @@ pub fn run(args: &SuperviseArgs, limits: SandboxLimits) -> CliResult {
     })
     .map_err(|err| CliError::failure(format!("cannot watch for Ctrl-C and SIGTERM: {err}")))?;
     let miner = opened.miner();
-    let mut notice = |line: &str| super::output::eprintln!("supervise: {line}");
     let mut supervisor = Supervisor::new(&miner, options, &mut notice).map_err(mine_error)?;
+    let mut recording = match Recording::open(&opened.paths.mining_history()) {
+        Ok(recording) => Some(recording),
+        Err(err) => {
+            notice(&format!("the looks are not recorded: {err}"));
+            None
+        }
+    };
     let listening = supervisor.exporter_address().map_or_else(
         || "no exporter".to_owned(),
         |a| format!("metrics on http://{a}/metrics"),
@@ -124,8 +133,13 @@ pub fn run(args: &SuperviseArgs, limits: SandboxLimits) -> CliResult {
             "leaves the miners running"
         }
     ));
+    let mut record = |snapshot: &Snapshot| {
+        if let Some(recording) = recording.as_mut() {
+            recording.record(snapshot, &mut notice);
+        }
+    };
     let ending = supervisor
-        .run(&interrupted, &mut |_| {}, &mut notice)
+        .run(&interrupted, &mut record, &mut notice)
         .map_err(mine_error)?;
     systemd::stopping();
     match ending {
@@ -142,6 +156,11 @@ pub fn run(args: &SuperviseArgs, limits: SandboxLimits) -> CliResult {
         Ending::Signal => notice("the miners keep running; `jarvis mine stop` stops them"),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// One line on stderr, for people (and the journal, under systemd).
+fn notice(line: &str) {
+    super::output::eprintln!("supervise: {line}");
 }
 
 #[cfg(test)]

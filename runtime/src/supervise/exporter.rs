@@ -467,6 +467,7 @@ mod tests {
                 },
             ],
             gpus_note: None,
+            totals: None,
         }
     }
 

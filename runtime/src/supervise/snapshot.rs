@@ -2,10 +2,11 @@
 //! container, counts and the watchdog's view), each GPU's readings. The
 //! exporter serves the latest one, the history records each one.
 
+use crate::lifecycle::Stats;
 use host_gpu::telemetry::GpuTelemetry;
 
 /// One look.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default)]
 pub struct Snapshot {
     /// Unix seconds.
     pub taken_at: f64,
@@ -18,6 +19,8 @@ pub struct Snapshot {
     pub gpus: Vec<GpuTelemetry>,
     /// Why there are no GPU readings, if there are none.
     pub gpus_note: Option<String>,
+    /// The session's totals from the provider's `stats()`, the latest.
+    pub totals: Option<Stats>,
 }
 
 /// One worker (a session of one container is worker 0).

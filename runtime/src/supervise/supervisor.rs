@@ -37,6 +37,8 @@ pub struct Options {
     /// How long a start may wait for vLLM to answer.
     pub ready_wait: Option<Duration>,
     pub rules: Rules,
+    /// Whether the watchdog acts; `false`: look only (`jarvis mine top`).
+    pub act: bool,
 }
 
 /// Why supervision ended.
@@ -48,6 +50,15 @@ pub enum Ending {
     /// The session ended from outside (`jarvis mine stop`, a new session):
     /// what happened, for people.
     SessionEnded(String),
+}
+
+/// What one look came to.
+enum Look {
+    /// A new snapshot.
+    Taken,
+    /// Nothing looked at (a stop holds the lock).
+    Skipped,
+    Ended(Ending),
 }
 
 /// One supervision of one session.
@@ -135,9 +146,22 @@ impl<'a> Supervisor<'a> {
         self.exporter.as_ref().map(Exporter::address)
     }
 
-    /// The latest snapshot (the exporter's and the history's).
-    pub fn latest(&self) -> Arc<Mutex<Snapshot>> {
-        Arc::clone(&self.latest)
+    /// The latest snapshot.
+    fn latest(&self) -> Snapshot {
+        self.latest
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// One look, without waiting (`jarvis mine top` refreshes with it):
+    /// the snapshot, or how the session ended.
+    pub fn look_once(&mut self) -> Result<Result<Snapshot, Ending>, MineError> {
+        let mut quiet = |_: &str| {};
+        Ok(match self.look(&mut quiet)? {
+            Look::Ended(ending) => Err(ending),
+            Look::Taken | Look::Skipped => Ok(self.latest()),
+        })
     }
 
     /// Looks, decides and acts every interval until `stop` says so or the
@@ -152,15 +176,16 @@ impl<'a> Supervisor<'a> {
         let mut last_ping = Instant::now();
         let mut ready = false;
         loop {
-            if let Some(ending) = self.look(notice)? {
-                return Ok(ending);
-            }
-            let snapshot = self
-                .latest
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .clone();
-            on_look(&snapshot);
+            let snapshot = match self.look(notice)? {
+                Look::Ended(ending) => return Ok(ending),
+                Look::Taken => {
+                    let snapshot = self.latest();
+                    on_look(&snapshot);
+                    snapshot
+                }
+                // Nothing new: the last snapshot stands (and is not kept twice).
+                Look::Skipped => self.latest(),
+            };
             let status = format!(
                 "session {}: {}, {} of {} workers up",
                 self.session_id,
@@ -189,25 +214,25 @@ impl<'a> Supervisor<'a> {
         }
     }
 
-    /// One look; `Some` when the session ended.
-    fn look(&mut self, notice: &mut dyn FnMut(&str)) -> Result<Option<Ending>, MineError> {
+    /// One look.
+    fn look(&mut self, notice: &mut dyn FnMut(&str)) -> Result<Look, MineError> {
         let paths = self.miner.paths;
         // A stop in progress is obeyed: nothing is decided until it is done.
         let holder = SessionLock::holder(&paths.lock_file())?;
         if holder.and_then(|h| h.operation).as_deref() == Some(Operation::Stop.word()) {
-            return Ok(None);
+            return Ok(Look::Skipped);
         }
         let record = match sidecar::read(&paths.sidecar())? {
             Some(record) if record.session_id.as_deref() == Some(self.session_id.as_str()) => {
                 record
             }
             Some(_) => {
-                return Ok(Some(Ending::SessionEnded(
+                return Ok(Look::Ended(Ending::SessionEnded(
                     "another session replaced it".into(),
                 )));
             }
             None => {
-                return Ok(Some(Ending::SessionEnded(
+                return Ok(Look::Ended(Ending::SessionEnded(
                     "it was stopped (`jarvis mine stop`)".into(),
                 )));
             }
@@ -240,6 +265,9 @@ impl<'a> Supervisor<'a> {
             None
         };
         for (index, state) in states.iter().enumerate() {
+            if !self.options.act {
+                break;
+            }
             let counts = self.counts.get(index).copied().flatten();
             let seen = Seen {
                 at,
@@ -276,7 +304,7 @@ impl<'a> Supervisor<'a> {
             {
                 Ok(Acted::Done) => {}
                 Ok(Acted::SessionGone) => {
-                    return Ok(Some(Ending::SessionEnded(
+                    return Ok(Look::Ended(Ending::SessionEnded(
                         "it was stopped or replaced while a worker was being restarted".into(),
                     )));
                 }
@@ -293,7 +321,7 @@ impl<'a> Supervisor<'a> {
         }
         let snapshot = self.snapshot(&record, &states, report.as_ref());
         *self.latest.lock().unwrap_or_else(|e| e.into_inner()) = snapshot;
-        Ok(None)
+        Ok(Look::Taken)
     }
 
     /// Per-worker counts from a status (a session of one container: its
@@ -387,6 +415,8 @@ impl<'a> Supervisor<'a> {
             workers,
             gpus,
             gpus_note,
+            // A `stats()` that failed this time leaves the last known totals.
+            totals: report.and_then(|r| r.stats.clone()).or(previous.totals),
         }
     }
 }
