@@ -655,3 +655,45 @@ fn top_draws_the_supervisors_look_on_a_terminal_and_q_ends_it() {
         WaitStatus::Exited(_, 0)
     ));
 }
+
+/// Idle-fill runs under the supervisor: a driver per running worker sends
+/// synthetic requests (the exporter counts them); `idle_fill = "off"` sends
+/// none.
+#[test]
+fn idle_fill_runs_for_each_worker_unless_the_config_turns_it_off() {
+    let session = Session::start(&[], &[]);
+    let mut supervisor = session.supervise(&[]);
+    for worker in 0..3 {
+        supervisor.wait_sample(
+            &format!(r#"jarvis_mine_idle_fill_active{{worker="{worker}""#),
+            1.0,
+        );
+    }
+    let sent = wait_for(DEADLINE, || {
+        supervisor
+            .sample(r#"jarvis_mine_idle_fill_requests_total{worker="1""#)
+            .filter(|sent| *sent >= 3.0)
+    });
+    assert!(sent.is_some(), "{}", supervisor.scrape());
+    kill(supervisor.child.id(), "-TERM");
+    assert_eq!(supervisor.exit_code(), 0);
+
+    let config = session.path().join("config.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        text.replacen(
+            "[mining.extra]\n",
+            "[mining.extra]\nidle_fill = \"off\"\n",
+            1,
+        ),
+    )
+    .unwrap();
+    let supervisor = session.supervise(&[]);
+    supervisor.wait_sample(r#"jarvis_mine_worker_up{worker="2""#, 1.0);
+    assert!(
+        !supervisor.scrape().contains("jarvis_mine_idle_fill_"),
+        "{}",
+        supervisor.scrape()
+    );
+}

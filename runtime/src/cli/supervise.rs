@@ -104,6 +104,7 @@ pub fn run(args: &SuperviseArgs, limits: SandboxLimits) -> CliResult {
             ..defaults
         },
         act: true,
+        idle_fill: mining.idle_fill(),
     };
     // Ctrl-C and SIGTERM end the wait between looks at once.
     let (interrupt, interrupted) = mpsc::channel();

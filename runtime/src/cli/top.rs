@@ -53,6 +53,7 @@ pub fn run(args: &TopArgs, limits: SandboxLimits) -> CliResult {
         ready_wait: None,
         rules: Rules::default(),
         act: false,
+        idle_fill: crate::supervise::idle_fill::IdleFillMode::Off,
     };
     let mut own: Option<Supervisor> = None;
     let mut terminal = ratatui::init();

@@ -100,9 +100,14 @@ pub struct WorkerRecord {
 }
 
 impl WorkerRecord {
+    /// The worker's vLLM server: its endpoint less `/v1`.
+    pub fn vllm_base_url(&self) -> &str {
+        base_url(&self.vllm_endpoint)
+    }
+
     /// vLLM's Prometheus endpoint beside the worker's API.
     pub fn vllm_metrics_url(&self) -> String {
-        format!("{}/metrics", base_url(&self.vllm_endpoint))
+        format!("{}/metrics", self.vllm_base_url())
     }
 }
 

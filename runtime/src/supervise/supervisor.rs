@@ -7,7 +7,10 @@
 //! exporter serves.
 
 use super::exporter::Exporter;
-use super::snapshot::{Counts, Snapshot, WorkerSnapshot};
+use super::idle_fill::{
+    IdleFill, IdleFillHandle, IdleFillMode, IdleFillOptions, WorkerEndpoint, prompt_tokens_for,
+};
+use super::snapshot::{Counts, IdleFillCounts, Snapshot, WorkerSnapshot};
 use super::systemd;
 use super::watchdog::{Rules, Seen, Verdict, Watch};
 use crate::docker::ContainerState;
@@ -37,8 +40,11 @@ pub struct Options {
     /// How long a start may wait for vLLM to answer.
     pub ready_wait: Option<Duration>,
     pub rules: Rules,
-    /// Whether the watchdog acts; `false`: look only (`jarvis mine top`).
+    /// Whether the watchdog acts and idle-fill runs; `false`: look only
+    /// (`jarvis mine top`).
     pub act: bool,
+    /// `[mining.extra].idle_fill`.
+    pub idle_fill: IdleFillMode,
 }
 
 /// Why supervision ended.
@@ -75,6 +81,8 @@ pub struct Supervisor<'a> {
     began: Instant,
     last_stats: Option<Instant>,
     exporter: Option<Exporter>,
+    /// Each worker's idle-fill driver, while the worker runs.
+    fillers: Vec<Option<IdleFillHandle>>,
 }
 
 impl<'a> Supervisor<'a> {
@@ -134,6 +142,7 @@ impl<'a> Supervisor<'a> {
             began: Instant::now(),
             last_stats: None,
             exporter,
+            fillers: (0..workers).map(|_| None).collect(),
         })
     }
 
@@ -319,9 +328,71 @@ impl<'a> Supervisor<'a> {
                 )),
             }
         }
+        self.fill_idle_workers(&record, &states, notice);
         let snapshot = self.snapshot(&record, &states, report.as_ref());
         *self.latest.lock().unwrap_or_else(|e| e.into_inner()) = snapshot;
         Ok(Look::Taken)
+    }
+
+    /// Runs an idle-fill driver for each running worker (when the config
+    /// asks for it and the worker's context can hold a mineable prompt),
+    /// and stops the driver of a worker that is not running.
+    fn fill_idle_workers(
+        &mut self,
+        record: &SessionRecord,
+        states: &[Option<ContainerState>],
+        notice: &mut dyn FnMut(&str),
+    ) {
+        if !self.options.act || self.options.idle_fill == IdleFillMode::Off {
+            return;
+        }
+        let Some(prompt_tokens) = prompt_tokens_for(self.max_model_len()) else {
+            return;
+        };
+        for (index, (worker, state)) in record.worker_list().into_iter().zip(states).enumerate() {
+            let running = state.as_ref().is_some_and(|s| s.running);
+            let slot = &mut self.fillers[index];
+            match (running, slot.is_some()) {
+                (false, true) => {
+                    if let Some(filler) = slot.take() {
+                        filler.stop();
+                    }
+                }
+                (true, false) => {
+                    let endpoint = WorkerEndpoint {
+                        worker: index.to_string(),
+                        base_url: worker.vllm_base_url().to_owned(),
+                        model: Some(record.model.clone()),
+                    };
+                    let options = IdleFillOptions {
+                        prompt_tokens,
+                        ..IdleFillOptions::default()
+                    };
+                    match IdleFill::start(endpoint, options) {
+                        Ok(filler) => *slot = Some(filler),
+                        Err(err) => {
+                            notice(&format!("worker {index}: idle-fill cannot start: {err}"))
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// The context vLLM runs with: `[mining.extra].max_model_len`, else
+    /// the model's default in the Pearl catalog.
+    fn max_model_len(&self) -> u64 {
+        let mining = self.miner.mining;
+        mining
+            .and_then(|m| m.extra.get("max_model_len"))
+            .and_then(toml::Value::as_integer)
+            .and_then(|n| u64::try_from(n).ok())
+            .or_else(|| {
+                let model = mining.map(|m| m.model())?;
+                pearl_catalog::find(&model).map(|spec| u64::from(spec.default_max_model_len))
+            })
+            .unwrap_or(8192)
     }
 
     /// Per-worker counts from a status (a session of one container: its
@@ -403,7 +474,19 @@ impl<'a> Supervisor<'a> {
                 counts: self.counts.get(index).copied().flatten(),
                 restarts: self.watches[index].restarts(),
                 failed: self.watches[index].failed().map(str::to_owned),
-                idle_fill: None,
+                idle_fill: self
+                    .fillers
+                    .get(index)
+                    .and_then(Option::as_ref)
+                    .map(|filler| {
+                        let counts = filler.snapshot();
+                        IdleFillCounts {
+                            requests: counts.requests_sent,
+                            prompt_tokens: counts.prompt_tokens_sent,
+                            failures: counts.failures,
+                            filling: counts.filling,
+                        }
+                    }),
             })
             .collect();
         Snapshot {
