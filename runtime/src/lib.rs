@@ -37,3 +37,4 @@ pub mod session;
 pub mod supervise;
 pub mod telemetry;
 pub mod text_position;
+pub mod top;

@@ -19,10 +19,13 @@ mod pearl;
 mod policy;
 mod probe_progress;
 mod providers;
+mod service;
 mod session;
 mod start;
 mod status;
 mod stop;
+mod supervise;
+mod top;
 mod validate_host;
 mod validate_model;
 
@@ -206,6 +209,12 @@ enum MineCommand {
     Audit(audit::AuditArgs),
     /// Install, inspect and remove community providers.
     Providers(providers::ProvidersArgs),
+    /// Keep the session mining: restart failed workers, serve Prometheus metrics.
+    Supervise(supervise::SuperviseArgs),
+    /// Run `jarvis mine supervise` under systemd: install or remove its unit.
+    Service(service::ServiceArgs),
+    /// A live view of the workers and GPUs in the terminal.
+    Top(top::TopArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -233,6 +242,9 @@ pub fn main() -> ExitCode {
             MineCommand::Policy(args) => policy::run(&args, mine.sandbox.limits()),
             MineCommand::Audit(args) => audit::run(&args),
             MineCommand::Providers(args) => providers::run(&args, mine.sandbox.limits()),
+            MineCommand::Supervise(args) => supervise::run(&args, mine.sandbox.limits()),
+            MineCommand::Service(args) => service::run(&args),
+            MineCommand::Top(args) => top::run(&args, mine.sandbox.limits()),
         },
     };
     result.unwrap_or_else(|err| {

@@ -56,10 +56,12 @@ enum Kind {
     Model,
     /// "auto", "single" or groups of GPU ids (`pearl_catalog::workers`).
     Workers,
+    /// A Docker container name (vllm-pearl's worker 0).
+    ContainerName,
 }
 
 /// The `[mining.extra]` keys the built-in providers and the host read.
-const EXTRA_KEYS: [(&str, Kind); 22] = [
+const EXTRA_KEYS: [(&str, Kind); 23] = [
     ("model", Kind::Model),
     ("local_model_path", Kind::ExistingDir),
     ("pearld_rpc_url", Kind::HttpUrl),
@@ -68,6 +70,7 @@ const EXTRA_KEYS: [(&str, Kind); 22] = [
     ("hf_token_env", Kind::EnvName),
     ("cuda_visible_devices", Kind::GpuList),
     ("docker_image_tag", Kind::Image),
+    ("container_name", Kind::ContainerName),
     ("vllm_port", Kind::Port),
     ("gateway_port", Kind::Port),
     ("gateway_metrics_port", Kind::Port),
@@ -251,6 +254,24 @@ fn check(kind: Kind, value: &Value, extra: &Table, provider: &str) -> Result<(),
                 .trim_start()
                 .to_owned()
         }),
+        Kind::ContainerName => {
+            let text = string(value).ok_or_else(|| expected("a container name", value))?;
+            // Docker's rule, less room for the workers' `-<n>` suffixes.
+            let valid = text.len() <= 60
+                && text.starts_with(|c: char| c.is_ascii_alphanumeric())
+                && text
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+            if valid {
+                Ok(())
+            } else {
+                Err(format!(
+                    "is not a container name: letters, digits, `_`, `.` and `-`, starting with a \
+                     letter or digit, at most 60 characters (such as \"openjarvis-pearl-miner-alice\"), \
+                     found {value}"
+                ))
+            }
+        }
         Kind::Image => {
             let text = string(value).ok_or_else(|| expected("an image reference", value))?;
             ImageRef::parse(text)
@@ -558,6 +579,15 @@ mod tests {
                 "expected a list of strings, found an array",
             ),
             (
+                "container_name = \"-miner\"",
+                "container_name is not a container name: letters, digits",
+            ),
+            (
+                "container_name = \"miner/alice\"",
+                "is not a container name",
+            ),
+            ("container_name = 7", "expected a container name"),
+            (
                 "electricity_price_per_kwh = -0.1",
                 "electricity_price_per_kwh must be the price of one kWh in your currency, a number of at least 0 (such as 0.25), found -0.1",
             ),
@@ -583,6 +613,12 @@ mod tests {
             "{HEAD}submit_target = \"pool:stratum+tcp://p.example:3333\"\nfee_bps = 10000\n"
         ))
         .unwrap();
+        assert_eq!(
+            findings(&format!(
+                "{HEAD}[mining.extra]\ncontainer_name = \"openjarvis-pearl-miner-alice\"\n"
+            )),
+            Ok(vec![])
+        );
         for price in ["0", "0.0", "0.31", "12"] {
             assert_eq!(
                 findings(&format!(
