@@ -508,7 +508,15 @@ impl<'a> Supervisor<'a> {
 /// record whose containers are all gone is removed then): running, or with
 /// workers down, which is the watchdog's business.
 fn live_record(miner: &Miner<'_>) -> Result<Option<SessionRecord>, MineError> {
-    Ok(miner.status()?.session)
+    let report = miner.status()?;
+    if report.process_session.is_some() {
+        return Err(MineError::Session(
+            "this home's session runs host processes (cpu-pearl, apple-mps-pearl), which \
+             `jarvis mine supervise` does not watch yet: `jarvis mine status --watch` shows them"
+                .into(),
+        ));
+    }
+    Ok(report.session)
 }
 
 /// Whether vLLM at `endpoint` (`http://…/v1`) answers `/models`.
