@@ -18,7 +18,7 @@ use jarvis_mine::host::{LABEL_HOME, LABEL_PROVIDER};
 use jarvis_mine_tests::run::{Run, all_at_once, wait_for};
 use jarvis_mine_tests::{
     ContainerCleanup, FAKE_MINER_REPOSITORY, MinerLock, fake_miner_image, fake_miner_init,
-    fake_nvml_library, free_port, free_port_block, h100_facts, h100s, miner_lock, raw_docker,
+    fake_nvml_library, free_port, free_port_block, h100_facts, h100s, kill_container, miner_lock,
 };
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -99,16 +99,6 @@ impl Drop for Exclusive {
             }
         });
     }
-}
-
-/// SIGKILL from outside, as the OOM killer or `docker kill` would.
-fn kill_container(id: &str) {
-    raw_docker(|client| async move {
-        client
-            .kill_container(id, None::<bollard::query_parameters::KillContainerOptions>)
-            .await
-            .unwrap();
-    });
 }
 
 // ---------------------------------------------------------------------------

@@ -12,7 +12,7 @@ use jarvis_mine::host::LABEL_HOME;
 use jarvis_mine_tests::run::{Run, jarvis_mine, output_within, wait_for};
 use jarvis_mine_tests::{
     HomeContainers, MinerLock, fake_miner_init, fake_nvml_library, free_port_block, h100s, kill,
-    miner_lock, raw_docker,
+    kill_container, miner_lock,
 };
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -269,16 +269,6 @@ fn docker() -> Docker {
 
 fn running(id: &str) -> bool {
     docker().inspect(id).unwrap().is_some_and(|s| s.running)
-}
-
-/// SIGKILL from outside, as the OOM killer or `docker kill` would.
-fn kill_container(id: &str) {
-    raw_docker(|client| async move {
-        client
-            .kill_container(id, None::<bollard::query_parameters::KillContainerOptions>)
-            .await
-            .unwrap();
-    });
 }
 
 fn home_containers(home: &Path) -> usize {

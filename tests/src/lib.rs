@@ -445,6 +445,16 @@ where
     })
 }
 
+/// SIGKILL from outside, as the OOM killer or `docker kill` would.
+pub fn kill_container(id: &str) {
+    raw_docker(|client| async move {
+        client
+            .kill_container(id, None::<bollard::query_parameters::KillContainerOptions>)
+            .await
+            .unwrap();
+    });
+}
+
 /// The processes on this machine that the host labelled for `home` (an
 /// `OPENJARVIS_MINING_HOME` in their environment), as `(pid, name)`.
 /// A zombie's environment is empty: it is not listed.

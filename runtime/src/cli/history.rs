@@ -2,7 +2,7 @@
 //! energy, and joules per accepted share per day, from the mining history
 //! `jarvis mine supervise` records (`<home>/telemetry/mining.db`).
 
-use super::output::{DIM, HEADING, WARN, paint};
+use super::output::{DIM, HEADING, WARN, paint, si_joules};
 use super::{CliError, CliResult};
 use crate::history::{DayRow, History, HourRow, Report};
 use clap::Args;
@@ -295,20 +295,6 @@ fn kwh(kwh: Option<f64>, partial: bool) -> String {
         Some(kwh) => format!("{kwh:.4}"),
         None => "-".to_owned(),
     }
-}
-
-/// `7.20 MJ`, `900 J`: three significant digits with an SI prefix.
-fn si_joules(joules: f64) -> String {
-    let (value, prefix) = [(1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")]
-        .into_iter()
-        .find(|(scale, _)| joules.abs() >= *scale)
-        .map_or((joules, ""), |(scale, prefix)| (joules / scale, prefix));
-    let decimals = match value.abs() {
-        v if v >= 100.0 => 0,
-        v if v >= 10.0 => 1,
-        _ => 2,
-    };
-    format!("{value:.decimals$} {prefix}J")
 }
 
 #[cfg(test)]

@@ -190,6 +190,20 @@ fn style_codes(write: impl FnOnce() -> fmt::Result) -> fmt::Result {
 /// `value` as JSON (pretty or one line) that decodes to the exact text and
 /// holds no terminal control: serde escapes C0 controls, and the rest (DEL,
 /// C1, bidi controls) become `\uXXXX` escapes, which only occur in strings.
+/// `7.20 MJ`, `900 J`: three significant digits with an SI prefix.
+pub fn si_joules(joules: f64) -> String {
+    let (value, prefix) = [(1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")]
+        .into_iter()
+        .find(|(scale, _)| joules.abs() >= *scale)
+        .map_or((joules, ""), |(scale, prefix)| (joules / scale, prefix));
+    let decimals = match value.abs() {
+        v if v >= 100.0 => 0,
+        v if v >= 10.0 => 1,
+        _ => 2,
+    };
+    format!("{value:.decimals$} {prefix}J")
+}
+
 pub fn json<T: serde::Serialize>(value: &T, pretty: bool) -> String {
     let text = if pretty {
         serde_json::to_string_pretty(value)
@@ -231,6 +245,15 @@ pub fn print<T: serde::Serialize>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn joules_read_with_a_prefix() {
+        assert_eq!(si_joules(900.0), "900 J");
+        assert_eq!(si_joules(1.5), "1.50 J");
+        assert_eq!(si_joules(12_345.0), "12.3 kJ");
+        assert_eq!(si_joules(7_200_000.0), "7.20 MJ");
+        assert_eq!(si_joules(3.6e12), "3.60 TJ");
+    }
 
     fn shown(write: impl FnOnce(&mut Escaping<&mut Vec<u8>>) -> io::Result<()>) -> String {
         let mut bytes = Vec::new();

@@ -2,7 +2,7 @@
 //! redacts them (it knows the secrets).
 
 use bollard::container::LogOutput;
-use bollard::query_parameters::LogsOptionsBuilder;
+use bollard::query_parameters::{LogsOptions, LogsOptionsBuilder};
 use futures_util::StreamExt;
 
 use super::Docker;
@@ -54,24 +54,27 @@ fn decode(line: &[u8]) -> String {
     text.trim_end_matches(['\n', '\r']).to_owned()
 }
 
-fn tail_option(tail: usize) -> String {
-    if tail == usize::MAX {
+/// stdout and stderr, the last `tail` lines (`usize::MAX` = all), followed
+/// or not.
+fn logs_options(tail: usize, follow: bool) -> LogsOptions {
+    let tail = if tail == usize::MAX {
         "all".to_owned()
     } else {
         tail.to_string()
-    }
+    };
+    LogsOptionsBuilder::default()
+        .stdout(true)
+        .stderr(true)
+        .follow(follow)
+        .tail(&tail)
+        .build()
 }
 
 impl Docker {
     /// The last `tail` lines of stdout and stderr (`usize::MAX` = all), in
     /// the order Docker returns them. Raw: redact before showing.
     pub fn logs(&self, id: &str, tail: usize) -> Result<Vec<String>, DockerError> {
-        let options = LogsOptionsBuilder::default()
-            .stdout(true)
-            .stderr(true)
-            .follow(false)
-            .tail(&tail_option(tail))
-            .build();
+        let options = logs_options(tail, false);
         let what = format!("failed to read the logs of container '{id}'");
         let collect = async {
             let mut stream = self.client.logs(id, Some(options));
@@ -106,12 +109,7 @@ impl Docker {
         tail: usize,
         keep: &(dyn Fn(usize, String) -> Option<String> + Sync),
     ) -> Result<Vec<Result<Vec<String>, DockerError>>, DockerError> {
-        let options = LogsOptionsBuilder::default()
-            .stdout(true)
-            .stderr(true)
-            .follow(false)
-            .tail(&tail_option(tail))
-            .build();
+        let options = logs_options(tail, false);
         let reads = searches.iter().enumerate().map(|(index, &(id, limit))| {
             let mut stream = self.client.logs(id, Some(options.clone()));
             async move {
@@ -164,12 +162,7 @@ impl Docker {
         tail: usize,
         on_line: &mut dyn FnMut(&str) -> bool,
     ) -> Result<(), DockerError> {
-        let options = LogsOptionsBuilder::default()
-            .stdout(true)
-            .stderr(true)
-            .follow(true)
-            .tail(&tail_option(tail))
-            .build();
+        let options = logs_options(tail, true);
         let what = format!("failed to follow the logs of container '{id}'");
         let follow = async {
             let mut stream = self.client.logs(id, Some(options));

@@ -4,7 +4,7 @@
 //! `energy`) and as fields of `--watch`'s plain lines.
 
 use super::super::escape::one_line;
-use super::super::output::{DIM, paint};
+use super::super::output::{DIM, paint, si_joules};
 use super::super::session::Opened;
 use super::{duration, row};
 use crate::host::LABEL_SESSION;
@@ -301,20 +301,6 @@ fn worker_energy(worker: &WorkerEnergy) -> String {
     format!("{kwh:.4} kWh, {per_share}{per_kwh}")
 }
 
-/// `7.20 MJ`, `900 J`: three significant digits with an SI prefix.
-fn si_joules(joules: f64) -> String {
-    let (value, prefix) = [(1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")]
-        .into_iter()
-        .find(|(scale, _)| joules.abs() >= *scale)
-        .map_or((joules, ""), |(scale, prefix)| (joules / scale, prefix));
-    let decimals = match value.abs() {
-        v if v >= 100.0 => 0,
-        v if v >= 10.0 => 1,
-        _ => 2,
-    };
-    format!("{value:.decimals$} {prefix}J")
-}
-
 /// ` gpu_power_w=… energy_kwh=… j_per_share=…` for `--watch`'s plain line.
 pub(super) fn line_fields(section: &Section) -> String {
     if section.telemetry.gpus.is_empty() {
@@ -512,14 +498,5 @@ mod tests {
             String::from_utf8(out).unwrap(),
             "energy (estimate):  unknown (GPU 0 gave no energy counter reading)\n"
         );
-    }
-
-    #[test]
-    fn joules_read_with_a_prefix() {
-        assert_eq!(si_joules(900.0), "900 J");
-        assert_eq!(si_joules(1.5), "1.50 J");
-        assert_eq!(si_joules(12_345.0), "12.3 kJ");
-        assert_eq!(si_joules(7_200_000.0), "7.20 MJ");
-        assert_eq!(si_joules(3.6e12), "3.60 TJ");
     }
 }
