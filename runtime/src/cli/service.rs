@@ -24,8 +24,15 @@ pub struct ServiceArgs {
 #[derive(Subcommand)]
 enum ServiceCommand {
     /// Write the unit, check it, enable it and start it.
+    #[command(after_help = "Examples:
+  jarvis mine service install
+  sudo jarvis mine service install --system
+  jarvis mine service install --no-systemctl   # only write the unit")]
     Install(ScopeArgs),
     /// Stop and disable the unit, and remove it.
+    #[command(after_help = "Examples:
+  jarvis mine service uninstall
+  sudo jarvis mine service uninstall --system")]
     Uninstall(ScopeArgs),
 }
 
