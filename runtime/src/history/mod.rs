@@ -309,12 +309,14 @@ const GPU_SAMPLES: &str = "CREATE TABLE IF NOT EXISTS gpu_samples (
     samples INTEGER NOT NULL DEFAULT 1
 )";
 
+/// By time (reports, retention); by series, without its long texts (the
+/// session id, the GPU's UUID: checked in the row), for the previous row of
+/// a series and the sessions' totals (`worker` NULL).
 const INDEXES: &str = "
     CREATE INDEX IF NOT EXISTS mining_stats_time ON mining_stats (recorded_at);
-    CREATE INDEX IF NOT EXISTS mining_stats_series
-        ON mining_stats (session_id, worker, recorded_at);
+    CREATE INDEX IF NOT EXISTS mining_stats_worker ON mining_stats (worker, recorded_at);
     CREATE INDEX IF NOT EXISTS gpu_samples_time ON gpu_samples (recorded_at);
-    CREATE INDEX IF NOT EXISTS gpu_samples_series ON gpu_samples (gpu, uuid, recorded_at);
+    CREATE INDEX IF NOT EXISTS gpu_samples_gpu ON gpu_samples (gpu, recorded_at);
 ";
 
 fn schema_v1(conn: &Connection) -> rusqlite::Result<()> {

@@ -212,7 +212,7 @@ fn previous(
     tx.prepare_cached(
         "SELECT recorded_at, shares_submitted, shares_accepted, shares_rejected, \
                 blocks_found, uptime_seconds \
-         FROM mining_stats WHERE session_id = ?1 AND worker IS ?2 AND recorded_at < ?3 \
+         FROM mining_stats WHERE worker IS ?2 AND recorded_at < ?3 AND session_id = ?1 \
          ORDER BY recorded_at DESC LIMIT 1",
     )?
     .query_row(params![session_id, worker, before], |row| {

@@ -1,12 +1,12 @@
 //! Bounded retention with downsampling.
 //!
 //! [`Retention::default`]: raw samples (one per tick, 1 Hz under the
-//! supervisor) for 6 hours, then one row per series per minute for 7 days,
+//! supervisor) for 2 hours, then one row per series per minute for 7 days,
 //! then one per hour for 400 days; older rows are deleted. With 8 workers
 //! and 8 GPUs (17 series: the session's totals, 8 workers, 8 GPUs) that is
-//! at most about 370 000 raw, 170 000 minute and 165 000 hour rows, so the
-//! file stays under about 150 MB (SQLite reuses freed pages; it does not
-//! shrink).
+//! at most about 122 000 raw, 171 000 minute and 163 000 hour rows; at the
+//! size a row takes (docs/benchmarks.md) the file stays under about 100 MB
+//! (SQLite reuses freed pages; it does not shrink).
 //!
 //! A downsampled row stands for the rows it replaced (`samples` of them,
 //! `resolution_s` 60 or 3600) and keeps every figure the reports sum exact:
@@ -44,7 +44,7 @@ pub struct Retention {
 impl Default for Retention {
     fn default() -> Self {
         Retention {
-            raw_seconds: 6.0 * HOUR,
+            raw_seconds: 2.0 * HOUR,
             minute_seconds: 7.0 * 24.0 * HOUR,
             hour_seconds: 400.0 * 24.0 * HOUR,
         }
