@@ -687,3 +687,36 @@ fn idle_fill_runs_for_each_worker_unless_the_config_turns_it_off() {
         supervisor.scrape()
     );
 }
+
+/// A running worker whose vLLM never answers `/v1/models` (it stays
+/// "loading") is restarted once `--unhealthy-after` has passed, and the
+/// audit says why.
+#[test]
+fn a_worker_whose_vllm_never_answers_is_restarted_as_unhealthy() {
+    let session = Session::start(&["--fake-ready-after-ms", "3600000"], &["--no-wait"]);
+    let mut supervisor =
+        session.supervise(&["--stats-interval", "300ms", "--unhealthy-after", "1s"]);
+    supervisor.wait_line("worker 0 is unhealthy: restarting it");
+    supervisor.wait_sample(r#"jarvis_mine_worker_restarts_total{worker="0""#, 1.0);
+    let audit = session.audit();
+    assert!(
+        audit.contains("host.restart-worker worker=0") && audit.contains("reason=unhealthy"),
+        "{audit}"
+    );
+}
+
+/// A worker that serves requests (idle-fill's) but submits no share is
+/// stalled: restarted once `--stall-after` has passed with load and no
+/// submission.
+#[test]
+fn a_worker_with_load_and_no_share_is_restarted_as_stalled() {
+    let session = Session::start(&["--fake-blocks", "0"], &[]);
+    let mut supervisor = session.supervise(&["--stats-interval", "300ms", "--stall-after", "2s"]);
+    let line = supervisor.wait_line("is stalled: restarting it");
+    assert!(line.contains("worker "), "{line}");
+    assert!(
+        session.audit().contains("reason=stalled"),
+        "{}",
+        session.audit()
+    );
+}

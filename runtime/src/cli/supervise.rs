@@ -8,6 +8,7 @@ use super::{CliError, CliResult};
 use crate::sandbox::SandboxLimits;
 use crate::supervise::exporter::DEFAULT_LISTEN;
 use crate::supervise::recording::Recording;
+use crate::supervise::resident;
 use crate::supervise::snapshot::Snapshot;
 use crate::supervise::supervisor::{Ending, Options, Supervisor};
 use crate::supervise::systemd;
@@ -134,9 +135,16 @@ pub fn run(args: &SuperviseArgs, limits: SandboxLimits) -> CliResult {
             "leaves the miners running"
         }
     ));
+    let mut first = true;
     let mut record = |snapshot: &Snapshot| {
         if let Some(recording) = recording.as_mut() {
             recording.record(snapshot, &mut notice);
+        }
+        if std::mem::take(&mut first) {
+            match resident::release_startup_pages() {
+                Ok(bytes) => tracing::info!("paged out {} KiB of start-up code", bytes >> 10),
+                Err(err) => tracing::debug!("cannot page out start-up code: {err}"),
+            }
         }
     };
     let ending = supervisor
