@@ -59,3 +59,68 @@ pub struct IdleFillCounts {
     pub failures: u64,
     pub filling: bool,
 }
+
+/// A session of two workers and two GPUs, one of each down, for tests.
+#[cfg(test)]
+pub(crate) fn example() -> Snapshot {
+    Snapshot {
+        taken_at: 1_700_000_000.5,
+        provider: Some("vllm-pearl".into()),
+        model: Some("pearl-ai/Llama-3.3-70B-Instruct-pearl".into()),
+        session_id: Some("s-1".into()),
+        state: "degraded".into(),
+        workers: vec![
+            WorkerSnapshot {
+                index: 0,
+                gpus: vec!["0".into()],
+                up: true,
+                state: "running".into(),
+                counts: Some(Counts {
+                    shares_submitted: 3,
+                    shares_accepted: 2,
+                    shares_rejected: 1,
+                    blocks_found: 2,
+                    prompt_tokens: Some(4096),
+                    requests_served: Some(4),
+                }),
+                restarts: 1,
+                failed: None,
+                idle_fill: Some(IdleFillCounts {
+                    requests: 7,
+                    prompt_tokens: 7168,
+                    failures: 0,
+                    filling: true,
+                }),
+            },
+            WorkerSnapshot {
+                index: 1,
+                gpus: vec!["GPU-b".into()],
+                up: false,
+                state: "exited".into(),
+                failed: Some("too many restarts".into()),
+                ..WorkerSnapshot::default()
+            },
+        ],
+        gpus: vec![
+            GpuTelemetry {
+                index: 0,
+                uuid: Some("GPU-a".into()),
+                power_w: Some(412.5),
+                energy_mj: Some(3_600_000),
+                gpu_temp_c: Some(61),
+                gpu_util_percent: Some(97),
+                memory_used_mib: Some(2),
+                sm_clock_mhz: Some(1980),
+                throttle_reasons: Some(vec!["sw_power_cap".into()]),
+                ..GpuTelemetry::default()
+            },
+            GpuTelemetry {
+                index: 1,
+                uuid: Some("GPU-b".into()),
+                ..GpuTelemetry::default()
+            },
+        ],
+        gpus_note: None,
+        totals: None,
+    }
+}

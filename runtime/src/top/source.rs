@@ -128,6 +128,12 @@ pub fn from_metrics(text: &str) -> Option<Snapshot> {
             "jarvis_mine_blocks_found_total" => {
                 worker.counts.get_or_insert_with(counts).blocks_found = count
             }
+            "jarvis_mine_prompt_tokens_total" => {
+                worker.counts.get_or_insert_with(counts).prompt_tokens = Some(count)
+            }
+            "jarvis_mine_requests_served_total" => {
+                worker.counts.get_or_insert_with(counts).requests_served = Some(count)
+            }
             "jarvis_mine_idle_fill_requests_total" => {
                 worker
                     .idle_fill
@@ -155,72 +161,30 @@ mod tests {
 
     #[test]
     fn the_exporters_text_reads_back_as_the_snapshot() {
-        let snapshot = Snapshot {
-            taken_at: 1_700_000_000.0,
-            provider: Some("vllm-pearl".into()),
-            model: Some("m".into()),
-            session_id: Some("s-1".into()),
-            state: "degraded".into(),
-            workers: vec![
-                WorkerSnapshot {
-                    index: 0,
-                    gpus: vec!["0".into()],
-                    up: true,
-                    state: "running".into(),
-                    counts: Some(Counts {
-                        shares_submitted: 3,
-                        shares_accepted: 2,
-                        shares_rejected: 1,
-                        blocks_found: 2,
-                        ..Counts::default()
-                    }),
-                    restarts: 2,
-                    failed: None,
-                    idle_fill: Some(IdleFillCounts {
-                        requests: 5,
-                        filling: true,
-                        ..IdleFillCounts::default()
-                    }),
-                },
-                WorkerSnapshot {
-                    index: 1,
-                    gpus: vec!["1".into(), "2".into()],
-                    failed: Some("cap".into()),
-                    ..WorkerSnapshot::default()
-                },
-            ],
-            gpus: vec![GpuTelemetry {
-                index: 0,
-                uuid: Some("GPU-a".into()),
-                power_w: Some(412.5),
-                gpu_temp_c: Some(61),
-                gpu_util_percent: Some(97),
-                sm_clock_mhz: Some(1980),
-                throttle_reasons: Some(vec!["sw_power_cap".into()]),
-                ..GpuTelemetry::default()
-            }],
-            ..Snapshot::default()
-        };
+        let snapshot = crate::supervise::snapshot::example();
         let back = from_metrics(&render(&snapshot)).unwrap();
         assert_eq!(back.state, "degraded");
         assert_eq!(back.session_id.as_deref(), Some("s-1"));
-        assert_eq!(back.taken_at, 1_700_000_000.0);
+        assert_eq!(back.model, snapshot.model);
+        assert_eq!(back.taken_at, 1_700_000_000.5);
         assert_eq!(back.workers.len(), 2);
         assert!(back.workers[0].up && !back.workers[1].up);
         assert_eq!(back.workers[0].counts, snapshot.workers[0].counts);
-        assert_eq!(back.workers[0].restarts, 2);
-        assert_eq!(back.workers[0].idle_fill.unwrap().requests, 5);
-        assert_eq!(back.workers[1].gpus, ["1", "2"]);
+        assert_eq!(back.workers[0].restarts, 1);
+        let fill = back.workers[0].idle_fill.unwrap();
+        assert_eq!((fill.requests, fill.filling), (7, true));
+        assert_eq!(back.workers[1].gpus, ["GPU-b"]);
         assert!(back.workers[1].failed.is_some());
         let gpu = &back.gpus[0];
         assert_eq!(
             (
                 gpu.power_w,
+                gpu.energy_mj,
                 gpu.gpu_temp_c,
                 gpu.gpu_util_percent,
                 gpu.sm_clock_mhz
             ),
-            (Some(412.5), Some(61), Some(97), Some(1980))
+            (Some(412.5), Some(3_600_000), Some(61), Some(97), Some(1980))
         );
         assert_eq!(
             gpu.throttle_reasons.as_deref(),
