@@ -2,11 +2,13 @@
 //!
 //! Every call instantiates the provider anew from its `InstancePre`, so nothing
 //! survives between calls and a trap poisons nothing. A background thread
-//! advances the engine's epoch; a call's deadline is a number of ticks, so a
-//! guest spinning in `loop {}` is interrupted, not asked to yield.
+//! advances the engine's epoch while a call runs (`epoch.rs`); a call's
+//! deadline is a number of ticks, so a guest spinning in `loop {}` is
+//! interrupted, not asked to yield.
 
 mod cache;
 mod contract;
+mod epoch;
 mod error;
 mod limits;
 mod v0_1;
@@ -19,6 +21,7 @@ pub use limits::SandboxLimits;
 
 use crate::audit::{AuditLog, CallAudit};
 use crate::host::{CallHost, HostContext};
+use epoch::{EPOCH_TICK, EpochTicker};
 use error::CallEvidence;
 use limits::Limiter;
 use std::sync::Arc;
@@ -29,9 +32,6 @@ use wasmtime::{
 };
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
-
-/// How often the epoch advances; deadlines are rounded up to whole ticks.
-const EPOCH_TICK: Duration = Duration::from_millis(10);
 
 /// Provider instances that may be live at once (pool slots).
 const POOL_INSTANCES: u32 = 64;
@@ -104,6 +104,7 @@ impl WasiView for CallState {
 pub struct Sandbox {
     engine: Engine,
     linker: Linker<CallState>,
+    ticker: Arc<EpochTicker>,
     limits: SandboxLimits,
     cache: Option<ComponentCache>,
     audit_log: Option<Arc<AuditLog>>,
@@ -121,11 +122,17 @@ impl Sandbox {
         wasi::freeze_timers(&mut linker)?;
         crate::host::add_to_linker(&mut linker, |state: &mut CallState| &mut state.host)
             .map_err(anyhow::Error::from)?;
-        spawn_epoch_ticker(&engine);
+        let weak = engine.weak();
+        let ticker = EpochTicker::spawn(move || {
+            weak.upgrade()
+                .map(|engine| engine.increment_epoch())
+                .is_some()
+        });
         let cache = cache_dir.map(|dir| ComponentCache::new(dir, &engine));
         Ok(Sandbox {
             engine,
             linker,
+            ticker,
             limits,
             cache,
             audit_log: None,
@@ -223,6 +230,8 @@ impl Sandbox {
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limiter);
+        // Guest code runs from here until the result: the epoch advances.
+        let _ticking = self.ticker.call();
         store.set_epoch_deadline(deadline_ticks(limits.call_timeout));
         store.epoch_deadline_trap();
         if lifecycle {
@@ -309,21 +318,6 @@ fn guest_time_budget(
 
 fn deadline_ticks(timeout: Duration) -> u64 {
     (timeout.as_nanos().div_ceil(EPOCH_TICK.as_nanos()) as u64).max(1)
-}
-
-/// Advances the epoch until the engine is dropped.
-fn spawn_epoch_ticker(engine: &Engine) {
-    let weak = engine.weak();
-    std::thread::Builder::new()
-        .name("epoch-ticker".into())
-        .spawn(move || {
-            while let Some(engine) = weak.upgrade() {
-                engine.increment_epoch();
-                drop(engine);
-                std::thread::sleep(EPOCH_TICK);
-            }
-        })
-        .expect("spawning the epoch ticker thread");
 }
 
 /// Sends what a WASI guest printed to the log; true when it filled a pipe.
