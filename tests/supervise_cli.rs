@@ -318,8 +318,10 @@ fn a_killed_worker_is_restarted_and_a_stop_is_obeyed() {
         supervisor.sample(r#"jarvis_mine_worker_restarts_total{worker="0""#),
         Some(0.0)
     );
-    // The restarted miner logs its three blocks again, two accepted.
+    // The restarted miner logs its three blocks again, two accepted and,
+    // last, one rejected.
     supervisor.wait_sample(r#"jarvis_mine_shares_accepted_total{worker="1""#, 4.0);
+    supervisor.wait_sample(r#"jarvis_mine_shares_rejected_total{worker="1""#, 2.0);
 
     // A stop from outside is obeyed: the supervisor ends, nothing restarts.
     session.run(&["stop"]).code(0);
