@@ -68,14 +68,6 @@ fn parse_listen(text: &str) -> Result<Listen, String> {
         .map_err(|_| format!("'{text}' is not ADDR:PORT (such as 127.0.0.1:9741) or `none`"))
 }
 
-/// After each phase of start-up, its code is paged out (`supervise/resident.rs`).
-fn page_out_startup(phase: &str) {
-    match resident::release_startup_pages() {
-        Ok(bytes) => tracing::debug!("after {phase}: paged out {} KiB of code", bytes >> 10),
-        Err(err) => tracing::debug!("cannot page out start-up code: {err}"),
-    }
-}
-
 /// `10s`, `15m`, `2h`, `1d`: at least 100 ms.
 pub(super) fn parse_span(text: &str) -> Result<Duration, String> {
     let span = humantime::parse_duration(text.trim())
@@ -95,9 +87,9 @@ fn parse_optional_span(text: &str) -> Result<Stall, String> {
 
 pub fn run(args: &SuperviseArgs, limits: SandboxLimits) -> CliResult {
     resident::one_malloc_arena();
-    page_out_startup("reading the command line");
+    resident::phase_done("reading the command line");
     let opened = open_tolerant(limits)?;
-    page_out_startup("opening the home");
+    resident::phase_done("opening the home");
     let mining = opened.config.mining.as_ref().ok_or_else(|| {
         CliError::invalid_input("no [mining] section in config - run `jarvis mine init`")
     })?;
@@ -133,7 +125,7 @@ pub fn run(args: &SuperviseArgs, limits: SandboxLimits) -> CliResult {
             None
         }
     };
-    page_out_startup("connecting to Docker and the exporter");
+    resident::phase_done("connecting to Docker and the exporter");
     let listening = supervisor.exporter_address().map_or_else(
         || "no exporter".to_owned(),
         |a| format!("metrics on http://{a}/metrics"),
@@ -153,7 +145,7 @@ pub fn run(args: &SuperviseArgs, limits: SandboxLimits) -> CliResult {
             recording.record(snapshot, &mut notice);
         }
         if std::mem::take(&mut first) {
-            page_out_startup("the first look");
+            resident::phase_done("the first look");
         }
     };
     let ending = supervisor

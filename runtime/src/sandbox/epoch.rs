@@ -8,7 +8,12 @@ use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::Duration;
 
 /// How often the epoch advances; deadlines are rounded up to whole ticks.
-pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// A deadline `timeout` from now, in whole ticks (at least one).
+pub fn deadline_ticks(timeout: Duration) -> u64 {
+    (timeout.as_nanos().div_ceil(EPOCH_TICK.as_nanos()) as u64).max(1)
+}
 
 /// How often an idle ticker checks that its engine still exists.
 const IDLE_CHECK: Duration = Duration::from_secs(1);

@@ -21,7 +21,7 @@ pub use limits::SandboxLimits;
 
 use crate::audit::{AuditLog, CallAudit};
 use crate::host::{CallHost, HostContext};
-use epoch::{EPOCH_TICK, EpochTicker};
+use epoch::{EpochTicker, deadline_ticks};
 use error::CallEvidence;
 use limits::Limiter;
 use std::sync::Arc;
@@ -314,10 +314,6 @@ fn guest_time_budget(
         }
         Ok(())
     }
-}
-
-fn deadline_ticks(timeout: Duration) -> u64 {
-    (timeout.as_nanos().div_ceil(EPOCH_TICK.as_nanos()) as u64).max(1)
 }
 
 /// Sends what a WASI guest printed to the log; true when it filled a pipe.

@@ -11,10 +11,18 @@
 //! Its own allocations are few and slow (one look a second), so it keeps
 //! one malloc arena instead of one per thread that ever allocated.
 
+/// Called when a phase of start-up is done: its code is paged out.
+pub fn phase_done(phase: &str) {
+    match release_startup_pages() {
+        Ok(bytes) => tracing::debug!("after {phase}: paged out {} KiB of code", bytes >> 10),
+        Err(err) => tracing::debug!("cannot page out start-up code: {err}"),
+    }
+}
+
 /// Pages out the executable's read-only mappings and asks for no read-ahead
-/// when a page is read back; the bytes advised, for the log.
+/// when a page is read back; the bytes advised.
 #[cfg(target_os = "linux")]
-pub fn release_startup_pages() -> Result<usize, String> {
+fn release_startup_pages() -> Result<usize, String> {
     let exe = std::env::current_exe().map_err(|err| err.to_string())?;
     let maps = std::fs::read_to_string("/proc/self/maps").map_err(|err| err.to_string())?;
     let mut released = 0;
@@ -54,7 +62,7 @@ pub fn release_startup_pages() -> Result<usize, String> {
 }
 
 #[cfg(not(target_os = "linux"))]
-pub fn release_startup_pages() -> Result<usize, String> {
+fn release_startup_pages() -> Result<usize, String> {
     Ok(0)
 }
 
