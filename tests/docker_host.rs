@@ -14,7 +14,7 @@ use jarvis_mine::docker::{
 };
 use jarvis_mine::redact::{REDACTED, Redactor};
 use jarvis_mine_tests::{
-    ContainerCleanup, TEST_CASE_LABEL, fake_miner_image, free_port, raw_docker, run,
+    ContainerCleanup, TEST_CASE_LABEL, fake_miner_image, free_port, kill_container, raw_docker, run,
 };
 
 fn docker() -> Docker {
@@ -862,4 +862,57 @@ fn a_hung_daemon_times_out() {
         matches!(&error, DockerError::Unavailable(m) if m.contains("no answer within 0.5 s")),
         "{error:?}"
     );
+}
+
+/// `jarvis mine supervise`'s per-look view of a session's containers: one
+/// list, and an inspect of whatever changed (exit codes and restart counts
+/// come from it), so what it reports is what a fresh inspect says.
+#[test]
+fn the_supervisors_container_watch_follows_every_change() {
+    use jarvis_mine::host::{LABEL_HOME, LABEL_SESSION};
+    use jarvis_mine::supervise::containers::ContainerWatch;
+    let cleanup = ContainerCleanup::new("watch");
+    let docker = docker();
+    let (home, session) = (format!("/home-{}", cleanup.value()), "s-watch");
+    let create = |name: &str| {
+        let mut spec = miner_spec(&cleanup, free_port(), &[]);
+        spec.name = Some(format!("jarvis-test-{}-{name}", cleanup.value()));
+        spec.labels.insert(LABEL_HOME.into(), home.clone());
+        spec.labels.insert(LABEL_SESSION.into(), session.into());
+        docker.create(&spec).unwrap()
+    };
+    let mut ids = vec![create("w0"), create("w1")];
+    docker.start(&ids[0]).unwrap();
+    wait_for(&docker, &ids[0], Duration::from_secs(10), |s| s.running);
+    let mut watch = ContainerWatch::default();
+    let mut look = |ids: &[String]| watch.look(&docker, &home, session, ids, false).unwrap();
+    let states = look(&ids);
+    assert_eq!(
+        states
+            .iter()
+            .map(|s| s.as_ref().map(|s| (s.id.as_str(), s.status.as_str())))
+            .collect::<Vec<_>>(),
+        [
+            Some((ids[0].as_str(), "running")),
+            Some((ids[1].as_str(), "created"))
+        ]
+    );
+    // Killed: the next look has Docker's exit code, which only an inspect gives.
+    kill_container(&ids[0]);
+    wait_for(&docker, &ids[0], Duration::from_secs(10), |s| !s.running);
+    let killed = look(&ids)[0].clone().unwrap();
+    assert_eq!(
+        (killed.status.as_str(), killed.exit_code),
+        ("exited", Some(137))
+    );
+    // Worker 1 replaced by a new container in the same state: the new one is seen.
+    docker.remove(&ids[1]).unwrap();
+    ids[1] = create("w1-again");
+    assert_eq!(
+        look(&ids)[1].as_ref().map(|s| s.id.clone()),
+        Some(ids[1].clone())
+    );
+    // Removed: gone.
+    docker.remove(&ids[0]).unwrap();
+    assert!(look(&ids)[0].is_none());
 }

@@ -203,29 +203,33 @@ fn write_tick(tx: &Transaction<'_>, tick: &Tick) -> rusqlite::Result<()> {
     Ok(())
 }
 
+/// A series' previous row: these look-ups run for every row a tick writes.
+const PREVIOUS_STATS: &str = "SELECT recorded_at, shares_submitted, shares_accepted, \
+         shares_rejected, blocks_found, uptime_seconds \
+     FROM mining_stats WHERE worker IS ?2 AND recorded_at < ?3 AND session_id = ?1 \
+     ORDER BY recorded_at DESC LIMIT 1";
+const PREVIOUS_GPU_SAMPLE: &str = "SELECT recorded_at, energy_mj FROM gpu_samples \
+     WHERE gpu = ?1 AND uuid IS ?2 AND recorded_at < ?3 \
+     ORDER BY recorded_at DESC LIMIT 1";
+
 fn previous(
     tx: &Transaction<'_>,
     session_id: &str,
     worker: Option<i64>,
     before: f64,
 ) -> rusqlite::Result<Option<Previous>> {
-    tx.prepare_cached(
-        "SELECT recorded_at, shares_submitted, shares_accepted, shares_rejected, \
-                blocks_found, uptime_seconds \
-         FROM mining_stats WHERE worker IS ?2 AND recorded_at < ?3 AND session_id = ?1 \
-         ORDER BY recorded_at DESC LIMIT 1",
-    )?
-    .query_row(params![session_id, worker, before], |row| {
-        Ok(Previous {
-            recorded_at: row.get(0)?,
-            submitted: count(row.get::<_, Option<i64>>(1)?.unwrap_or(0)),
-            accepted: count(row.get::<_, Option<i64>>(2)?.unwrap_or(0)),
-            rejected: count(row.get::<_, Option<i64>>(3)?.unwrap_or(0)),
-            blocks: count(row.get::<_, Option<i64>>(4)?.unwrap_or(0)),
-            uptime_seconds: row.get::<_, Option<f64>>(5)?.unwrap_or(0.0),
+    tx.prepare_cached(PREVIOUS_STATS)?
+        .query_row(params![session_id, worker, before], |row| {
+            Ok(Previous {
+                recorded_at: row.get(0)?,
+                submitted: count(row.get::<_, Option<i64>>(1)?.unwrap_or(0)),
+                accepted: count(row.get::<_, Option<i64>>(2)?.unwrap_or(0)),
+                rejected: count(row.get::<_, Option<i64>>(3)?.unwrap_or(0)),
+                blocks: count(row.get::<_, Option<i64>>(4)?.unwrap_or(0)),
+                uptime_seconds: row.get::<_, Option<f64>>(5)?.unwrap_or(0.0),
+            })
         })
-    })
-    .optional()
+        .optional()
 }
 
 fn insert_stats(
@@ -269,11 +273,7 @@ fn insert_stats(
 fn insert_gpu(tx: &Transaction<'_>, tick: &Tick, gpu: &GpuTelemetry) -> rusqlite::Result<()> {
     let index = i64::from(gpu.index);
     let previous: Option<(f64, Option<i64>)> = tx
-        .prepare_cached(
-            "SELECT recorded_at, energy_mj FROM gpu_samples \
-             WHERE gpu = ?1 AND uuid IS ?2 AND recorded_at < ?3 \
-             ORDER BY recorded_at DESC LIMIT 1",
-        )?
+        .prepare_cached(PREVIOUS_GPU_SAMPLE)?
         .query_row(params![index, gpu.uuid, tick.recorded_at], |row| {
             Ok((row.get(0)?, row.get(1)?))
         })
@@ -313,6 +313,7 @@ fn insert_gpu(tx: &Transaction<'_>, tick: &Tick, gpu: &GpuTelemetry) -> rusqlite
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rusqlite::StatementStatus;
 
     fn counts(submitted: u64, accepted: u64, rejected: u64, blocks: u64, uptime: f64) -> Counts {
         Counts {
@@ -377,6 +378,22 @@ mod tests {
                 advance(prev, &counts(20, 20, 0, 2, 200.0), at),
                 Advance::default()
             );
+        }
+    }
+
+    #[test]
+    fn the_previous_row_look_ups_are_prepared_once() {
+        let (_dir, mut history) = super::super::tests::temp_history();
+        for second in 0..5u32 {
+            let tick =
+                super::super::tests::tick(1000.0 + f64::from(second), [second.into(); 2], [1; 2]);
+            history.record(&tick).unwrap();
+        }
+        for sql in [PREVIOUS_STATS, PREVIOUS_GPU_SAMPLE] {
+            let statement = history.conn.prepare_cached(sql).unwrap();
+            assert_eq!(statement.get_status(StatementStatus::RePrepare), 0, "{sql}");
+            // The cached statement is the one the ticks ran.
+            assert!(statement.get_status(StatementStatus::Run) >= 8, "{sql}");
         }
     }
 

@@ -409,53 +409,12 @@ pub(crate) fn utc(seconds: i64, with_hour: bool) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::temp_history;
-    use super::super::{Counts, Pruned, Retention, Tick, WorkerCounts};
+    use super::super::tests::{temp_history, tick};
+    use super::super::{Pruned, Retention};
     use super::*;
-    use host_gpu::GpuTelemetry;
 
     /// 2026-05-01T00:00:00Z.
     const MIDNIGHT: f64 = 1_777_593_600.0;
-
-    fn gpu(index: u32, energy_mj: Option<u64>) -> GpuTelemetry {
-        GpuTelemetry {
-            index,
-            uuid: Some(format!("GPU-{index}")),
-            power_w: Some(400.0 + f64::from(index)),
-            energy_mj,
-            gpu_temp_c: Some(60 + index),
-            memory_temp_c: Some(70),
-            throttle_reasons: Some(vec![]),
-            ..GpuTelemetry::default()
-        }
-    }
-
-    fn tick(at: f64, accepted: [u64; 2], energy_mj: [u64; 2]) -> Tick {
-        let worker = |worker: u32, accepted: u64| WorkerCounts {
-            worker,
-            counts: Counts {
-                shares_submitted: accepted + 1,
-                shares_accepted: accepted,
-                shares_rejected: 1,
-                ..Counts::default()
-            },
-        };
-        Tick {
-            recorded_at: at,
-            session_id: "s1".into(),
-            provider_id: "vllm-pearl".into(),
-            payout_target: "solo".into(),
-            fees_owed: 0,
-            totals: Counts {
-                shares_submitted: accepted[0] + accepted[1] + 2,
-                shares_accepted: accepted[0] + accepted[1],
-                shares_rejected: 2,
-                ..Counts::default()
-            },
-            workers: vec![worker(0, accepted[0]), worker(1, accepted[1])],
-            gpus: vec![gpu(0, Some(energy_mj[0])), gpu(1, Some(energy_mj[1]))],
-        }
-    }
 
     #[test]
     fn utc_labels() {

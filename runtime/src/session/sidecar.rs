@@ -284,9 +284,10 @@ pub fn write(path: &HomePath, record: &impl Serialize) -> Result<(), SidecarErro
 /// Reads a session of processes: ours, or OpenJarvis's cpu providers'.
 /// `Ok(None)` when there is no record or it is a container session.
 pub fn read_processes(path: &HomePath) -> Result<Option<ProcessSession>, SidecarError> {
-    let Some(value) = read_object(path)? else {
+    let Some(bytes) = read_bytes(path)? else {
         return Ok(None);
     };
+    let value = parse_object(path, &bytes)?;
     if !is_process_shape(&value) {
         // A container session, or a corrupt record: as `read` says.
         return container_record(path, value).map(|_| None);
@@ -304,13 +305,43 @@ pub fn read_processes(path: &HomePath) -> Result<Option<ProcessSession>, Sidecar
 /// session of processes is [`SidecarError::Processes`] (ours) or
 /// [`SidecarError::OpenJarvisProcesses`]; read it with [`read_processes`].
 pub fn read(path: &HomePath) -> Result<Option<SessionRecord>, SidecarError> {
-    let Some(value) = read_object(path)? else {
-        return Ok(None);
-    };
+    read_bytes(path)?
+        .map(|bytes| parse_record(path, &bytes))
+        .transpose()
+}
+
+/// The record at a path read again and again (`jarvis mine supervise`
+/// reads it every second): parsed only when its bytes changed.
+#[derive(Default)]
+pub struct RecordReader {
+    last: Option<(Vec<u8>, SessionRecord)>,
+}
+
+impl RecordReader {
+    /// [`read`], parsing only bytes it has not parsed last time.
+    pub fn read(&mut self, path: &HomePath) -> Result<Option<SessionRecord>, SidecarError> {
+        let Some(bytes) = read_bytes(path)? else {
+            self.last = None;
+            return Ok(None);
+        };
+        if let Some((seen, record)) = &self.last
+            && *seen == bytes
+        {
+            return Ok(Some(record.clone()));
+        }
+        self.last = None;
+        let record = parse_record(path, &bytes)?;
+        self.last = Some((bytes, record.clone()));
+        Ok(Some(record))
+    }
+}
+
+fn parse_record(path: &HomePath, bytes: &[u8]) -> Result<SessionRecord, SidecarError> {
+    let value = parse_object(path, bytes)?;
     if is_process_shape(&value) {
         return Err(processes_error(path, &value));
     }
-    container_record(path, value).map(Some)
+    container_record(path, value)
 }
 
 /// Whether a record has OpenJarvis's cpu shape: PIDs, no endpoint.
@@ -369,8 +400,9 @@ fn container_record(
     Ok(record)
 }
 
-/// The sidecar as a JSON object, read once: a regular file, capped.
-fn read_object(path: &HomePath) -> Result<Option<serde_json::Value>, SidecarError> {
+/// The sidecar's bytes, read once: a regular file, capped; `None` when
+/// there is none.
+fn read_bytes(path: &HomePath) -> Result<Option<Vec<u8>>, SidecarError> {
     let unreadable = |source| SidecarError::Unreadable {
         path: path.absolute(),
         source,
@@ -401,15 +433,24 @@ fn read_object(path: &HomePath) -> Result<Option<serde_json::Value>, SidecarErro
     if bytes.len() as u64 > MAX_FILE_BYTES {
         return Err(corrupt(format!("larger than {MAX_FILE_BYTES} bytes")));
     }
+    Ok(Some(bytes))
+}
+
+/// A record's bytes as a JSON object.
+fn parse_object(path: &HomePath, bytes: &[u8]) -> Result<serde_json::Value, SidecarError> {
+    let corrupt = |reason: String| SidecarError::Corrupt {
+        path: path.absolute(),
+        reason,
+    };
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(corrupt("empty file".into()));
     }
     let value: serde_json::Value =
-        serde_json::from_slice(&bytes).map_err(|e| corrupt(format!("not JSON: {e}")))?;
+        serde_json::from_slice(bytes).map_err(|e| corrupt(format!("not JSON: {e}")))?;
     if !value.is_object() {
         return Err(corrupt("not a JSON object".into()));
     }
-    Ok(Some(value))
+    Ok(value)
 }
 
 /// Removes the sidecar; a missing file is not an error.
@@ -749,6 +790,32 @@ mod tests {
         std::fs::remove_file(path.absolute()).unwrap();
         std::fs::create_dir(path.absolute()).unwrap();
         assert!(matches!(read(&path), Err(SidecarError::Unreadable { .. })));
+    }
+
+    #[test]
+    fn a_reader_of_the_same_path_sees_every_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = crate::home::root(dir.path()).join("mining.json");
+        let mut reader = RecordReader::default();
+        assert_eq!(reader.read(&path).unwrap(), None);
+        let first = record();
+        // The same length, one byte apart: the bytes are compared, not sizes or times.
+        let second = SessionRecord {
+            container_id: "0123456789ac".into(),
+            ..record()
+        };
+        for (written, expected) in [(&first, &first), (&first, &first), (&second, &second)] {
+            std::fs::write(path.absolute(), to_json(written)).unwrap();
+            assert_eq!(reader.read(&path).unwrap().as_ref(), Some(expected));
+        }
+        std::fs::write(path.absolute(), "{\"provider\": ").unwrap();
+        assert!(reader.read(&path).unwrap_err().is_corrupt());
+        std::fs::write(path.absolute(), to_json(&second)).unwrap();
+        assert_eq!(reader.read(&path).unwrap(), Some(second.clone()));
+        remove(&path).unwrap();
+        assert_eq!(reader.read(&path).unwrap(), None);
+        std::fs::write(path.absolute(), to_json(&second)).unwrap();
+        assert_eq!(reader.read(&path).unwrap(), Some(second));
     }
 
     #[test]

@@ -4,6 +4,8 @@
 //! - `snapshot.rs`: what one look saw (session, workers, GPUs).
 //! - `watchdog.rs`: when a worker is restarted, or left failed.
 //! - `supervisor.rs`: the loop: look, decide, act, publish.
+//! - `containers.rs`: the workers' containers at each look, inspected only
+//!   when they changed.
 //! - `exporter.rs`: the Prometheus `/metrics` endpoint.
 //! - `systemd.rs`: the notify protocol and the unit `service install` writes.
 //! - `recording.rs`: each look kept in the mining history (`crate::history`).
@@ -11,6 +13,7 @@
 //! - `idle_fill.rs`: synthetic prefill-heavy requests for a worker whose
 //!   own traffic is too low to mine, backing off when real requests arrive.
 
+pub mod containers;
 pub mod exporter;
 pub mod idle_fill;
 pub mod recording;

@@ -6,6 +6,7 @@
 //! (under the session lock, audited), and the look becomes the snapshot the
 //! exporter serves.
 
+use super::containers::ContainerWatch;
 use super::exporter::Exporter;
 use super::idle_fill::{
     IdleFill, IdleFillHandle, IdleFillMode, IdleFillOptions, WorkerEndpoint, prompt_tokens_for,
@@ -15,7 +16,7 @@ use super::systemd;
 use super::watchdog::{Rules, Seen, Verdict, Watch};
 use crate::docker::ContainerState;
 use crate::lifecycle::{Acted, MineError, Miner, StartOptions, StatusReport, WorkerAction};
-use crate::session::sidecar::{self, SessionRecord};
+use crate::session::sidecar::{RecordReader, SessionRecord};
 use crate::session::{SessionLock, state::Operation};
 use crate::telemetry::{self, Sampling};
 use std::net::SocketAddr;
@@ -83,6 +84,8 @@ pub struct Supervisor<'a> {
     exporter: Option<Exporter>,
     /// Each worker's idle-fill driver, while the worker runs.
     fillers: Vec<Option<IdleFillHandle>>,
+    record: RecordReader,
+    containers: ContainerWatch,
 }
 
 impl<'a> Supervisor<'a> {
@@ -143,6 +146,8 @@ impl<'a> Supervisor<'a> {
             last_stats: None,
             exporter,
             fillers: (0..workers).map(|_| None).collect(),
+            record: RecordReader::default(),
+            containers: ContainerWatch::default(),
         })
     }
 
@@ -231,7 +236,7 @@ impl<'a> Supervisor<'a> {
         if holder.and_then(|h| h.operation).as_deref() == Some(Operation::Stop.word()) {
             return Ok(Look::Skipped);
         }
-        let record = match sidecar::read(&paths.sidecar())? {
+        let record = match self.record.read(&paths.sidecar())? {
             Some(record) if record.session_id.as_deref() == Some(self.session_id.as_str()) => {
                 record
             }
@@ -249,11 +254,17 @@ impl<'a> Supervisor<'a> {
         let docker = self.miner.docker.clone().map_err(MineError::Docker)?;
         let workers = record.worker_list();
         let ids: Vec<String> = workers.iter().map(|w| w.container_id.clone()).collect();
-        let states = docker.inspect_all(&ids)?;
         let at = self.began.elapsed().as_secs_f64();
         let stats_due = self
             .last_stats
             .is_none_or(|last| last.elapsed() >= self.options.stats_interval);
+        let states = self.containers.look(
+            &docker,
+            &paths.home_label(),
+            &self.session_id,
+            &ids,
+            stats_due,
+        )?;
         let report = if stats_due {
             self.last_stats = Some(Instant::now());
             let report = self.miner.status()?;
