@@ -144,6 +144,7 @@ pub fn run(args: &SuperviseArgs, limits: SandboxLimits) -> CliResult {
         if let Some(recording) = recording.as_mut() {
             recording.record(snapshot, &mut notice);
         }
+        resident::look_done();
         if std::mem::take(&mut first) {
             resident::phase_done("the first look");
         }
