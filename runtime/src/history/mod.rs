@@ -203,6 +203,17 @@ impl History {
         &self.path
     }
 
+    /// Caps SQLite's page cache for this connection at `kib` KiB (its
+    /// default is 2 MiB, kept resident once filled).
+    pub fn cap_cache(&self, kib: u32) -> Result<(), HistoryError> {
+        self.conn
+            .pragma_update(None, "cache_size", -i64::from(kib))
+            .map_err(|source| HistoryError::Sqlite {
+                path: self.path.clone(),
+                source,
+            })
+    }
+
     /// `PRAGMA integrity_check`: `["ok"]` for a sound database, else
     /// SQLite's findings.
     pub fn integrity_check(&self) -> Result<Vec<String>, HistoryError> {
@@ -396,6 +407,20 @@ pub(crate) mod tests {
             workers: vec![worker(0, accepted[0]), worker(1, accepted[1])],
             gpus: vec![gpu(0, Some(energy_mj[0])), gpu(1, Some(energy_mj[1]))],
         }
+    }
+
+    #[test]
+    fn the_page_cache_is_capped_for_this_connection() {
+        let (_dir, history) = temp_history();
+        let cache_size = || -> i64 {
+            history
+                .conn
+                .pragma_query_value(None, "cache_size", |row| row.get(0))
+                .unwrap()
+        };
+        assert_eq!(cache_size(), -2000, "SQLite's default");
+        history.cap_cache(512).unwrap();
+        assert_eq!(cache_size(), -512);
     }
 
     #[test]
