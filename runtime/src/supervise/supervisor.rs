@@ -84,7 +84,9 @@ pub struct Supervisor<'a> {
     exporter: Option<Exporter>,
     /// Each worker's idle-fill driver, while the worker runs.
     fillers: Vec<Option<IdleFillHandle>>,
+    /// The session record, parsed again only when its bytes change.
     record: RecordReader,
+    /// The workers' containers, inspected only when they change.
     containers: ContainerWatch,
 }
 
