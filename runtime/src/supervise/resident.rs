@@ -5,8 +5,8 @@
 //! providers, Docker and the exporter, the first look), each of which maps
 //! code it alone runs: after each, the supervisor asks the kernel to page out
 //! its read-only file mappings (the executable, the providers' compiled code,
-//! shared libraries, whose pages other processes also map the kernel leaves
-//! alone), so the phases' pages never add up. They are clean pages of the
+//! shared libraries; the kernel leaves alone the pages other processes also
+//! map), so the phases' pages never add up. They are clean pages of the
 //! files, read back on the next use, so nothing is lost, and its resident
 //! memory becomes what it runs.
 //!
@@ -16,8 +16,8 @@
 
 /// Gives the heap's free pages back to the kernel (glibc keeps them
 /// resident): the stats looks' buffers are freed, then kept. Measured, the
-/// supervisor's own memory goes from about 4.2 to 3.4 MiB, for a few
-/// microseconds a look.
+/// supervisor's own memory went from about 4.2 to 3.4 MiB, with no CPU
+/// difference a 60 s measurement could see.
 pub fn look_done() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only releases free memory of glibc's heap.
@@ -29,7 +29,10 @@ pub fn look_done() {
 /// Called when a phase of start-up is done: its code is paged out.
 pub fn phase_done(phase: &str) {
     match release_startup_pages() {
-        Ok(bytes) => tracing::debug!("after {phase}: paged out {} KiB of code", bytes >> 10),
+        Ok(bytes) => tracing::debug!(
+            "after {phase}: paged out {} KiB of mapped files",
+            bytes >> 10
+        ),
         Err(err) => tracing::debug!("cannot page out start-up code: {err}"),
     }
 }
@@ -101,7 +104,6 @@ mod tests {
     fn the_executables_code_is_paged_out_and_still_runs() {
         let released = release_startup_pages().unwrap();
         assert!(released > 0, "no read-only mapping of the test binary");
-        look_done();
         // Code paged out is read back: this call still runs.
         assert_eq!(format!("{}", 1 + 1), "2");
     }
