@@ -14,6 +14,7 @@ fn main() {
         .parent()
         .expect("runtime/ is in the workspace");
     let out_dir = std::env::var("OUT_DIR").expect("set by cargo");
+    order_supervise_code(Path::new(&manifest_dir));
     for watched in ["providers", "wit", "Cargo.lock"] {
         println!(
             "cargo:rerun-if-changed={}",
@@ -57,4 +58,37 @@ fn main() {
     source.push_str("];\n");
     std::fs::write(Path::new(&out_dir).join("builtin_components.rs"), source)
         .expect("writing builtin_components.rs");
+}
+
+/// Places the functions `jarvis mine supervise` runs after start-up
+/// together in the binary (`supervise.order`, written by
+/// scripts/order-supervise): the kernel maps an executable's code 64 KiB
+/// around each page run, so the looks' code, spread over the whole 28 MB
+/// text, kept about three times its size resident (docs/benchmarks.md,
+/// "The looks' code together"). Only with rust-lld, x86-64 Linux's default
+/// linker, which knows the option; a name the build lacks is skipped.
+/// `JARVIS_LINK_MAP=FILE` also writes the linker's map, where
+/// scripts/order-supervise finds each function's address.
+fn order_supervise_code(manifest_dir: &Path) {
+    let order = manifest_dir.join("supervise.order");
+    println!("cargo:rerun-if-changed={}", order.display());
+    println!("cargo:rerun-if-env-changed=JARVIS_LINK_MAP");
+    println!("cargo:rerun-if-env-changed=RUSTC_LINKER");
+    let target = std::env::var("TARGET").unwrap_or_default();
+    let flags = std::env::var("CARGO_ENCODED_RUSTFLAGS").unwrap_or_default();
+    let own_link_settings = std::env::var_os("RUSTC_LINKER").is_some() || flags.contains("link");
+    if target != "x86_64-unknown-linux-gnu" || own_link_settings {
+        return;
+    }
+    println!(
+        "cargo:rustc-link-arg-bins=-Wl,--symbol-ordering-file={}",
+        order.display()
+    );
+    println!("cargo:rustc-link-arg-bins=-Wl,--no-warn-symbol-ordering");
+    if let Some(map) = std::env::var_os("JARVIS_LINK_MAP") {
+        println!(
+            "cargo:rustc-link-arg-bins=-Wl,-Map={}",
+            Path::new(&map).display()
+        );
+    }
 }
