@@ -62,13 +62,14 @@ fn main() {
 
 /// Places the functions `jarvis mine supervise` runs after start-up
 /// together in the binary (`supervise.order`, written by
-/// scripts/order-supervise): the kernel maps an executable's code 64 KiB
-/// around each page run, so the looks' code, spread over the whole 28 MB
-/// text, kept about three times its size resident (docs/benchmarks.md,
-/// "The looks' code together"). Only with rust-lld, x86-64 Linux's default
-/// linker, which knows the option; a name the build lacks is skipped.
-/// `JARVIS_LINK_MAP=FILE` also writes the linker's map, where
-/// scripts/order-supervise finds each function's address.
+/// scripts/order-supervise): the kernel reads code around each page
+/// faulted in and maps 64 KiB around each page run, so the looks' 4.8 MiB
+/// of code, spread over the whole 28 MB text, kept 12.7 MiB resident
+/// (docs/benchmarks.md, "The looks' code together"). Only with rust-lld,
+/// x86-64 Linux's default linker, which knows the option, and only when
+/// the build sets no linker or link flags of its own; a name the build
+/// lacks is skipped. `JARVIS_LINK_MAP=FILE` also writes the linker's map,
+/// where scripts/order-supervise finds each function's address.
 fn order_supervise_code(manifest_dir: &Path) {
     let order = manifest_dir.join("supervise.order");
     println!("cargo:rerun-if-changed={}", order.display());
