@@ -1,6 +1,7 @@
 """Writes to OUTPUT the functions on the code pages a running `jarvis` runs (scripts/order-supervise).
 
 Usage: touched-functions.py BINARY MAP OUTPUT PID SECONDS
+       touched-functions.py --listed MAP ORDER   (how many of ORDER's functions MAP's build has)
 
 Pages out the process's code and drops the binary's page cache, so that each page it runs afterwards is read
 back alone (the supervisor asks for no read-ahead, and the kernel's fault-around maps only pages already
@@ -75,7 +76,17 @@ def functions(map_file):
     return found
 
 
+def listed(map_file, order_file):
+    names = {name for _, _, name in functions(map_file)}
+    order = [line.strip() for line in open(order_file) if line.strip() and not line.startswith("#")]
+    found = sum(name in names for name in order)
+    print(f"{order_file}: {found} of its {len(order)} functions are in this build ({found * 100 // max(len(order), 1)} %)")
+
+
 def main():
+    if sys.argv[1] == "--listed":
+        listed(sys.argv[2], sys.argv[3])
+        return
     binary, map_file, output = os.path.realpath(sys.argv[1]), sys.argv[2], sys.argv[3]
     pid, seconds = int(sys.argv[4]), float(sys.argv[5])
     start, end, offset = code_mapping(pid, binary)
