@@ -65,10 +65,10 @@ fn main() {
 /// scripts/order-supervise): the kernel reads code around each page
 /// faulted in and maps 64 KiB around each page run, so the looks' 4.8 MiB
 /// of code, spread over the whole 28 MB text, kept 12.7 MiB resident
-/// (docs/benchmarks.md, "The looks' code together"). Only with rust-lld,
-/// x86-64 Linux's default linker, which knows the option, and only when
-/// the build sets no linker or link flags of its own; a name the build
-/// lacks is skipped. `JARVIS_LINK_MAP=FILE` also writes the linker's map,
+/// (docs/benchmarks.md, "The looks' code together"). Only in a release
+/// build with rust-lld, x86-64 Linux's default linker, which knows the
+/// option, and only when the build sets no linker or link flags of its
+/// own; a name the build lacks is skipped. `JARVIS_LINK_MAP=FILE` also writes the linker's map,
 /// where scripts/order-supervise finds each function's address.
 fn order_supervise_code(manifest_dir: &Path) {
     let order = manifest_dir.join("supervise.order");
@@ -78,7 +78,9 @@ fn order_supervise_code(manifest_dir: &Path) {
     let target = std::env::var("TARGET").unwrap_or_default();
     let flags = std::env::var("CARGO_ENCODED_RUSTFLAGS").unwrap_or_default();
     let own_link_settings = std::env::var_os("RUSTC_LINKER").is_some() || flags.contains("link");
-    if target != "x86_64-unknown-linux-gnu" || own_link_settings {
+    // A debug build's names differ (its own metadata hash): nothing to order.
+    let release = std::env::var("PROFILE").is_ok_and(|profile| profile == "release");
+    if target != "x86_64-unknown-linux-gnu" || own_link_settings || !release {
         return;
     }
     println!(
