@@ -38,7 +38,9 @@ pub fn phase_done(phase: &str) {
 }
 
 /// Pages out the process's read-only file mappings and asks for no
-/// read-ahead when a page is read back; the bytes advised.
+/// read-ahead when a page is read back (Linux 6.18 still reads around a
+/// fault in code, so the code's layout does the rest: runtime/build.rs);
+/// the bytes advised.
 #[cfg(target_os = "linux")]
 fn release_startup_pages() -> Result<usize, String> {
     let maps = std::fs::read_to_string("/proc/self/maps").map_err(|err| err.to_string())?;
@@ -65,9 +67,8 @@ fn release_startup_pages() -> Result<usize, String> {
         // SAFETY: a range of this process's own read-only mapping of a
         // file: paging it out drops clean pages the kernel reads back from
         // the file on the next access (a device mapping refuses the
-        // advice), and MADV_RANDOM only stops the read-ahead of a page read
-        // back (the kernel still maps what is already cached around it); no
-        // memory changes meaning.
+        // advice), and MADV_RANDOM is only a hint about reading the file;
+        // no memory changes meaning.
         let done = unsafe {
             libc::madvise(region, end - start, libc::MADV_RANDOM) == 0
                 && libc::madvise(region, end - start, libc::MADV_PAGEOUT) == 0
